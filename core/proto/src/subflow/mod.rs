@@ -1,0 +1,462 @@
+//! One TCP subflow: handshake, sequence spaces, SACK, RTT/RTO, RACK loss detection,
+//! congestion control, delayed ACKs, keepalive, FIN/RST and TIME_WAIT.
+//!
+//! The subflow knows nothing of data sequence numbers beyond what it is told: the connection
+//! decides what to send on it and where received bytes go. Sequence numbers are unwrapped
+//! 64-bit offsets from the ISNs (the SYN is offset 0, the first data byte offset 1), converted
+//! to 32-bit wire values only when a header is written or read.
+
+mod config;
+mod rx;
+mod sent;
+mod tx;
+
+pub use config::SubflowConfig;
+pub use rx::{AckOutcome, RxOutcome};
+pub use sent::{SentQueue, SentSeg};
+pub use tx::Control;
+
+use crate::cc::{CongestionControl, pacer::Pacer, rtt::RttEstimator};
+use crate::range_set::RangeSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    Closing,
+    TimeWait,
+    CloseWait,
+    LastAck,
+    Closed,
+}
+
+impl State {
+    /// Data may be sent in this state.
+    pub fn can_send(self) -> bool {
+        matches!(self, State::Established | State::CloseWait)
+    }
+
+    /// The peer may still send us data.
+    pub fn can_receive(self) -> bool {
+        matches!(
+            self,
+            State::Established | State::FinWait1 | State::FinWait2
+        )
+    }
+
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::SynSent | State::SynReceived | State::Closed)
+    }
+}
+
+/// Why a subflow stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both FINs exchanged.
+    Finished,
+    /// The peer reset it.
+    Reset,
+    /// Too many retransmission timeouts, unanswered keepalives or SYN retries.
+    TimedOut,
+    /// We reset it (bad HMAC, policy, abort).
+    Aborted,
+}
+
+/// Timers a subflow runs; the earliest one is reported by `poll_timeout`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timers {
+    rto: Option<Instant>,
+    rack: Option<Instant>,
+    delayed_ack: Option<Instant>,
+    keepalive: Option<Instant>,
+    time_wait: Option<Instant>,
+    pacing: Option<Instant>,
+}
+
+/// RACK state (RFC 8985): the most recently sent segment known to be delivered.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rack {
+    xmit: Option<Instant>,
+    end: u64,
+    rtt: Duration,
+    reordering_seen: bool,
+}
+
+/// Counters a subflow keeps for statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubflowCounters {
+    pub segments_sent: u64,
+    pub segments_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_retransmitted: u64,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+    pub retransmissions: u64,
+    pub rto_events: u64,
+    pub fast_recoveries: u64,
+}
+
+pub struct Subflow {
+    pub cfg: SubflowConfig,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: State,
+    pub close_reason: Option<CloseReason>,
+    pub created: Instant,
+    pub established_at: Option<Instant>,
+
+    iss: u32,
+    irs: u32,
+    snd_una: u64,
+    snd_nxt: u64,
+    pub sent: SentQueue,
+    /// The subflow should send a FIN once the connection has nothing more for it.
+    fin_wanted: bool,
+    fin_ssn: Option<u64>,
+    /// Right edge of the peer's window in our subflow sequence space.
+    peer_wnd_edge: u64,
+    /// Last raw window field and the scale it is read with.
+    pub peer_window: u64,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    pub peer_mss: u16,
+    sack_ok: bool,
+    ts_ok: bool,
+    ts_recent: u32,
+
+    rcv_nxt: u64,
+    rcv_ooo: RangeSet,
+    last_ooo: Option<Range<u64>>,
+    peer_fin: Option<u64>,
+
+    ack_now: bool,
+    ack_pending: bool,
+    unacked_segments: u32,
+    /// ACK every segment for a while after start and after loss (quick ACK mode).
+    quickacks: u32,
+    dup_data_seen: bool,
+
+    timers: Timers,
+    pub rtt: RttEstimator,
+    pub cc: Box<dyn CongestionControl>,
+    pacer: Pacer,
+    recovery_until: Option<u64>,
+    /// Consecutive retransmission timeouts without progress.
+    pub rto_count: u32,
+    rack: Rack,
+    pub last_received: Instant,
+    pub last_sent: Instant,
+    /// Last time new data was cumulatively acknowledged.
+    pub last_progress: Instant,
+    keepalives_unanswered: u32,
+    keepalive_due: bool,
+    syn_count: u32,
+    rst_pending: bool,
+    pub counters: SubflowCounters,
+}
+
+impl std::fmt::Debug for Subflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subflow")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("state", &self.state)
+            .field("snd_una", &self.snd_una)
+            .field("snd_nxt", &self.snd_nxt)
+            .field("rcv_nxt", &self.rcv_nxt)
+            .field("cwnd", &self.cc.window())
+            .field("in_flight", &self.sent.in_flight)
+            .finish()
+    }
+}
+
+impl Subflow {
+    fn new(
+        now: Instant,
+        cfg: SubflowConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: u32,
+        state: State,
+    ) -> Self {
+        let mss = cfg.mss as u64;
+        let cc = cfg.congestion_control.build(mss, now);
+        let rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
+        Self {
+            local,
+            remote,
+            state,
+            close_reason: None,
+            created: now,
+            established_at: None,
+            iss,
+            irs: 0,
+            snd_una: 0,
+            snd_nxt: 0,
+            sent: SentQueue::default(),
+            fin_wanted: false,
+            fin_ssn: None,
+            peer_wnd_edge: 1,
+            peer_window: 0,
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            peer_mss: 536,
+            sack_ok: false,
+            ts_ok: false,
+            ts_recent: 0,
+            rcv_nxt: 0,
+            rcv_ooo: RangeSet::new(),
+            last_ooo: None,
+            peer_fin: None,
+            ack_now: false,
+            ack_pending: false,
+            unacked_segments: 0,
+            quickacks: 16,
+            dup_data_seen: false,
+            timers: Timers::default(),
+            rtt,
+            cc,
+            pacer: Pacer::new(),
+            recovery_until: None,
+            rto_count: 0,
+            rack: Rack::default(),
+            last_received: now,
+            last_sent: now,
+            last_progress: now,
+            keepalives_unanswered: 0,
+            keepalive_due: false,
+            syn_count: 0,
+            rst_pending: false,
+            counters: SubflowCounters::default(),
+            cfg,
+        }
+    }
+
+    /// An active open: the SYN goes out on the next poll.
+    pub fn connect(
+        now: Instant,
+        cfg: SubflowConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: u32,
+    ) -> Self {
+        let mut sf = Self::new(now, cfg, local, remote, iss, State::SynSent);
+        sf.queue_syn(now);
+        sf
+    }
+
+    /// A passive open from a received SYN: the SYN/ACK goes out on the next poll.
+    pub fn accept(
+        now: Instant,
+        cfg: SubflowConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: u32,
+        syn: &crate::wire::TcpRepr,
+    ) -> Self {
+        let mut sf = Self::new(now, cfg, local, remote, iss, State::SynReceived);
+        sf.irs = syn.seq.0;
+        sf.rcv_nxt = 1;
+        sf.take_syn_options(syn);
+        sf.peer_window = syn.window as u64;
+        sf.queue_syn(now);
+        sf
+    }
+
+    /// The SYN (or SYN/ACK) occupies offset 0 and is retransmitted like data.
+    fn queue_syn(&mut self, now: Instant) {
+        self.sent.push(SentSeg {
+            ssn: 0,
+            len: 0,
+            dsn: 0,
+            data_fin: false,
+            fin: false,
+            syn: true,
+            sent_at: now,
+            retransmitted: false,
+            sacked: false,
+            lost: true,
+            pinned: false,
+        });
+        // Queued as "lost" so the normal retransmission path sends it the first time.
+        self.sent.mark_lost(0);
+        self.snd_nxt = 1;
+    }
+
+    fn take_syn_options(&mut self, syn: &crate::wire::TcpRepr) {
+        let o = &syn.options;
+        self.peer_mss = o.mss.unwrap_or(536).max(64);
+        if let Some(ws) = o.window_scale {
+            self.snd_wscale = ws.min(14);
+            self.rcv_wscale = self.cfg.window_scale;
+        }
+        self.sack_ok = self.cfg.sack && o.sack_permitted;
+        if let (true, Some((tsval, _))) = (self.cfg.timestamps, o.timestamps) {
+            self.ts_ok = true;
+            self.ts_recent = tsval;
+        }
+        let mss = self.effective_mss() as u64;
+        self.cc.set_mss(mss);
+    }
+
+    /// Largest payload a segment may carry before options are accounted for.
+    pub fn effective_mss(&self) -> u16 {
+        self.peer_mss.min(self.cfg.mss)
+    }
+
+    pub fn iss(&self) -> u32 {
+        self.iss
+    }
+
+    pub fn irs(&self) -> u32 {
+        self.irs
+    }
+
+    pub fn snd_una(&self) -> u64 {
+        self.snd_una
+    }
+
+    pub fn snd_nxt(&self) -> u64 {
+        self.snd_nxt
+    }
+
+    pub fn rcv_nxt(&self) -> u64 {
+        self.rcv_nxt
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.sent.in_flight
+    }
+
+    pub fn cwnd(&self) -> u64 {
+        self.cc.window()
+    }
+
+    pub fn srtt(&self) -> Duration {
+        self.rtt.srtt()
+    }
+
+    pub fn has_rtt_sample(&self) -> bool {
+        self.rtt.has_samples()
+    }
+
+    pub fn in_recovery(&self) -> bool {
+        self.recovery_until.is_some()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether nothing sent is still waiting for acknowledgement.
+    pub fn all_acked(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    /// Outstanding segments waiting for retransmission.
+    pub fn has_lost(&self) -> bool {
+        self.sent.lost_count > 0
+    }
+
+    pub fn rcv_wscale(&self) -> u8 {
+        self.rcv_wscale
+    }
+
+    pub fn snd_wscale(&self) -> u8 {
+        self.snd_wscale
+    }
+
+    pub fn timestamps(&self) -> bool {
+        self.ts_ok
+    }
+
+    pub fn sack_permitted(&self) -> bool {
+        self.sack_ok
+    }
+
+    /// Peer's FIN seen and all data before it received.
+    pub fn peer_finished(&self) -> bool {
+        self.peer_fin.is_some_and(|f| self.rcv_nxt > f)
+    }
+
+    /// Asks for an ACK to go out immediately (e.g. after a window update or an MPTCP
+    /// option that needs an answer).
+    pub fn request_ack(&mut self) {
+        self.ack_now = true;
+    }
+
+    /// Asks for the subflow to be closed with a FIN once the connection gives it no more data.
+    pub fn close(&mut self) {
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            self.abort();
+            return;
+        }
+        self.fin_wanted = true;
+    }
+
+    /// Resets the subflow: a RST goes out on the next poll and it is closed.
+    pub fn abort(&mut self) {
+        if self.state != State::Closed {
+            self.rst_pending = true;
+            self.enter_closed(CloseReason::Aborted);
+        }
+    }
+
+    fn enter_closed(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        self.close_reason.get_or_insert(reason);
+        self.timers = Timers::default();
+    }
+
+    fn enter_established(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.established_at = Some(now);
+        self.last_progress = now;
+        self.arm_keepalive(now);
+    }
+
+    fn arm_keepalive(&mut self, now: Instant) {
+        self.timers.keepalive = self.cfg.keepalive.map(|d| now + d);
+    }
+
+    /// Earliest timer, for the connection's `poll_timeout`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = &self.timers;
+        [
+            t.rto,
+            t.rack,
+            t.delayed_ack,
+            t.keepalive,
+            t.time_wait,
+            t.pacing,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// TSval for outgoing segments: a millisecond clock since the subflow started.
+    fn ts_now(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.created).as_millis() as u32
+    }
+
+    /// Copies the state a coupled congestion controller needs.
+    pub fn path_state(&self, active: bool) -> crate::cc::PathState {
+        crate::cc::PathState {
+            cwnd: self.cc.window(),
+            srtt: self.rtt.srtt(),
+            mss: self.effective_mss() as u64,
+            loss_interval: self.cc.loss_interval(),
+            active,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! Segments a subflow has sent and not yet had cumulatively acknowledged: the SACK scoreboard
+//! and the record RACK uses to decide what was lost.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// One transmitted segment. Subflow sequence offsets are relative to the ISN (SYN = 0).
+#[derive(Clone, Copy, Debug)]
+pub struct SentSeg {
+    pub ssn: u64,
+    pub len: u32,
+    /// Data sequence number of the first payload byte (meaningless for pure FIN/SYN).
+    pub dsn: u64,
+    /// Carries the connection-level DATA_FIN (which takes one DSN after the payload).
+    pub data_fin: bool,
+    /// Carries the subflow FIN (takes one subflow sequence number after the payload).
+    pub fin: bool,
+    pub syn: bool,
+    pub sent_at: Instant,
+    pub retransmitted: bool,
+    pub sacked: bool,
+    /// Declared lost and waiting for retransmission.
+    pub lost: bool,
+    /// The same DSN range was also sent on another subflow: the connection must keep its
+    /// bytes until this copy is acknowledged, not only until the DATA_ACK passes it.
+    pub pinned: bool,
+}
+
+impl SentSeg {
+    /// Subflow sequence space the segment occupies (payload + SYN/FIN flags).
+    pub fn seq_len(&self) -> u64 {
+        self.len as u64 + self.fin as u64 + self.syn as u64
+    }
+
+    pub fn end(&self) -> u64 {
+        self.ssn + self.seq_len()
+    }
+
+    /// Counted in the RFC 6675 "pipe": sent, not SACKed, not waiting as lost.
+    pub fn in_pipe(&self) -> bool {
+        !self.sacked && !self.lost
+    }
+}
+
+/// The outstanding segments in subflow-sequence order, with running byte counts.
+#[derive(Debug, Default)]
+pub struct SentQueue {
+    segs: VecDeque<SentSeg>,
+    /// Bytes of sequence space in the pipe.
+    pub in_flight: u64,
+    pub lost_count: usize,
+    pub sacked_count: usize,
+}
+
+impl SentQueue {
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.segs.len()
+    }
+
+    pub fn front(&self) -> Option<&SentSeg> {
+        self.segs.front()
+    }
+
+    pub fn back(&self) -> Option<&SentSeg> {
+        self.segs.back()
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &SentSeg> + '_ {
+        self.segs.iter()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&SentSeg> {
+        self.segs.get(i)
+    }
+
+    pub fn push(&mut self, seg: SentSeg) {
+        debug_assert!(self.segs.back().is_none_or(|b| b.end() <= seg.ssn));
+        self.in_flight += seg.seq_len();
+        self.segs.push_back(seg);
+    }
+
+    /// Index of the first segment ending after `ssn`.
+    pub fn index_after(&self, ssn: u64) -> usize {
+        self.segs.partition_point(|s| s.end() <= ssn)
+    }
+
+    /// Removes every segment fully below `ack`, trimming a partially acknowledged one.
+    /// Calls `on_removed` for each removed (or trimmed) segment with the bytes acknowledged.
+    pub fn ack_to(&mut self, ack: u64, mut on_removed: impl FnMut(&SentSeg, u64)) {
+        while let Some(front) = self.segs.front_mut() {
+            if front.end() <= ack {
+                let seg = *front;
+                self.segs.pop_front();
+                self.forget(&seg);
+                on_removed(&seg, seg.seq_len());
+            } else if front.ssn < ack {
+                // Partial acknowledgement: keep the tail. SYN/FIN flags stay with the tail
+                // only for FIN (the SYN is always first and alone).
+                let cut = ack - front.ssn;
+                let before = *front;
+                let mut payload_cut = cut;
+                if front.syn {
+                    front.syn = false;
+                    payload_cut -= 1;
+                }
+                let payload_cut = payload_cut.min(front.len as u64);
+                front.ssn = ack;
+                front.len -= payload_cut as u32;
+                front.dsn += payload_cut;
+                if front.in_pipe() {
+                    self.in_flight -= cut;
+                }
+                on_removed(&before, cut);
+                break;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn forget(&mut self, seg: &SentSeg) {
+        if seg.in_pipe() {
+            self.in_flight -= seg.seq_len();
+        }
+        if seg.lost {
+            self.lost_count -= 1;
+        }
+        if seg.sacked {
+            self.sacked_count -= 1;
+        }
+    }
+
+    /// Marks segments fully inside `start..end` as SACKed. Returns the indexes newly marked
+    /// through `on_sacked`.
+    pub fn sack(&mut self, start: u64, end: u64, mut on_sacked: impl FnMut(&SentSeg)) {
+        let mut i = self.segs.partition_point(|s| s.ssn < start);
+        while let Some(seg) = self.segs.get_mut(i) {
+            if seg.end() > end {
+                break;
+            }
+            if !seg.sacked {
+                if seg.in_pipe() {
+                    self.in_flight -= seg.seq_len();
+                }
+                if seg.lost {
+                    seg.lost = false;
+                    self.lost_count -= 1;
+                }
+                seg.sacked = true;
+                self.sacked_count += 1;
+                on_sacked(seg);
+            }
+            i += 1;
+        }
+    }
+
+    pub fn mark_lost(&mut self, i: usize) -> bool {
+        let Some(seg) = self.segs.get_mut(i) else {
+            return false;
+        };
+        if seg.lost || seg.sacked {
+            return false;
+        }
+        seg.lost = true;
+        self.in_flight -= seg.seq_len();
+        self.lost_count += 1;
+        true
+    }
+
+    /// The first segment waiting for retransmission.
+    pub fn first_lost(&self) -> Option<usize> {
+        if self.lost_count == 0 {
+            return None;
+        }
+        self.segs.iter().position(|s| s.lost)
+    }
+
+    /// Records the retransmission of segment `i` at `now`.
+    pub fn retransmitted(&mut self, i: usize, now: Instant) -> Option<SentSeg> {
+        let seg = self.segs.get_mut(i)?;
+        if seg.lost {
+            seg.lost = false;
+            self.lost_count -= 1;
+            self.in_flight += seg.seq_len();
+        } else if !seg.in_pipe() {
+            return None;
+        }
+        seg.retransmitted = true;
+        seg.sent_at = now;
+        Some(*seg)
+    }
+
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut SentSeg> {
+        self.segs.get_mut(i)
+    }
+
+    /// Drops everything (the subflow is gone); returns the segments.
+    pub fn drain(&mut self) -> impl Iterator<Item = SentSeg> + '_ {
+        self.in_flight = 0;
+        self.lost_count = 0;
+        self.sacked_count = 0;
+        self.segs.drain(..)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(ssn: u64, len: u32, t: Instant) -> SentSeg {
+        SentSeg {
+            ssn,
+            len,
+            dsn: 1000 + ssn,
+            data_fin: false,
+            fin: false,
+            syn: false,
+            sent_at: t,
+            retransmitted: false,
+            sacked: false,
+            lost: false,
+            pinned: false,
+        }
+    }
+
+    #[test]
+    fn pipe_accounting_through_sack_loss_retransmit_ack() {
+        let t = Instant::now();
+        let mut q = SentQueue::default();
+        for i in 0..4 {
+            q.push(seg(1 + i * 100, 100, t));
+        }
+        assert_eq!(q.in_flight, 400);
+        q.sack(201, 401, |_| {});
+        assert_eq!(q.in_flight, 200);
+        assert_eq!(q.sacked_count, 2);
+        assert!(q.mark_lost(0));
+        assert!(!q.mark_lost(2), "sacked segments are not lost");
+        assert_eq!(q.in_flight, 100);
+        assert_eq!(q.first_lost(), Some(0));
+        q.retransmitted(0, t).unwrap();
+        assert_eq!(q.in_flight, 200);
+        let mut acked = 0;
+        q.ack_to(251, |_, n| acked += n);
+        assert_eq!(acked, 250);
+        assert_eq!(q.front().unwrap().ssn, 251);
+        assert_eq!(q.front().unwrap().dsn, 1251);
+        assert_eq!(q.len(), 2);
+        q.ack_to(401, |_, _| {});
+        assert!(q.is_empty());
+        assert_eq!((q.in_flight, q.lost_count, q.sacked_count), (0, 0, 0));
+    }
+}
