@@ -504,6 +504,21 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_smaller_than_a_packet_still_lets_one_through_at_a_time() {
+        let t0 = Instant::now();
+        let cfg = LinkConfig::new(8_000_000, Duration::ZERO).with_queue_bytes(500);
+        let mut link = Link::new(cfg, 1);
+        assert_eq!(deliver_time(link.offer(t0, 1000)), t0 + MS);
+        assert_eq!(link.offer(t0, 1000), Fate::Dropped(DropReason::Queue));
+        assert_eq!(
+            link.offer(t0, 400),
+            Fate::Deliver(t0 + Duration::from_micros(1400))
+        );
+        let idle = t0 + 2 * MS;
+        assert_eq!(deliver_time(link.offer(idle, 1000)), idle + MS);
+    }
+
+    #[test]
     fn queue_sizing_helpers() {
         let cfg = LinkConfig::new(40_000_000, 10 * MS);
         assert_eq!(cfg.bdp_bytes(), 100_000);
