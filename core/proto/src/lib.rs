@@ -2,8 +2,35 @@
 //!
 //! Nothing in this crate performs I/O, reads a clock or spawns threads: the caller feeds
 //! segments and time in, and polls segments, timers and events out (the quinn-proto model).
+//!
+//! - [`wire`]: TCP and MPTCP option codecs, TCP-in-UDP framing, checksums, MPTCP crypto.
+//! - [`subflow`]: one TCP subflow (handshake, SACK, RACK, RTO, congestion control).
+//! - [`conn`]: one MPTCP connection (data sequence space, buffers, subflows, reinjection).
+//! - [`endpoint`]: demultiplexing and the listening side.
+//! - [`sched`], [`policy`], [`cc`]: schedulers, service types, congestion control.
+//! - [`sim`]: a deterministic network simulator for tests and benchmarks.
 
 pub mod cc;
+pub mod conn;
+pub mod endpoint;
+pub mod frame;
+pub mod harness;
+pub mod path;
+pub mod policy;
 pub mod random;
+pub mod range_set;
+pub mod sched;
+pub mod seq;
 pub mod sim;
+pub mod subflow;
 pub mod wire;
+
+pub use conn::{
+    CloseError, ConnState, Connection, ConnectionConfig, ConnectionStats, Event, PathStats,
+    ReadError, SwitchReason, Transmit, WriteError,
+};
+pub use endpoint::{ConnectionHandle, Endpoint, EndpointConfig};
+pub use frame::Framing;
+pub use path::{InterfaceKind, PathId, PathSpec};
+pub use policy::{Policy, ServiceType};
+pub use sched::SchedulerKind;

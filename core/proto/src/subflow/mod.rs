@@ -16,7 +16,7 @@ pub use rx::{AckOutcome, RxOutcome};
 pub use sent::{SentQueue, SentSeg};
 pub use tx::Control;
 
-use crate::cc::{CongestionControl, pacer::Pacer, rtt::RttEstimator};
+use crate::cc::{CongestionControl, Pacer, RttEstimator};
 use crate::range_set::RangeSet;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -158,6 +158,8 @@ pub struct Subflow {
     keepalive_due: bool,
     syn_count: u32,
     rst_pending: bool,
+    /// Outstanding segments whose bytes another subflow also carries.
+    pub pinned_count: u32,
     pub counters: SubflowCounters,
 }
 
@@ -187,7 +189,10 @@ impl Subflow {
     ) -> Self {
         let mss = cfg.mss as u64;
         let cc = cfg.congestion_control.build(mss, now);
-        let rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
+        let rtt = RttEstimator::new()
+            .with_initial_rto(cfg.initial_rto)
+            .with_min_rto(cfg.min_rto)
+            .with_max_rto(cfg.max_rto);
         Self {
             local,
             remote,
@@ -233,6 +238,7 @@ impl Subflow {
             keepalive_due: false,
             syn_count: 0,
             rst_pending: false,
+            pinned_count: 0,
             counters: SubflowCounters::default(),
             cfg,
         }
@@ -281,7 +287,7 @@ impl Subflow {
             sent_at: now,
             retransmitted: false,
             sacked: false,
-            lost: true,
+            lost: false,
             pinned: false,
         });
         // Queued as "lost" so the normal retransmission path sends it the first time.
@@ -383,6 +389,24 @@ impl Subflow {
     /// Peer's FIN seen and all data before it received.
     pub fn peer_finished(&self) -> bool {
         self.peer_fin.is_some_and(|f| self.rcv_nxt > f)
+    }
+
+    /// Lowest data offset a pinned outstanding segment refers to.
+    pub fn min_pinned_dsn(&self) -> Option<u64> {
+        if self.pinned_count == 0 {
+            return None;
+        }
+        self.sent.iter().filter(|s| s.pinned).map(|s| s.dsn).min()
+    }
+
+    /// Out-of-order data is held: ACKs should carry SACK blocks now.
+    pub fn has_sack_info(&self) -> bool {
+        self.sack_ok && !self.rcv_ooo.is_empty()
+    }
+
+    /// Forgets a RST we meant to send (the peer reset us first).
+    pub fn drop_pending_rst(&mut self) {
+        self.rst_pending = false;
     }
 
     /// Asks for an ACK to go out immediately (e.g. after a window update or an MPTCP

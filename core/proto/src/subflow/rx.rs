@@ -248,7 +248,7 @@ impl Subflow {
             self.last_progress = now;
         }
         if self.sack_ok {
-            for &(l, r) in seg.options.sack_blocks() {
+            for &(l, r) in seg.options.sack_blocks.iter() {
                 let l = from_wire(self.iss, l.0, self.snd_una);
                 let r = from_wire(self.iss, r.0, self.snd_una);
                 if l >= r || l < self.snd_una || r > self.snd_nxt {
@@ -513,7 +513,8 @@ impl Subflow {
     }
 
     fn retransmit_syn_now(&mut self) {
-        if let Some(i) = self.sent.iter().position(|s| s.syn) {
+        let syn_at = self.sent.iter().position(|s| s.syn);
+        if let Some(i) = syn_at {
             self.sent.mark_lost(i);
         }
     }

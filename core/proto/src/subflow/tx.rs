@@ -163,7 +163,11 @@ impl Subflow {
                 SeqNum(to_wire(self.irs, r.start)),
                 SeqNum(to_wire(self.irs, r.end)),
             );
-            if !repr.options.try_push_sack(block) {
+            // A SACK option costs 2 bytes plus 8 per block, after two NOPs.
+            let extra = if repr.options.sack_blocks.is_empty() { 12 } else { 8 };
+            if repr.options.len() + extra > crate::wire::MAX_OPTIONS_LEN
+                || repr.options.sack_blocks.push(block.0, block.1).is_err()
+            {
                 break;
             }
         }

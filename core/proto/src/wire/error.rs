@@ -33,6 +33,8 @@ pub enum WireError {
     UrgentNotSupported,
     /// The output buffer is shorter than what must be written.
     BufferTooSmall,
+    /// The TCP checksum does not match the segment (raw carrier).
+    BadChecksum,
 }
 
 impl fmt::Display for WireError {
@@ -54,6 +56,7 @@ impl fmt::Display for WireError {
             Self::OptionSpaceExceeded => f.write_str("TCP options exceed 40 bytes"),
             Self::UrgentNotSupported => f.write_str("urgent data is not supported in TCP-in-UDP"),
             Self::BufferTooSmall => f.write_str("output buffer too small"),
+            Self::BadChecksum => f.write_str("bad TCP checksum"),
         }
     }
 }

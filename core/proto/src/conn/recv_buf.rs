@@ -141,9 +141,12 @@ impl Reassembly {
 
     /// Moves chunks that became contiguous into the in-order ring.
     fn drain_pending(&mut self) {
-        while let Some(entry) = self.pending.first_entry() {
-            let start = *entry.key();
+        loop {
             let nxt = self.rcv_nxt();
+            let Some(entry) = self.pending.first_entry() else {
+                break;
+            };
+            let start = *entry.key();
             if start > nxt {
                 break;
             }

@@ -1,0 +1,666 @@
+//! One MPTCP connection: keys and tokens, the data sequence space, send and receive buffers,
+//! DATA_ACK and DATA_FIN, subflows and the scheduler that feeds them, reinjection, and the
+//! fallback to plain TCP.
+//!
+//! Data sequence numbers are kept as offsets from the IDSN of their direction (the first
+//! data byte is offset 1), so that like subflow sequence numbers they never wrap inside the
+//! engine; the wire form is `idsn + offset`.
+
+mod events;
+mod handshake;
+mod mapping;
+mod paths;
+mod recv_buf;
+mod rx;
+mod send_buf;
+mod timers;
+mod tx;
+
+pub use events::{CloseError, ConnectionStats, Event, PathStats, SwitchReason};
+pub use mapping::{MappingTable, RxMapping};
+pub use recv_buf::{Inserted, Reassembly};
+pub use send_buf::SendBuffer;
+pub use tx::Transmit;
+
+use crate::frame::Framing;
+use crate::path::{InterfaceKind, PathId, PathSpec};
+use crate::policy::Policy;
+use crate::range_set::RangeSet;
+use crate::sched::{Scheduler, SchedulerKind};
+use crate::subflow::{Subflow, SubflowConfig};
+use crate::wire::TcpRstReason;
+use paths::PathManager;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Identifies a subflow within its connection (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubflowId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Settings of one connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    pub subflow: SubflowConfig,
+    pub send_buffer: usize,
+    pub receive_buffer: usize,
+    /// Ask for DSS checksums (RFC 8684 §3.3.1). Either side asking turns them on.
+    pub checksum: bool,
+    /// Most subflows at once, the initial one included.
+    pub max_subflows: usize,
+    pub scheduler: SchedulerKind,
+    /// How paths are used: handover, interactive, aggregate, redundant.
+    pub policy: Policy,
+    /// Speak plain TCP to a peer that does not answer MP_CAPABLE (otherwise: fail).
+    pub allow_fallback: bool,
+    /// Open subflows to addresses the peer announces with ADD_ADDR.
+    pub join_announced: bool,
+    /// How long the connection survives with no subflow at all (waiting for an interface).
+    pub no_path_timeout: Duration,
+    /// Offer MPTCP at all (a plain TCP client when false).
+    pub mptcp: bool,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        let buffer = 4 << 20;
+        Self {
+            subflow: SubflowConfig {
+                window_scale: SubflowConfig::scale_for(buffer),
+                ..SubflowConfig::default()
+            },
+            send_buffer: buffer,
+            receive_buffer: buffer,
+            checksum: false,
+            max_subflows: 8,
+            scheduler: SchedulerKind::MinRtt,
+            policy: Policy::default(),
+            allow_fallback: true,
+            join_announced: true,
+            no_path_timeout: Duration::from_secs(30),
+            mptcp: true,
+        }
+    }
+}
+
+/// Where the MP_JOIN handshake of a subflow stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct JoinState {
+    pub local_nonce: u32,
+    pub remote_nonce: u32,
+    /// We sent the third ACK (client) and the peer has not acknowledged it yet: no data
+    /// may go on this subflow (RFC 8684 §3.2).
+    pub awaiting_ack: bool,
+    pub third_ack_at: Option<Instant>,
+    pub attempts: u32,
+}
+
+/// A subflow with the MPTCP state that belongs to it.
+pub(crate) struct SubflowEntry {
+    pub id: SubflowId,
+    pub sf: Subflow,
+    pub path: Option<PathId>,
+    pub kind: InterfaceKind,
+    pub initial: bool,
+    pub local_addr_id: u8,
+    pub remote_addr_id: u8,
+    /// We asked the peer to treat this subflow as backup.
+    pub backup_local: bool,
+    /// The peer asked us to treat it as backup: we send data on it only when nothing else can.
+    pub backup_remote: bool,
+    pub join: Option<JoinState>,
+    pub rx_maps: MappingTable,
+    /// Checksum mode: payload of the mapping being assembled, in subflow order.
+    pub staged: Vec<u8>,
+    /// Data this subflow must send (redundant copies, reinjection targeted at it).
+    pub own_queue: RangeSet,
+    /// MP_PRIO to send (the backup flag we want the peer to use for this subflow).
+    pub prio_pending: Option<bool>,
+    /// MP_FAIL to send (data offset of the mapping that failed its checksum).
+    pub fail_pending: Option<u64>,
+    /// Reason to put in MP_TCPRST when we reset this subflow.
+    pub rst_reason: Option<TcpRstReason>,
+    /// The RST carries MP_FASTCLOSE (connection abort).
+    pub fastclose: bool,
+    /// Counted as up (PathUp was reported).
+    pub reported_up: bool,
+    /// Data bytes of this subflow already counted against the cellular budget.
+    pub counted_bytes: u64,
+    /// `on_subflow_closed` already ran for it.
+    pub closed_handled: bool,
+}
+
+impl SubflowEntry {
+    fn new(id: SubflowId, sf: Subflow, path: Option<PathId>, kind: InterfaceKind) -> Self {
+        Self {
+            id,
+            sf,
+            path,
+            kind,
+            initial: false,
+            local_addr_id: 0,
+            remote_addr_id: 0,
+            backup_local: false,
+            backup_remote: false,
+            join: None,
+            rx_maps: MappingTable::default(),
+            staged: Vec::new(),
+            own_queue: RangeSet::new(),
+            prio_pending: None,
+            fail_pending: None,
+            rst_reason: None,
+            fastclose: false,
+            reported_up: false,
+            counted_bytes: 0,
+            closed_handled: false,
+        }
+    }
+
+    /// May carry data now (established, join confirmed, not closing).
+    pub fn usable(&self) -> bool {
+        self.sf.accepts_new_data() && !self.join.is_some_and(|j| j.awaiting_ack)
+    }
+}
+
+/// MPTCP keys and what derives from them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Keys {
+    pub local: u64,
+    pub remote: Option<u64>,
+    pub local_token: u32,
+    pub local_idsn: u64,
+    pub remote_token: u32,
+    pub remote_idsn: u64,
+}
+
+/// Connection-level state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// The initial subflow's handshake is in progress.
+    Connecting,
+    Established,
+    /// Over for the application; subflows may still be finishing.
+    Closed,
+}
+
+/// Fallback to plain TCP: the data stream is the one subflow's byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fallback {
+    pub subflow: SubflowId,
+    /// Data offset = subflow offset + this, for each direction.
+    pub tx_delta: u64,
+    pub rx_delta: u64,
+    /// An infinite mapping still has to be signalled to the peer (MP_FAIL fallback).
+    pub announce_infinite: bool,
+}
+
+pub struct Connection {
+    pub(crate) role: Role,
+    pub(crate) cfg: ConnectionConfig,
+    pub(crate) framing: Framing,
+    pub(crate) state: ConnState,
+    pub(crate) close_error: Option<CloseError>,
+    pub(crate) keys: Keys,
+    /// MPTCP negotiated on the initial subflow (false for plain TCP from the start).
+    pub(crate) mptcp: bool,
+    pub(crate) checksum: bool,
+    pub(crate) fallback: Option<Fallback>,
+    /// The peer has shown it holds our key: it sent a DSS (client side) or the third ACK /
+    /// first data carried both keys (server side).
+    pub(crate) fully_established: bool,
+    /// Received some DSS from the peer on the initial subflow (else a data segment without
+    /// one means options are being stripped: fall back).
+    pub(crate) seen_dss: bool,
+    pub(crate) remote: SocketAddr,
+
+    // Data level, sending.
+    pub(crate) send_buf: SendBuffer,
+    /// Next new data offset to send.
+    pub(crate) data_nxt: u64,
+    /// Oldest data offset not acknowledged by DATA_ACK.
+    pub(crate) data_una: u64,
+    /// Right edge of the peer's connection-level receive window.
+    pub(crate) peer_wnd_end: u64,
+    /// Ranges any subflow may (re)send: data stranded on a dead subflow.
+    pub(crate) reinject: RangeSet,
+    pub(crate) app_closed: bool,
+    pub(crate) data_fin_sent_at: Option<Instant>,
+    pub(crate) data_fin_acked: bool,
+    pub(crate) persist_at: Option<Instant>,
+    /// Send one segment past the peer's window to learn whether it reopened.
+    pub(crate) probe_window: bool,
+
+    // Data level, receiving.
+    pub(crate) recv: Reassembly,
+    /// Data offset of the peer's DATA_FIN once known.
+    pub(crate) peer_fin: Option<u64>,
+    pub(crate) peer_fin_consumed: bool,
+    /// MP_FAIL sent: discard data until the peer's infinite mapping arrives.
+    pub(crate) rx_fallback_pending: bool,
+    /// Subflow offset where the peer's plain byte stream starts after an infinite mapping.
+    pub(crate) rx_fallback_from: u64,
+
+    pub(crate) subflows: Vec<SubflowEntry>,
+    pub(crate) next_subflow_id: u32,
+    pub(crate) scheduler: Box<dyn Scheduler>,
+    pub(crate) paths: PathManager,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: ConnectionStats,
+    /// When the last subflow went away (for `no_path_timeout`).
+    pub(crate) no_path_since: Option<Instant>,
+    pub(crate) created: Instant,
+    /// Subflows opened/closed or addresses changed since the endpoint last looked.
+    pub(crate) tuples_changed: bool,
+    pub(crate) rr_cursor: usize,
+    pub(crate) was_writable: bool,
+    /// Queued in the endpoint's ready list.
+    pub(crate) queued: bool,
+    /// The application released its handle: the endpoint may drop the connection once closed.
+    pub(crate) released_by_app: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("mptcp", &self.mptcp)
+            .field("data_una", &self.data_una)
+            .field("data_nxt", &self.data_nxt)
+            .field("subflows", &self.subflows.len())
+            .finish()
+    }
+}
+
+/// Why a write was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The send buffer is full: wait for `Event::Writable`.
+    Blocked,
+    /// `shutdown` was called already.
+    Closed,
+    /// The connection is over.
+    ConnectionLost(CloseError),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Blocked => f.write_str("send buffer full"),
+            WriteError::Closed => f.write_str("write side already shut down"),
+            WriteError::ConnectionLost(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Result of a read that produced no bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// Nothing to read yet: wait for `Event::Readable`.
+    Blocked,
+    ConnectionLost(CloseError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Blocked => f.write_str("nothing to read yet"),
+            ReadError::ConnectionLost(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        now: Instant,
+        role: Role,
+        cfg: ConnectionConfig,
+        framing: Framing,
+        local_key: u64,
+        remote: SocketAddr,
+    ) -> Self {
+        let keys = Keys {
+            local: local_key,
+            local_token: crate::wire::token(local_key),
+            local_idsn: crate::wire::idsn(local_key),
+            ..Keys::default()
+        };
+        let scheduler = cfg.scheduler.build();
+        let paths = PathManager::new(&cfg.policy);
+        Self {
+            role,
+            framing,
+            state: ConnState::Connecting,
+            close_error: None,
+            keys,
+            mptcp: cfg.mptcp,
+            checksum: cfg.checksum,
+            fallback: None,
+            fully_established: false,
+            seen_dss: false,
+            remote,
+            send_buf: SendBuffer::new(1, cfg.send_buffer),
+            data_nxt: 1,
+            data_una: 1,
+            peer_wnd_end: 1,
+            reinject: RangeSet::new(),
+            app_closed: false,
+            data_fin_sent_at: None,
+            data_fin_acked: false,
+            persist_at: None,
+            probe_window: false,
+            recv: Reassembly::new(1, cfg.receive_buffer),
+            peer_fin: None,
+            peer_fin_consumed: false,
+            rx_fallback_pending: false,
+            rx_fallback_from: 0,
+            subflows: Vec::new(),
+            next_subflow_id: 0,
+            scheduler,
+            paths,
+            events: VecDeque::new(),
+            stats: ConnectionStats::default(),
+            no_path_since: None,
+            created: now,
+            tuples_changed: true,
+            rr_cursor: 0,
+            was_writable: true,
+            queued: false,
+            released_by_app: false,
+            cfg,
+        }
+    }
+
+    pub(crate) fn alloc_subflow_id(&mut self) -> SubflowId {
+        let id = SubflowId(self.next_subflow_id);
+        self.next_subflow_id += 1;
+        id
+    }
+
+    pub(crate) fn index_of(&self, id: SubflowId) -> Option<usize> {
+        self.subflows.iter().position(|e| e.id == id)
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// Whether MPTCP is in use (false: plain TCP, from the start or after a fallback).
+    pub fn is_mptcp(&self) -> bool {
+        self.mptcp && self.fallback.is_none()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == ConnState::Closed
+    }
+
+    pub fn close_error(&self) -> Option<&CloseError> {
+        self.close_error.as_ref()
+    }
+
+    pub fn local_token(&self) -> u32 {
+        self.keys.local_token
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Writes application data; returns how much was buffered.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        if let Some(e) = &self.close_error {
+            return Err(WriteError::ConnectionLost(e.clone()));
+        }
+        if self.app_closed {
+            return Err(WriteError::Closed);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.send_buf.write(data);
+        if n == 0 {
+            self.was_writable = false;
+            return Err(WriteError::Blocked);
+        }
+        self.stats.bytes_sent += n as u64;
+        Ok(n)
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_capacity(&self) -> usize {
+        self.send_buf.free()
+    }
+
+    /// Reads in-order data. `Ok(0)` means the peer finished sending (end of stream).
+    pub fn read(&mut self, dst: &mut [u8]) -> Result<usize, ReadError> {
+        let window_before = self.recv.window();
+        let n = self.recv.read(dst);
+        if n > 0 {
+            self.stats.bytes_received += n as u64;
+            self.maybe_window_update(window_before);
+            return Ok(n);
+        }
+        if self.peer_fin_consumed || self.fallback_peer_finished() {
+            return Ok(0);
+        }
+        if let Some(e) = &self.close_error {
+            return Err(ReadError::ConnectionLost(e.clone()));
+        }
+        Err(ReadError::Blocked)
+    }
+
+    /// Bytes ready to read.
+    pub fn readable(&self) -> usize {
+        self.recv.readable()
+    }
+
+    /// The peer will send no more data.
+    pub fn peer_finished(&self) -> bool {
+        self.peer_fin_consumed || self.fallback_peer_finished()
+    }
+
+    fn fallback_peer_finished(&self) -> bool {
+        let Some(fb) = self.fallback else {
+            return false;
+        };
+        self.index_of(fb.subflow)
+            .is_some_and(|i| self.subflows[i].sf.peer_finished() && self.recv.readable() == 0)
+    }
+
+    /// A window update is worth sending when reading opened a window that was nearly shut.
+    fn maybe_window_update(&mut self, before: u64) {
+        let after = self.recv.window();
+        let mss = self.cfg.subflow.mss as u64;
+        if before < 2 * mss || (before < self.recv.capacity() as u64 / 4 && after >= before * 2) {
+            for e in &mut self.subflows {
+                if e.sf.state.can_receive() {
+                    e.sf.request_ack();
+                }
+            }
+        }
+    }
+
+    /// Closes the sending direction: a DATA_FIN follows the buffered data.
+    pub fn shutdown(&mut self) {
+        if self.app_closed || self.close_error.is_some() {
+            return;
+        }
+        self.app_closed = true;
+        if self.fallback.is_some() {
+            // Plain TCP: the subflow FIN is the end of the stream.
+            if let Some(fb) = self.fallback {
+                if let Some(i) = self.index_of(fb.subflow) {
+                    self.subflows[i].sf.close();
+                }
+            }
+        }
+    }
+
+    /// Aborts: MP_FASTCLOSE (or RST for plain TCP) on every subflow, then closed.
+    pub fn abort(&mut self) {
+        if self.state == ConnState::Closed {
+            return;
+        }
+        let fastclose = self.is_mptcp() && self.keys.remote.is_some();
+        for e in &mut self.subflows {
+            e.fastclose = fastclose;
+            e.sf.abort();
+        }
+        self.close(CloseError::Aborted);
+    }
+
+    pub(crate) fn close(&mut self, err: CloseError) {
+        if self.state == ConnState::Closed {
+            return;
+        }
+        self.state = ConnState::Closed;
+        self.close_error = Some(err.clone());
+        self.events.push_back(Event::Closed(err));
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// DSN one past the last byte written by the application (the DATA_FIN's offset).
+    pub(crate) fn data_end(&self) -> u64 {
+        self.send_buf.end()
+    }
+
+    /// Our DATA_FIN's data offset, once the application shut down.
+    pub(crate) fn data_fin_offset(&self) -> Option<u64> {
+        self.app_closed.then(|| self.data_end())
+    }
+
+    /// Everything we wrote (and the DATA_FIN) is acknowledged.
+    pub fn all_acked(&self) -> bool {
+        self.data_una >= self.data_end() && (!self.app_closed || self.data_fin_acked)
+    }
+
+    /// Earliest timer of the connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self
+            .subflows
+            .iter()
+            .filter_map(|e| e.sf.poll_timeout())
+            .min();
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t: Instant| t.min(x)));
+            }
+        };
+        consider(self.persist_at);
+        consider(self.data_fin_retransmit_at());
+        consider(self.no_path_since.map(|s| s + self.cfg.no_path_timeout));
+        for e in &self.subflows {
+            if let Some(j) = e.join {
+                if j.awaiting_ack {
+                    consider(j.third_ack_at.map(|t| t + e.sf.rtt.rto()));
+                }
+            }
+        }
+        consider(self.paths.poll_timeout());
+        t
+    }
+
+    fn data_fin_retransmit_at(&self) -> Option<Instant> {
+        if self.data_fin_acked || self.fallback.is_some() {
+            return None;
+        }
+        let rto = self
+            .subflows
+            .iter()
+            .map(|e| e.sf.rtt.rto())
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        self.data_fin_sent_at.map(|t| t + rto)
+    }
+
+    /// Statistics, with one entry per subflow.
+    pub fn stats(&self) -> ConnectionStats {
+        let mut s = self.stats.clone();
+        s.mptcp = self.is_mptcp();
+        s.established = self.state == ConnState::Established;
+        s.bytes_acked = self.data_una.saturating_sub(1);
+        s.paths = self
+            .subflows
+            .iter()
+            .map(|e| {
+                let c = &e.sf.counters;
+                PathStats {
+                    path: e.path,
+                    kind: Some(e.kind),
+                    local: Some(e.sf.local),
+                    remote: Some(e.sf.remote),
+                    state: state_name(e.sf.state),
+                    backup: e.backup_local || e.backup_remote,
+                    bytes_sent: c.bytes_sent,
+                    bytes_received: c.bytes_received,
+                    bytes_retransmitted: c.bytes_retransmitted,
+                    segments_sent: c.segments_sent,
+                    segments_received: c.segments_received,
+                    retransmissions: c.retransmissions,
+                    rto_events: c.rto_events,
+                    srtt: e.sf.srtt(),
+                    cwnd: e.sf.cwnd(),
+                    in_flight: e.sf.in_flight(),
+                }
+            })
+            .collect();
+        s
+    }
+
+    /// The (local, remote) address pairs of live subflows, for the endpoint's demultiplexer.
+    pub(crate) fn tuples(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, SubflowId)> + '_ {
+        self.subflows
+            .iter()
+            .map(|e| (e.sf.local, e.sf.remote, e.id))
+    }
+
+    /// Every subflow has finished (or been reset) and sent what it had to.
+    pub(crate) fn subflows_done(&self) -> bool {
+        self.subflows
+            .iter()
+            .all(|e| e.sf.is_closed() && e.sf.next_control().is_none())
+    }
+
+    /// Paths the connection may use (client side).
+    pub fn add_path(&mut self, now: Instant, spec: PathSpec) {
+        self.paths.add_local(now, spec);
+    }
+
+    pub fn remove_path(&mut self, now: Instant, id: PathId) {
+        self.paths.remove_local(now, id);
+    }
+}
+
+pub(crate) fn state_name(s: crate::subflow::State) -> &'static str {
+    use crate::subflow::State::*;
+    match s {
+        SynSent => "syn-sent",
+        SynReceived => "syn-received",
+        Established => "established",
+        FinWait1 => "fin-wait-1",
+        FinWait2 => "fin-wait-2",
+        Closing => "closing",
+        TimeWait => "time-wait",
+        CloseWait => "close-wait",
+        LastAck => "last-ack",
+        Closed => "closed",
+    }
+}

@@ -1,0 +1,374 @@
+//! The path manager: local paths (interfaces) the connection may use, remote addresses the
+//! peer announced, subflow (re-)creation, and the ADD_ADDR / REMOVE_ADDR signalling.
+
+use super::{Connection, Event, Role, SubflowEntry};
+use crate::path::{PathId, PathSpec};
+use crate::policy::Policy;
+use crate::random::Random;
+use crate::subflow::CloseReason;
+use crate::wire::{self, AddAddr, MptcpOption, RemoveAddr};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A local interface the connection may open subflows from.
+#[derive(Clone, Debug)]
+pub(crate) struct LocalPath {
+    pub spec: PathSpec,
+    pub addr_id: u8,
+    /// The interface is up (not reported lost).
+    pub available: bool,
+    /// Earliest time a new subflow may be attempted (back-off after failures).
+    pub retry_at: Option<Instant>,
+    pub failures: u32,
+}
+
+/// A remote address: the one we connected to (id 0) or one the peer announced.
+#[derive(Clone, Debug)]
+pub(crate) struct RemoteAddr {
+    pub id: u8,
+    pub addr: SocketAddr,
+}
+
+/// An address we announce, until the peer echoes it.
+#[derive(Clone, Debug)]
+struct Announcement {
+    id: u8,
+    addr: SocketAddr,
+    echoed: bool,
+    sent_at: Option<Instant>,
+    attempts: u32,
+}
+
+/// ADD_ADDR retransmissions before giving up on an echo.
+const ADD_ADDR_ATTEMPTS: u32 = 4;
+const ADD_ADDR_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub(crate) struct PathManager {
+    pub policy: Policy,
+    pub locals: Vec<LocalPath>,
+    pub remotes: Vec<RemoteAddr>,
+    announcements: Vec<Announcement>,
+    echoes: VecDeque<AddAddr>,
+    removals: VecDeque<u8>,
+    next_local_id: u8,
+    /// Forged ADD_ADDRs (bad HMAC) ignored.
+    pub rejected_add_addr: u64,
+}
+
+impl PathManager {
+    pub fn new(policy: &Policy) -> Self {
+        Self {
+            policy: policy.clone(),
+            locals: Vec::new(),
+            remotes: Vec::new(),
+            announcements: Vec::new(),
+            echoes: VecDeque::new(),
+            removals: VecDeque::new(),
+            next_local_id: 0,
+            rejected_add_addr: 0,
+        }
+    }
+
+    pub fn add_local(&mut self, _now: Instant, spec: PathSpec) -> u8 {
+        if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == spec.id) {
+            p.spec = spec;
+            p.available = true;
+            p.retry_at = None;
+            p.failures = 0;
+            return p.addr_id;
+        }
+        let addr_id = self.next_local_id;
+        self.next_local_id = self.next_local_id.wrapping_add(1);
+        self.locals.push(LocalPath {
+            spec,
+            addr_id,
+            available: true,
+            retry_at: None,
+            failures: 0,
+        });
+        addr_id
+    }
+
+    pub fn remove_local(&mut self, _now: Instant, id: PathId) {
+        if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == id) {
+            p.available = false;
+        }
+    }
+
+    pub fn local(&self, id: PathId) -> Option<&LocalPath> {
+        self.locals.iter().find(|p| p.spec.id == id)
+    }
+
+    /// The address id a server uses for one of its addresses (0 unless announced).
+    pub fn server_addr_id(&self, local: SocketAddr) -> u8 {
+        self.announcements
+            .iter()
+            .find(|a| a.addr == local)
+            .map_or(0, |a| a.id)
+    }
+
+    pub fn on_subflow_closed(&mut self, now: Instant, path: Option<PathId>, reason: Option<CloseReason>) {
+        let Some(path) = path else { return };
+        let backoff = self.policy.recreate_backoff;
+        if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == path) {
+            if reason != Some(CloseReason::Finished) {
+                p.failures += 1;
+            }
+            let shift = p.failures.min(6);
+            p.retry_at = Some(now + backoff * (1 << shift) / 2);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let retry = self
+            .locals
+            .iter()
+            .filter(|p| p.available)
+            .filter_map(|p| p.retry_at)
+            .min();
+        let announce = self
+            .announcements
+            .iter()
+            .filter(|a| !a.echoed && a.attempts < ADD_ADDR_ATTEMPTS)
+            .filter_map(|a| a.sent_at.map(|t| t + ADD_ADDR_RETRY))
+            .min();
+        match (retry, announce) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Queues an ADD_ADDR for `addr` (server side, or a client announcing a new address).
+    pub fn announce(&mut self, id: u8, addr: SocketAddr) {
+        if self.announcements.iter().any(|a| a.addr == addr) {
+            return;
+        }
+        self.announcements.push(Announcement {
+            id,
+            addr,
+            echoed: false,
+            sent_at: None,
+            attempts: 0,
+        });
+    }
+
+    pub fn withdraw(&mut self, addr: SocketAddr) {
+        if let Some(i) = self.announcements.iter().position(|a| a.addr == addr) {
+            let a = self.announcements.remove(i);
+            self.removals.push_back(a.id);
+        }
+    }
+
+    /// An ADD_ADDR, echo or REMOVE_ADDR is waiting to go out.
+    pub fn has_signal(&self) -> bool {
+        !self.echoes.is_empty() || !self.removals.is_empty() || self.due_announcement(None).is_some()
+    }
+
+    fn due_announcement(&self, now: Option<Instant>) -> Option<usize> {
+        self.announcements.iter().position(|a| {
+            !a.echoed
+                && a.attempts < ADD_ADDR_ATTEMPTS
+                && match (a.sent_at, now) {
+                    (None, _) => true,
+                    (Some(t), Some(now)) => t + ADD_ADDR_RETRY <= now,
+                    (Some(_), None) => false,
+                }
+        })
+    }
+
+    /// Marks announcements whose retransmission time came as due again.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(i) = self.due_announcement(Some(now)) {
+            self.announcements[i].sent_at = None;
+        }
+    }
+
+    /// The next signalling option to send. `local_key`/`remote_key` authenticate ADD_ADDR.
+    pub fn next_signal(&mut self, local_key: u64, remote_key: u64) -> Option<MptcpOption> {
+        if let Some(echo) = self.echoes.pop_front() {
+            return Some(MptcpOption::AddAddr(echo));
+        }
+        if let Some(id) = self.removals.pop_front() {
+            return RemoveAddr::new(&[id]).ok().map(MptcpOption::RemoveAddr);
+        }
+        let i = self.due_announcement(None)?;
+        let a = &mut self.announcements[i];
+        a.attempts += 1;
+        // The first transmission is marked sent by the caller's clock via handle_timeout;
+        // record a send time far enough in the past to be replaced.
+        a.sent_at = Some(Instant::now());
+        let port = Some(a.addr.port());
+        let hmac = wire::add_addr_hmac(local_key, remote_key, a.id, a.addr.ip(), port);
+        Some(MptcpOption::AddAddr(AddAddr {
+            addr_id: a.id,
+            addr: a.addr.ip(),
+            port,
+            hmac: Some(hmac),
+        }))
+    }
+
+    /// What the policy allows on this subflow for data now.
+    pub fn data_allowed(&self, e: &SubflowEntry) -> bool {
+        if e.kind.is_cellular() && !self.policy.allow_cellular {
+            return false;
+        }
+        true
+    }
+}
+
+impl Connection {
+    /// Paths waiting for a subflow get one (client side).
+    pub(crate) fn manage_paths(&mut self, now: Instant, rng: &mut dyn Random) {
+        if self.role != Role::Client
+            || !self.is_mptcp()
+            || self.keys.remote.is_none()
+            || !self.fully_established_for_joins()
+            || self.state != super::ConnState::Established
+        {
+            return;
+        }
+        let live = self.subflows.iter().filter(|e| !e.sf.is_closed()).count();
+        let mut budget = self.cfg.max_subflows.saturating_sub(live);
+        let remotes: Vec<(u8, SocketAddr)> = std::iter::once((0u8, self.remote))
+            .chain(
+                self.paths
+                    .remotes
+                    .iter()
+                    .filter(|_| self.cfg.join_announced)
+                    .map(|r| (r.id, r.addr)),
+            )
+            .collect();
+        let locals: Vec<LocalPath> = self.paths.locals.clone();
+        for lp in locals.iter().filter(|p| p.available) {
+            if lp.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            if lp.spec.kind.is_cellular() && !self.paths.policy.allow_cellular {
+                continue;
+            }
+            for &(rid, raddr) in &remotes {
+                if budget == 0 {
+                    return;
+                }
+                // Announced addresses are joined from the first local path only.
+                if rid != 0 && locals.first().map(|p| p.spec.id) != Some(lp.spec.id) {
+                    continue;
+                }
+                if raddr.is_ipv4() != lp.spec.local.is_ipv4() {
+                    continue;
+                }
+                let exists = self.subflows.iter().any(|e| {
+                    !e.sf.is_closed() && e.path == Some(lp.spec.id) && e.sf.remote == raddr
+                });
+                if exists {
+                    continue;
+                }
+                let backup = self.wants_backup(lp);
+                let local = self.join_local_addr(lp);
+                self.open_join(
+                    now,
+                    lp.spec.id,
+                    lp.spec.kind,
+                    local,
+                    raddr,
+                    lp.addr_id,
+                    backup,
+                    rng,
+                );
+                if let Some(p) = self.paths.locals.iter_mut().find(|p| p.spec.id == lp.spec.id) {
+                    p.retry_at = None;
+                }
+                budget -= 1;
+            }
+        }
+    }
+
+    fn fully_established_for_joins(&self) -> bool {
+        // A join needs the peer to know our key; the client knows the server has it once
+        // the server sent a DSS (RFC 8684 §3.2 has the same precondition).
+        self.fully_established || self.role == Role::Server
+    }
+
+    /// The backup flag a new subflow on `lp` asks for.
+    fn wants_backup(&self, lp: &LocalPath) -> bool {
+        use crate::policy::ServiceType;
+        match self.paths.policy.service {
+            ServiceType::Handover => {
+                let primary = self.paths.locals.first().map(|p| p.spec.id);
+                primary != Some(lp.spec.id)
+            }
+            _ => false,
+        }
+    }
+
+    /// Local address for a new subflow on `lp`. The path's own port is used when it is
+    /// free (UDP carrier: one socket per path); otherwise the carrier gave port 0 and the
+    /// runtime picks.
+    fn join_local_addr(&self, lp: &LocalPath) -> SocketAddr {
+        lp.spec.local
+    }
+
+    /// ADD_ADDR from the peer: authenticate, echo, remember, maybe join.
+    pub(crate) fn on_add_addr(&mut self, _now: Instant, a: &AddAddr) {
+        let Some(remote_key) = self.keys.remote else { return };
+        if a.is_echo() {
+            // Our own announcement coming back.
+            for ann in &mut self.paths.announcements {
+                if ann.id == a.addr_id && ann.addr.ip() == a.addr {
+                    ann.echoed = true;
+                }
+            }
+            return;
+        }
+        let ok = a.hmac.is_some_and(|h| {
+            wire::verify_add_addr_hmac(remote_key, self.keys.local, a.addr_id, a.addr, a.port, h)
+        });
+        if !ok {
+            self.paths.rejected_add_addr += 1;
+            return;
+        }
+        let addr = SocketAddr::new(a.addr, a.port.unwrap_or(self.remote.port()));
+        self.paths.echoes.push_back(AddAddr {
+            addr_id: a.addr_id,
+            addr: a.addr,
+            port: a.port,
+            hmac: None,
+        });
+        if !self.paths.remotes.iter().any(|r| r.id == a.addr_id) {
+            self.paths.remotes.push(super::paths::RemoteAddr {
+                id: a.addr_id,
+                addr,
+            });
+            self.events.push_back(Event::AddressAnnounced { addr });
+        }
+    }
+
+    /// REMOVE_ADDR from the peer: forget the addresses and close subflows to them.
+    pub(crate) fn on_remove_addr(&mut self, now: Instant, ids: &[u8]) {
+        self.paths.remotes.retain(|r| !ids.contains(&r.id));
+        let victims: Vec<usize> = self
+            .subflows
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.initial || self.subflows.len() > 1)
+            .filter(|(_, e)| ids.contains(&e.remote_addr_id) && !e.sf.is_closed())
+            .map(|(i, _)| i)
+            .collect();
+        for i in victims.into_iter().rev() {
+            self.subflows[i].sf.abort();
+            self.on_subflow_closed(now, i);
+        }
+    }
+
+    /// Announces one of our addresses to the peer (ADD_ADDR).
+    pub fn announce_address(&mut self, id: u8, addr: SocketAddr) {
+        self.paths.announce(id, addr);
+    }
+
+    /// Withdraws an announced address (REMOVE_ADDR).
+    pub fn withdraw_address(&mut self, addr: SocketAddr) {
+        self.paths.withdraw(addr);
+    }
+}

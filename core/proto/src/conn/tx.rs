@@ -1,0 +1,673 @@
+//! Sending: control segments, subflow retransmissions, data chosen by the scheduler, pure
+//! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
+
+use super::{Connection, SubflowEntry};
+use crate::sched::SchedView;
+use crate::subflow::{Control, SentSeg, State};
+use crate::wire::{
+    self, DataSeq, Dss, DssMapping, MpCapable, MpCapableFlags, MpCapableKeys, MpFail,
+    MpFastClose, MpJoin, MpPrio, MpTcpRst, MptcpOption, TcpFlags, TcpRepr,
+};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A datagram (or raw segment) to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Bytes written into the caller's buffer.
+    pub len: usize,
+}
+
+/// Most subflows the scheduler compares at once.
+const MAX_SCHED: usize = 16;
+
+/// What kind of segment options are being built for.
+#[derive(Clone, Copy, Debug)]
+enum Seg {
+    Syn,
+    PureAck,
+    Fin,
+    Rst,
+    Data {
+        dsn: u64,
+        ssn: u64,
+        len: u32,
+        data_fin: bool,
+    },
+}
+
+impl Connection {
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.reap_subflows();
+        let n = self.subflows.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.rr_cursor % n;
+        self.rr_cursor = self.rr_cursor.wrapping_add(1);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if let Some(t) = self.send_control(now, i, buf, true) {
+                return Some(t);
+            }
+        }
+        for k in 0..n {
+            let i = (start + k) % n;
+            if let Some(t) = self.send_retransmission(now, i, buf) {
+                return Some(t);
+            }
+        }
+        if let Some(t) = self.send_data(now, buf) {
+            return Some(t);
+        }
+        if let Some(t) = self.send_data_fin_alone(now, buf) {
+            return Some(t);
+        }
+        for k in 0..n {
+            let i = (start + k) % n;
+            if let Some(t) = self.send_control(now, i, buf, false) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Removes subflows that are closed and have nothing left to say.
+    fn reap_subflows(&mut self) {
+        let before = self.subflows.len();
+        self.subflows
+            .retain(|e| !(e.sf.is_closed() && e.sf.next_control().is_none() && e.closed_handled));
+        if self.subflows.len() != before {
+            self.tuples_changed = true;
+        }
+    }
+
+    /// A control segment, or (when `urgent` is false) a pure ACK. With `urgent`, pure ACKs
+    /// are sent only when they carry something a data segment cannot (SACK blocks, MPTCP
+    /// signals, the MP_JOIN third ACK).
+    fn send_control(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        buf: &mut [u8],
+        urgent: bool,
+    ) -> Option<Transmit> {
+        let signal = self.has_signal(idx);
+        let control = match self.subflows[idx].sf.next_control() {
+            Some(Control::Ack) if urgent && !signal && !self.subflows[idx].sf.has_sack_info() => {
+                return None;
+            }
+            Some(c) => c,
+            None if signal && self.subflows[idx].sf.state.is_synchronized() => Control::Ack,
+            None => return None,
+        };
+        let e = &self.subflows[idx];
+        let window = self.recv.window();
+        let (repr, kind) = match control {
+            Control::Rst => {
+                (e.sf.header(now, TcpFlags::RST, e.sf.snd_nxt(), 0), Seg::Rst)
+            }
+            Control::Syn => {
+                let flags = if e.sf.state == State::SynReceived {
+                    TcpFlags::SYN | TcpFlags::ACK
+                } else {
+                    TcpFlags::SYN
+                };
+                (e.sf.header(now, flags, 0, window), Seg::Syn)
+            }
+            Control::Fin => (
+                e.sf.header(now, TcpFlags::FIN | TcpFlags::ACK, e.sf.snd_nxt(), window),
+                Seg::Fin,
+            ),
+            Control::KeepAlive => (
+                e.sf.header(now, TcpFlags::ACK, e.sf.keepalive_seq(), window),
+                Seg::PureAck,
+            ),
+            Control::Ack => (
+                e.sf.header(now, TcpFlags::ACK, e.sf.snd_nxt(), window),
+                Seg::PureAck,
+            ),
+        };
+        let mut repr = repr;
+        self.add_mptcp_options(now, idx, &mut repr, kind);
+        if matches!(kind, Seg::PureAck | Seg::Fin) {
+            self.subflows[idx].sf.add_sack_blocks(&mut repr);
+        }
+        let t = self.encode(idx, &repr, &[], buf)?;
+        self.subflows[idx].sf.on_control_sent(now, control);
+        Some(t)
+    }
+
+    /// Something only a pure ACK can carry is waiting on this subflow.
+    fn has_signal(&self, idx: usize) -> bool {
+        let e = &self.subflows[idx];
+        if !e.sf.state.is_synchronized() || e.sf.is_closed() {
+            return false;
+        }
+        e.prio_pending.is_some()
+            || e.fail_pending.is_some()
+            || (self.paths.has_signal() && self.signal_carrier() == Some(idx))
+    }
+
+    /// The subflow that carries ADD_ADDR/REMOVE_ADDR: the first usable one.
+    pub(crate) fn signal_carrier(&self) -> Option<usize> {
+        self.subflows.iter().position(|e| e.usable())
+    }
+
+    fn send_retransmission(&mut self, now: Instant, idx: usize, buf: &mut [u8]) -> Option<Transmit> {
+        let (i, seg) = self.subflows[idx].sf.next_retransmission()?;
+        if !self.subflows[idx].sf.pacing_allows(now, seg.seq_len()) {
+            return None;
+        }
+        let t = self.build_data_segment(now, idx, &seg, buf)?;
+        self.subflows[idx].sf.on_retransmitted(now, i);
+        Some(t)
+    }
+
+    /// Writes a data (or FIN) segment that repeats `seg` exactly.
+    fn build_data_segment(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        seg: &SentSeg,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let window = self.recv.window();
+        let e = &self.subflows[idx];
+        let mut flags = TcpFlags::ACK;
+        if seg.fin {
+            flags.insert(TcpFlags::FIN);
+        }
+        let mut repr = e.sf.header(now, flags, seg.ssn, window);
+        let kind = if seg.len > 0 || seg.data_fin {
+            Seg::Data {
+                dsn: seg.dsn,
+                ssn: seg.ssn,
+                len: seg.len,
+                data_fin: seg.data_fin,
+            }
+        } else {
+            Seg::Fin
+        };
+        self.add_mptcp_options(now, idx, &mut repr, kind);
+        let mut payload_ok = true;
+        let len = seg.len as usize;
+        let send_buf = &self.send_buf;
+        let t = self.encode_with(idx, &repr, len, buf, |out| {
+            if !send_buf.copy_out(seg.dsn, out) {
+                // Released: the peer already has these bytes at the data level; they only
+                // fill the subflow's sequence space.
+                out.fill(0);
+                payload_ok = false;
+            }
+        })?;
+        let _ = payload_ok;
+        Some(t)
+    }
+
+    /// New data, reinjected data, or a subflow's own queue, on the subflow the scheduler
+    /// picks.
+    fn send_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        // Subflows with their own queue (redundant copies) first.
+        for idx in 0..self.subflows.len() {
+            let e = &self.subflows[idx];
+            if e.own_queue.is_empty() || !e.usable() || e.sf.send_room() == 0 {
+                continue;
+            }
+            let first = e.own_queue.first()?;
+            if let Some(t) = self.send_chunk(now, idx, first.start, first.end - first.start, true, buf) {
+                let e = &mut self.subflows[idx];
+                if let Some(sent) = e.sf.sent.back().copied() {
+                    e.own_queue.remove(sent.dsn..sent.dsn + sent.len as u64);
+                }
+                return Some(t);
+            }
+        }
+
+        let (start, avail, from_reinject) = if let Some(r) = self.reinject.first() {
+            (r.start, r.end - r.start, true)
+        } else {
+            let end = self.data_end().min(self.peer_wnd_end.max(self.data_una));
+            if self.data_nxt >= end {
+                self.arm_persist(now);
+                return None;
+            }
+            (self.data_nxt, end - self.data_nxt, false)
+        };
+        self.persist_at = None;
+        let idx = self.pick_subflow()?;
+        let t = self.send_chunk(now, idx, start, avail, from_reinject, buf)?;
+        let sent = *self.subflows[idx].sf.sent.back()?;
+        let sent_end = sent.dsn + sent.len as u64;
+        if from_reinject {
+            self.reinject.remove(sent.dsn..sent_end);
+        } else {
+            self.data_nxt = sent_end;
+            if self.scheduler.redundant() {
+                for (j, e) in self.subflows.iter_mut().enumerate() {
+                    if j != idx && e.usable() {
+                        e.own_queue.insert(sent.dsn..sent_end);
+                    }
+                }
+            }
+        }
+        Some(t)
+    }
+
+    /// Sends up to `avail` bytes from data offset `dsn` as one new segment on `idx`.
+    fn send_chunk(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        dsn: u64,
+        avail: u64,
+        pinned: bool,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let window = self.recv.window();
+        let room = self.subflows[idx].sf.send_room();
+        if room == 0 {
+            return None;
+        }
+        let e = &self.subflows[idx];
+        let ssn = e.sf.next_seq();
+        let mut repr = e.sf.header(now, TcpFlags::ACK, ssn, window);
+        // Options first (their size limits the payload); the mapping length is patched below.
+        self.add_mptcp_options(now, idx, &mut repr, Seg::Data {
+            dsn,
+            ssn,
+            len: 1,
+            data_fin: false,
+        });
+        let e = &self.subflows[idx];
+        let opt_len = repr.options.len();
+        let mss = (e.sf.effective_mss() as usize).saturating_sub(opt_len).max(1);
+        let hdr = self.framing.header_len(&repr);
+        let len = (mss as u64)
+            .min(avail)
+            .min(room)
+            .min(buf.len().saturating_sub(hdr) as u64)
+            .min(u16::MAX as u64 - 1) as u32;
+        if len == 0 {
+            return None;
+        }
+        if !self.subflows[idx].sf.pacing_allows(now, len as u64) {
+            return None;
+        }
+        let end = dsn + len as u64;
+        let data_fin = self.app_closed && end == self.data_end() && self.fallback.is_none();
+        let mut repr = self.subflows[idx].sf.header(now, TcpFlags::ACK, ssn, window);
+        if end == self.data_end() {
+            repr.flags.insert(TcpFlags::PSH);
+        }
+        self.add_mptcp_options(now, idx, &mut repr, Seg::Data {
+            dsn,
+            ssn,
+            len,
+            data_fin,
+        });
+        let send_buf = &self.send_buf;
+        let t = self.encode_with(idx, &repr, len as usize, buf, |out| {
+            if !send_buf.copy_out(dsn, out) {
+                out.fill(0);
+            }
+        })?;
+        let e = &mut self.subflows[idx];
+        e.sf.on_data_sent(now, len, dsn, data_fin, pinned || self.scheduler.redundant());
+        if data_fin {
+            self.data_fin_sent_at = Some(now);
+        }
+        if e.kind.is_cellular() {
+            self.stats.cellular_bytes += len as u64;
+        }
+        if let Some(fb) = self.fallback.as_mut() {
+            fb.announce_infinite = false;
+        }
+        Some(t)
+    }
+
+    /// DATA_FIN on a pure ACK, when no data segment can carry it (all data already sent)
+    /// or it needs retransmission.
+    fn send_data_fin_alone(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if !self.app_closed || self.data_fin_acked || self.fallback.is_some() || !self.is_mptcp() {
+            return None;
+        }
+        if self.data_nxt < self.data_end() || !self.reinject.is_empty() {
+            return None;
+        }
+        if self.data_fin_sent_at.is_some() {
+            return None;
+        }
+        let idx = self.subflows.iter().position(|e| e.usable())?;
+        let window = self.recv.window();
+        let e = &self.subflows[idx];
+        let mut repr = e.sf.header(now, TcpFlags::ACK, e.sf.snd_nxt(), window);
+        let fin = self.data_end();
+        repr.options
+            .push_mptcp(Dss {
+                data_ack: self.data_ack(),
+                mapping: Some(DssMapping {
+                    dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(fin)),
+                    ssn: 0,
+                    data_len: 1,
+                    checksum: self.checksum.then(|| {
+                        wire::dss_checksum(self.keys.local_idsn.wrapping_add(fin), 0, 1, &[])
+                    }),
+                }),
+                data_fin: true,
+            })
+            .ok()?;
+        let t = self.encode(idx, &repr, &[], buf)?;
+        self.subflows[idx].sf.on_control_sent(now, Control::Ack);
+        self.data_fin_sent_at = Some(now);
+        Some(t)
+    }
+
+    /// The DATA_ACK to put in DSS options: next expected data offset (plus the DATA_FIN).
+    pub(crate) fn data_ack(&self) -> Option<DataSeq> {
+        self.keys.remote?;
+        let off = self.recv.rcv_nxt() + self.peer_fin_consumed as u64;
+        Some(DataSeq::Wide(self.keys.remote_idsn.wrapping_add(off)))
+    }
+
+    /// Chooses the subflow for shared data (new or reinjected) among those allowed.
+    fn pick_subflow(&mut self) -> Option<usize> {
+        let mut views = [SchedView::default(); MAX_SCHED];
+        let mut n = 0;
+        let any_regular = self
+            .subflows
+            .iter()
+            .any(|e| e.usable() && !e.backup_remote && !e.backup_local && self.paths.data_allowed(e));
+        for (i, e) in self.subflows.iter().enumerate() {
+            if n == MAX_SCHED {
+                break;
+            }
+            if !e.usable() || !self.paths.data_allowed(e) {
+                continue;
+            }
+            let backup = e.backup_remote || e.backup_local;
+            if any_regular && backup {
+                continue;
+            }
+            views[n] = SchedView {
+                index: i,
+                srtt: e.sf.srtt(),
+                rtt_known: e.sf.has_rtt_sample(),
+                cwnd: e.sf.cwnd(),
+                in_flight: e.sf.in_flight(),
+                room: e.sf.send_room(),
+                mss: e.sf.effective_mss() as u64,
+                stale: e.sf.rto_count > 0,
+                backup,
+            };
+            n += 1;
+        }
+        let views = &views[..n];
+        let fresh: usize = views.iter().filter(|v| !v.stale).count();
+        let pick = if fresh > 0 && fresh < n {
+            let mut only_fresh = [SchedView::default(); MAX_SCHED];
+            let mut m = 0;
+            for v in views.iter().filter(|v| !v.stale) {
+                only_fresh[m] = *v;
+                m += 1;
+            }
+            self.scheduler.pick(&only_fresh[..m])
+        } else {
+            self.scheduler.pick(views)
+        };
+        pick.map(|v| v.index)
+    }
+
+    /// Zero window with data waiting: probe after an RTO so a lost window update cannot
+    /// deadlock the connection.
+    fn arm_persist(&mut self, now: Instant) {
+        let waiting = self.data_nxt < self.data_end();
+        let idle = self.subflows.iter().all(|e| e.sf.in_flight() == 0);
+        if waiting && idle && self.persist_at.is_none() {
+            let rto = self
+                .subflows
+                .iter()
+                .map(|e| e.sf.rtt.rto())
+                .min()
+                .unwrap_or(std::time::Duration::from_secs(1));
+            self.persist_at = Some(now + rto);
+        }
+    }
+
+    /// Adds the MPTCP options a segment of `kind` on subflow `idx` needs.
+    fn add_mptcp_options(&mut self, _now: Instant, idx: usize, repr: &mut TcpRepr, kind: Seg) {
+        let mut opts: [Option<MptcpOption>; 4] = [None; 4];
+        self.mptcp_options_for(idx, kind, &mut opts);
+        for o in opts.into_iter().flatten() {
+            if repr.options.push_mptcp(o).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn mptcp_options_for(&mut self, idx: usize, kind: Seg, out: &mut [Option<MptcpOption>; 4]) {
+        let e = &self.subflows[idx];
+        let mut n = 0;
+        let mut push = |o: MptcpOption, out: &mut [Option<MptcpOption>; 4]| {
+            if n < out.len() {
+                out[n] = Some(o);
+                n += 1;
+            }
+        };
+        if let Seg::Rst = kind {
+            if let Some(reason) = e.rst_reason {
+                push(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason }), out);
+            }
+            if e.fastclose {
+                if let Some(k) = self.keys.remote {
+                    push(MptcpOption::MpFastClose(MpFastClose { receiver_key: k }), out);
+                }
+            }
+            return;
+        }
+        let flags = {
+            let mut f = MpCapableFlags::H;
+            if self.checksum {
+                f.insert(MpCapableFlags::A);
+            }
+            f
+        };
+        if let Seg::Syn = kind {
+            if let Some(j) = e.join {
+                if e.sf.state == State::SynSent {
+                    push(
+                        MptcpOption::MpJoin(MpJoin::Syn {
+                            backup: e.backup_local,
+                            addr_id: e.local_addr_id,
+                            token: self.keys.remote_token,
+                            nonce: j.local_nonce,
+                        }),
+                        out,
+                    );
+                } else if let Some(rk) = self.keys.remote {
+                    let hmac =
+                        wire::join_synack_hmac(self.keys.local, rk, j.local_nonce, j.remote_nonce);
+                    push(
+                        MptcpOption::MpJoin(MpJoin::SynAck {
+                            backup: e.backup_local,
+                            addr_id: e.local_addr_id,
+                            hmac,
+                            nonce: j.local_nonce,
+                        }),
+                        out,
+                    );
+                }
+            } else if self.mptcp && self.fallback.is_none() {
+                let keys = if e.sf.state == State::SynSent {
+                    MpCapableKeys::Syn
+                } else {
+                    MpCapableKeys::SynAck {
+                        sender_key: self.keys.local,
+                    }
+                };
+                push(
+                    MptcpOption::MpCapable(MpCapable {
+                        version: 1,
+                        flags,
+                        keys,
+                    }),
+                    out,
+                );
+            }
+            return;
+        }
+        if let Some(fb) = self.fallback {
+            // Plain TCP, except the one-time infinite mapping and MP_FAIL of RFC 8684 §3.7.
+            if let (true, Seg::Data { ssn, .. }) = (fb.announce_infinite, kind) {
+                let dsn = ssn.wrapping_add(fb.tx_delta);
+                push(
+                    MptcpOption::Dss(Dss {
+                        data_ack: self.data_ack(),
+                        mapping: Some(DssMapping {
+                            dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
+                            ssn: ssn as u32,
+                            data_len: 0,
+                            checksum: None,
+                        }),
+                        data_fin: false,
+                    }),
+                    out,
+                );
+            }
+            if let (Some(dsn), Seg::PureAck) = (e.fail_pending, kind) {
+                push(
+                    MptcpOption::MpFail(MpFail {
+                        dsn: self.keys.remote_idsn.wrapping_add(dsn),
+                    }),
+                    out,
+                );
+                self.subflows[idx].fail_pending = None;
+            }
+            return;
+        }
+        let Some(remote_key) = self.keys.remote else {
+            return;
+        };
+        // Client, initial subflow, before the server proved it has our key: repeat the keys.
+        if e.initial && self.role == super::Role::Client && !self.fully_established {
+            match kind {
+                Seg::Data { dsn: 1, len, .. } => {
+                    let checksum = self.checksum.then(|| self.mapping_checksum(1, 1, len, false));
+                    push(
+                        MptcpOption::MpCapable(MpCapable {
+                            version: 1,
+                            flags,
+                            keys: MpCapableKeys::AckData {
+                                sender_key: self.keys.local,
+                                receiver_key: remote_key,
+                                data_len: len as u16,
+                                checksum,
+                            },
+                        }),
+                        out,
+                    );
+                    return;
+                }
+                Seg::PureAck => {
+                    push(
+                        MptcpOption::MpCapable(MpCapable {
+                            version: 1,
+                            flags,
+                            keys: MpCapableKeys::Ack {
+                                sender_key: self.keys.local,
+                                receiver_key: remote_key,
+                            },
+                        }),
+                        out,
+                    );
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(j), Seg::PureAck) = (e.join, kind) {
+            if j.awaiting_ack {
+                let hmac = wire::join_ack_hmac(self.keys.local, remote_key, j.local_nonce, j.remote_nonce);
+                push(MptcpOption::MpJoin(MpJoin::Ack { hmac }), out);
+                return;
+            }
+        }
+        if e.join.is_some_and(|j| !j.awaiting_ack) && e.sf.state == State::SynReceived {
+            return;
+        }
+        let mapping = match kind {
+            Seg::Data {
+                dsn,
+                ssn,
+                len,
+                data_fin,
+            } => Some(DssMapping {
+                dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
+                ssn: ssn as u32,
+                data_len: (len + data_fin as u32) as u16,
+                checksum: self
+                    .checksum
+                    .then(|| self.mapping_checksum(dsn, ssn, len, data_fin)),
+            }),
+            _ => None,
+        };
+        let data_fin = matches!(kind, Seg::Data { data_fin: true, .. });
+        push(
+            MptcpOption::Dss(Dss {
+                data_ack: self.data_ack(),
+                mapping,
+                data_fin,
+            }),
+            out,
+        );
+        if let Seg::PureAck = kind {
+            let e = &mut self.subflows[idx];
+            if let Some(b) = e.prio_pending.take() {
+                push(MptcpOption::MpPrio(MpPrio { backup: b }), out);
+            }
+            if self.signal_carrier() == Some(idx) {
+                if let Some(o) = self.paths.next_signal(self.keys.local, remote_key) {
+                    push(o, out);
+                }
+            }
+        }
+    }
+
+    /// DSS checksum of the mapping for `len` bytes at data offset `dsn`, subflow offset `ssn`.
+    fn mapping_checksum(&self, dsn: u64, ssn: u64, len: u32, data_fin: bool) -> u16 {
+        let mut payload = vec![0u8; len as usize];
+        self.send_buf.copy_out(dsn, &mut payload);
+        wire::dss_checksum(
+            self.keys.local_idsn.wrapping_add(dsn),
+            ssn as u32,
+            (len + data_fin as u32) as u16,
+            &payload,
+        )
+    }
+
+    fn encode(&self, idx: usize, repr: &TcpRepr, payload: &[u8], buf: &mut [u8]) -> Option<Transmit> {
+        self.encode_with(idx, repr, payload.len(), buf, |out| out.copy_from_slice(payload))
+    }
+
+    fn encode_with(
+        &self,
+        idx: usize,
+        repr: &TcpRepr,
+        len: usize,
+        buf: &mut [u8],
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Option<Transmit> {
+        let e: &SubflowEntry = &self.subflows[idx];
+        let n = self
+            .framing
+            .encode(repr, len, fill, e.sf.local, e.sf.remote, buf)
+            .ok()?;
+        Some(Transmit {
+            local: e.sf.local,
+            remote: e.sf.remote,
+            len: n,
+        })
+    }
+}

@@ -1,0 +1,465 @@
+//! The endpoint: owns connections, demultiplexes incoming segments to them (by address pair,
+//! or by token for MP_JOIN), accepts new connections when listening, and answers stray
+//! segments with RSTs.
+
+use crate::conn::{Connection, ConnectionConfig, Event, Role, SubflowId, Transmit};
+use crate::frame::Framing;
+use crate::path::{InterfaceKind, PathSpec};
+use crate::random::Random;
+use crate::seq::to_wire;
+use crate::wire::{
+    self, MpJoin, MpTcpRst, MptcpOption, SeqNum, TcpFlags, TcpOptions, TcpRepr, TcpRstReason,
+};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Refers to a connection of an endpoint. Handles are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub u64);
+
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    pub framing: Framing,
+    /// Settings for connections this endpoint opens or accepts.
+    pub connection: ConnectionConfig,
+    /// Accept incoming connections (server role).
+    pub listen: bool,
+    /// Most connections at once; SYNs beyond are refused with a RST.
+    pub max_connections: usize,
+    /// Most connections still in their handshake (SYN flood protection).
+    pub max_half_open: usize,
+    /// Addresses a server announces to every client (ADD_ADDR), with their ids.
+    pub announce: Vec<(u8, SocketAddr)>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            framing: Framing::TcpInUdp,
+            connection: ConnectionConfig::default(),
+            listen: false,
+            max_connections: 4096,
+            max_half_open: 256,
+            announce: Vec::new(),
+        }
+    }
+}
+
+/// Why a segment was not handed to any connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    Malformed(wire::WireError),
+    NoConnection,
+    UnknownToken,
+    TooManyConnections,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub malformed: u64,
+    pub no_connection: u64,
+    pub rsts_sent: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    pub joins_rejected: u64,
+}
+
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    rng: Box<dyn Random>,
+    conns: HashMap<ConnectionHandle, Connection>,
+    next_handle: u64,
+    by_tuple: HashMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
+    by_token: HashMap<u32, ConnectionHandle>,
+    /// RSTs to send for segments that matched nothing (or refused joins).
+    rsts: VecDeque<(SocketAddr, SocketAddr, TcpRepr)>,
+    /// Connections that may have something to send, in round-robin order.
+    ready: VecDeque<ConnectionHandle>,
+    events: VecDeque<(ConnectionHandle, Event)>,
+    accepted: VecDeque<ConnectionHandle>,
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    pub fn new(cfg: EndpointConfig, rng: Box<dyn Random>) -> Self {
+        Self {
+            cfg,
+            rng,
+            conns: HashMap::new(),
+            next_handle: 1,
+            by_tuple: HashMap::new(),
+            by_token: HashMap::new(),
+            rsts: VecDeque::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            accepted: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn new_handle(&mut self) -> ConnectionHandle {
+        let h = ConnectionHandle(self.next_handle);
+        self.next_handle += 1;
+        h
+    }
+
+    /// A key whose token no other connection of this endpoint uses (RFC 8684 §3.1).
+    fn unique_key(&mut self) -> u64 {
+        loop {
+            let key = self.rng.next_u64();
+            if !self.by_token.contains_key(&wire::token(key)) {
+                return key;
+            }
+        }
+    }
+
+    /// Opens a connection to `remote` from `path` (the first path; more can be added).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        cfg: Option<ConnectionConfig>,
+        path: PathSpec,
+        remote: SocketAddr,
+    ) -> ConnectionHandle {
+        let cfg = cfg.unwrap_or_else(|| self.cfg.connection.clone());
+        let key = self.unique_key();
+        let h = self.new_handle();
+        let mut conn = Connection::new(now, Role::Client, cfg, self.cfg.framing, key, remote);
+        conn.add_path(now, path.clone());
+        let iss = self.rng.next_u32();
+        conn.open_initial(now, Some(path.id), path.kind, path.local, iss);
+        self.by_token.insert(conn.local_token(), h);
+        self.conns.insert(h, conn);
+        self.sync_tuples(h);
+        self.mark_ready(h);
+        h
+    }
+
+    pub fn connection(&self, h: ConnectionHandle) -> Option<&Connection> {
+        self.conns.get(&h)
+    }
+
+    /// Mutable access for application reads and writes; the connection is then polled.
+    pub fn connection_mut(&mut self, h: ConnectionHandle) -> Option<&mut Connection> {
+        if self.conns.contains_key(&h) {
+            self.mark_ready(h);
+        }
+        self.conns.get_mut(&h)
+    }
+
+    /// Connections accepted by a listening endpoint, oldest first.
+    pub fn accept(&mut self) -> Option<ConnectionHandle> {
+        self.accepted.pop_front()
+    }
+
+    /// Forgets a closed connection (its subflows are reset if still open).
+    pub fn release(&mut self, h: ConnectionHandle) {
+        if let Some(mut c) = self.conns.remove(&h) {
+            if !c.is_closed() {
+                c.abort();
+            }
+            self.by_token.remove(&c.local_token());
+            self.by_tuple.retain(|_, v| v.0 != h);
+        }
+    }
+
+    fn mark_ready(&mut self, h: ConnectionHandle) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            if !c.queued {
+                c.queued = true;
+                self.ready.push_back(h);
+            }
+        }
+    }
+
+    /// Re-reads a connection's subflow address pairs into the demultiplexer.
+    fn sync_tuples(&mut self, h: ConnectionHandle) {
+        let Some(c) = self.conns.get_mut(&h) else { return };
+        if !c.tuples_changed {
+            return;
+        }
+        c.tuples_changed = false;
+        self.by_tuple.retain(|_, v| v.0 != h);
+        for (l, r, id) in c.tuples() {
+            self.by_tuple.insert((l, r), (h, id));
+        }
+    }
+
+    /// Handles one received datagram (TCP-in-UDP payload) or raw TCP segment sent by
+    /// `remote` to `local`.
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Dropped> {
+        self.stats.segments_in += 1;
+        let (repr, off) = match self.cfg.framing.decode(bytes, local, remote) {
+            Ok(x) => x,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Err(Dropped::Malformed(e));
+            }
+        };
+        let payload = &bytes[off..];
+        if let Some(&(h, id)) = self.by_tuple.get(&(local, remote)) {
+            if let Some(c) = self.conns.get_mut(&h) {
+                c.handle_segment(now, id, &repr, payload);
+                c.manage_paths(now, &mut *self.rng);
+                self.after_conn_input(h);
+                return Ok(());
+            }
+        }
+        if repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK) {
+            return self.on_syn(now, local, remote, &repr);
+        }
+        self.stats.no_connection += 1;
+        if !repr.flags.contains(TcpFlags::RST) {
+            self.queue_rst(local, remote, &repr, payload.len(), None);
+        }
+        Err(Dropped::NoConnection)
+    }
+
+    fn after_conn_input(&mut self, h: ConnectionHandle) {
+        self.sync_tuples(h);
+        self.collect_events(h);
+        self.mark_ready(h);
+    }
+
+    fn collect_events(&mut self, h: ConnectionHandle) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            while let Some(e) = c.poll_event() {
+                self.events.push_back((h, e));
+            }
+        }
+    }
+
+    fn on_syn(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &TcpRepr,
+    ) -> Result<(), Dropped> {
+        let join = syn.options.mptcp.iter().find_map(|o| match o {
+            MptcpOption::MpJoin(MpJoin::Syn {
+                backup,
+                addr_id,
+                token,
+                nonce,
+            }) => Some((*backup, *addr_id, *token, *nonce)),
+            _ => None,
+        });
+        if let Some((backup, addr_id, token, nonce)) = join {
+            let Some(&h) = self.by_token.get(&token) else {
+                self.stats.joins_rejected += 1;
+                self.queue_rst(local, remote, syn, 0, Some(TcpRstReason::MptcpError));
+                return Err(Dropped::UnknownToken);
+            };
+            let rng = &mut *self.rng;
+            let Some(c) = self.conns.get_mut(&h) else {
+                return Err(Dropped::UnknownToken);
+            };
+            match c.accept_join(now, local, remote, syn, backup, addr_id, nonce, rng) {
+                Ok(_) => {
+                    self.after_conn_input(h);
+                    return Ok(());
+                }
+                Err(reason) => {
+                    self.stats.joins_rejected += 1;
+                    self.queue_rst(local, remote, syn, 0, Some(reason));
+                    return Err(Dropped::UnknownToken);
+                }
+            }
+        }
+        if !self.cfg.listen {
+            self.queue_rst(local, remote, syn, 0, None);
+            return Err(Dropped::NoConnection);
+        }
+        let half_open = self
+            .conns
+            .values()
+            .filter(|c| c.state() == crate::conn::ConnState::Connecting)
+            .count();
+        if self.conns.len() >= self.cfg.max_connections || half_open >= self.cfg.max_half_open {
+            self.stats.refused += 1;
+            self.queue_rst(local, remote, syn, 0, Some(TcpRstReason::LackOfResources));
+            return Err(Dropped::TooManyConnections);
+        }
+        let mp_capable = syn.options.mp_capable().copied().filter(|m| m.version >= 1);
+        let key = self.unique_key();
+        let h = self.new_handle();
+        let mut conn = Connection::new(
+            now,
+            Role::Server,
+            self.cfg.connection.clone(),
+            self.cfg.framing,
+            key,
+            remote,
+        );
+        let iss = self.rng.next_u32();
+        conn.accept_initial(now, local, syn, mp_capable, iss);
+        for &(id, addr) in &self.cfg.announce {
+            if addr != local {
+                conn.announce_address(id, addr);
+            }
+        }
+        self.by_token.insert(conn.local_token(), h);
+        self.conns.insert(h, conn);
+        self.stats.accepted += 1;
+        self.accepted.push_back(h);
+        self.after_conn_input(h);
+        Ok(())
+    }
+
+    /// RFC 9293 §3.10.7.1: a RST that the sender of `seg` will accept.
+    fn queue_rst(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &TcpRepr,
+        payload_len: usize,
+        reason: Option<TcpRstReason>,
+    ) {
+        if self.rsts.len() >= 64 {
+            return; // Under a flood, answering everything only amplifies it.
+        }
+        let mut options = TcpOptions::default();
+        if let Some(reason) = reason {
+            let _ = options.push_mptcp(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason }));
+        }
+        let (seq, ack, flags) = if seg.flags.contains(TcpFlags::ACK) {
+            (seg.ack, SeqNum(0), TcpFlags::RST)
+        } else {
+            let len = seg.segment_len(payload_len) as u64;
+            (
+                SeqNum(0),
+                SeqNum(to_wire(seg.seq.0, len)),
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        let rst = TcpRepr {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options,
+        };
+        self.rsts.push_back((local, remote, rst));
+    }
+
+    /// The next datagram or segment to send, written into `buf`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some((local, remote, rst)) = self.rsts.pop_front() {
+            if let Ok(len) = self
+                .cfg
+                .framing
+                .encode(&rst, 0, |_| {}, local, remote, buf)
+            {
+                self.stats.rsts_sent += 1;
+                self.stats.segments_out += 1;
+                return Some(Transmit { local, remote, len });
+            }
+        }
+        while let Some(h) = self.ready.pop_front() {
+            let Some(c) = self.conns.get_mut(&h) else { continue };
+            if let Some(t) = c.poll_transmit(now, buf) {
+                // Keep it at the back of the queue: it may have more.
+                self.ready.push_back(h);
+                self.stats.segments_out += 1;
+                self.sync_tuples(h);
+                return Some(t);
+            }
+            c.queued = false;
+            self.sync_tuples(h);
+            self.collect_events(h);
+            self.maybe_reap(h);
+        }
+        None
+    }
+
+    /// Drops a connection that is closed with all subflows gone and nothing to report.
+    fn maybe_reap(&mut self, h: ConnectionHandle) {
+        let done = self
+            .conns
+            .get(&h)
+            .is_some_and(|c| c.is_closed() && c.subflows_done() && c.released_by_app);
+        if done {
+            self.release(h);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conns.values().filter_map(|c| c.poll_timeout()).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<ConnectionHandle> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in due {
+            if let Some(c) = self.conns.get_mut(&h) {
+                c.handle_timeout(now, &mut *self.rng);
+            }
+            self.after_conn_input(h);
+        }
+    }
+
+    /// The next event from any connection.
+    pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
+        self.events.pop_front()
+    }
+
+    /// Adds a local path to a connection (a new interface); a subflow follows.
+    pub fn add_path(&mut self, now: Instant, h: ConnectionHandle, path: PathSpec) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.add_path(now, path);
+            c.manage_paths(now, &mut *self.rng);
+        }
+        self.after_conn_input(h);
+    }
+
+    /// The interface behind `path` is gone: its subflows are dropped at once.
+    pub fn remove_path(&mut self, now: Instant, h: ConnectionHandle, path: crate::path::PathId) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.remove_path(now, path);
+        }
+        self.after_conn_input(h);
+    }
+
+    /// Handles for every live connection.
+    pub fn handles(&self) -> Vec<ConnectionHandle> {
+        self.conns.keys().copied().collect()
+    }
+
+    /// Interface kind helper for callers that only know a name.
+    pub fn kind_of(&self, h: ConnectionHandle, path: crate::path::PathId) -> Option<InterfaceKind> {
+        self.conns
+            .get(&h)?
+            .paths
+            .local(path)
+            .map(|p| p.spec.kind)
+    }
+}
