@@ -398,3 +398,61 @@ proptest! {
         prop_assert!(!verify_tcp_checksum(src, dst, &seg));
     }
 }
+
+/// Every DSS shape, exhaustively: data ACK absent/4/8 × mapping absent/4/8 × checksum ×
+/// DATA_FIN, with the length RFC 8684 gives for each.
+#[test]
+fn dss_all_shapes_exhaustive() {
+    let acks = [
+        None,
+        Some(DataSeq::Narrow(0x0102_0304)),
+        Some(DataSeq::Wide(0x0102_0304_0506_0708)),
+    ];
+    let dsns = [
+        None,
+        Some(DataSeq::Narrow(0xa0b0_c0d0)),
+        Some(DataSeq::Wide(0xa0b0_c0d0_e0f0_0011)),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for ack in acks {
+        for dsn in dsns {
+            for csum in [None, Some(0xbeef)] {
+                if dsn.is_none() && csum.is_some() {
+                    continue;
+                }
+                for data_fin in [false, true] {
+                    let mapping = dsn.map(|dsn| DssMapping {
+                        dsn,
+                        ssn: 77,
+                        data_len: 1400,
+                        checksum: csum,
+                    });
+                    let d = Dss {
+                        data_ack: ack,
+                        mapping,
+                        data_fin,
+                    };
+                    let want = 4
+                        + ack.map_or(0, |a| if a.is_wide() { 8 } else { 4 })
+                        + dsn.map_or(0, |s| if s.is_wide() { 14 } else { 10 })
+                        + csum.map_or(0, |_| 2);
+                    let mut buf = [0u8; 28];
+                    let n = d.emit(&mut buf).unwrap();
+                    assert_eq!(n, want, "{d:?}");
+                    let flags = buf[3];
+                    assert_eq!(flags & 0x01 != 0, ack.is_some());
+                    assert_eq!(flags & 0x02 != 0, ack.is_some_and(DataSeq::is_wide));
+                    assert_eq!(flags & 0x04 != 0, dsn.is_some());
+                    assert_eq!(flags & 0x08 != 0, dsn.is_some_and(DataSeq::is_wide));
+                    assert_eq!(flags & 0x10 != 0, data_fin);
+                    assert_eq!(MptcpOption::parse(&buf[..n]), Ok(MptcpOption::Dss(d)));
+                    seen.insert(n);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![4, 8, 12, 14, 16, 18, 20, 22, 24, 26, 28]
+    );
+}

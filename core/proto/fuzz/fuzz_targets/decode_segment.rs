@@ -26,7 +26,13 @@ fuzz_target!(|data: &[u8]| {
             Ok(n) => {
                 let (again, off2) = TcpRepr::parse(&buf[..n]).expect("re-encoded header parses");
                 assert_eq!(off2, n);
-                assert_eq!(again, TcpRepr { options: canonical(repr.options), ..repr });
+                assert_eq!(
+                    again,
+                    TcpRepr {
+                        options: canonical(repr.options),
+                        ..repr
+                    }
+                );
             }
             // Kernel layout pads where a peer may have packed options tightly.
             Err(e) => assert_eq!(e, WireError::OptionSpaceExceeded),
@@ -57,9 +63,16 @@ fuzz_target!(|data: &[u8]| {
         let mut buf = [0u8; 52];
         match emit_udp_payload(&repr, &mut buf) {
             Ok(n) => {
-                let (again, off2) = parse_udp_payload(&buf[..n], 4242, 5499).expect("re-encoded framing parses");
+                let (again, off2) =
+                    parse_udp_payload(&buf[..n], 4242, 5499).expect("re-encoded framing parses");
                 assert_eq!(off2, n);
-                assert_eq!(again, TcpRepr { options: canonical(repr.options), ..repr });
+                assert_eq!(
+                    again,
+                    TcpRepr {
+                        options: canonical(repr.options),
+                        ..repr
+                    }
+                );
             }
             Err(e) => assert_eq!(e, WireError::OptionSpaceExceeded),
         }
