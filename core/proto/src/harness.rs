@@ -166,7 +166,8 @@ impl Host {
     /// Moves application data in and out of every connection.
     pub fn pump(&mut self, now: Instant) {
         while let Some(h) = self.ep.accept() {
-            self.apps.push(App::new(h, self.accept_send, self.accept_seed));
+            self.apps
+                .push(App::new(h, self.accept_send, self.accept_seed));
         }
         while let Some((h, ev)) = self.ep.poll_event() {
             if let Some(app) = self.apps.iter_mut().find(|a| a.handle == h) {
@@ -210,8 +211,7 @@ impl Host {
                         if !app.peer_finished {
                             app.peer_finished = true;
                             if let Some(ctx) = app.recv_hash.take() {
-                                app.received_sha =
-                                    ctx.finish().as_ref().try_into().ok();
+                                app.received_sha = ctx.finish().as_ref().try_into().ok();
                             }
                             if app.to_send == 0 && !app.shutdown_sent {
                                 conn.shutdown();
@@ -245,7 +245,11 @@ impl Node for Host {
         self.pump(now);
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<(SocketAddr, SocketAddr)> {
+    fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<(SocketAddr, SocketAddr)> {
         self.pump(now);
         let t = self.ep.poll_transmit(now, &mut self.scratch)?;
         buf.extend_from_slice(&self.scratch[..t.len]);

@@ -129,4 +129,33 @@ fn explore() {
             a as f64 * 8.0 / el.as_secs_f64() / 1e6
         );
     }
+    for (name, link) in [
+        (
+            "reorder",
+            LinkConfig::new(40_000_000, Duration::from_millis(10))
+                .with_queue_bdp(1.0)
+                .with_reorder(0.05, Duration::from_millis(5)),
+        ),
+        (
+            "dup",
+            LinkConfig::new(40_000_000, Duration::from_millis(10))
+                .with_queue_bdp(1.0)
+                .with_duplicate(0.05),
+        ),
+    ] {
+        let t0 = std::time::Instant::now();
+        let (done, el, a, b) = run_case(
+            3,
+            link.clone(),
+            link,
+            10_000_000,
+            10_000_000,
+            Duration::from_secs(600),
+        );
+        eprintln!(
+            "{name}: done {done} sim {el:?} c2s {a} s2c {b} cpu {:?} goodput {:.1} Mbit/s",
+            t0.elapsed(),
+            a as f64 * 8.0 / el.as_secs_f64() / 1e6
+        );
+    }
 }
