@@ -25,6 +25,9 @@ struct Epoch {
     k: f64,
 }
 
+/// CUBIC: after a loss the window climbs a cubic curve back to where the loss happened
+/// (W_max), lingers there, then probes beyond it, so long fat paths regain their rate in
+/// seconds rather than Reno's minutes. Never slower than Reno (the Reno-friendly W_est).
 #[derive(Clone, Debug)]
 pub struct Cubic {
     w: Aimd,

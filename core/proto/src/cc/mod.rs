@@ -1,8 +1,14 @@
 //! Congestion control: per-subflow Reno and CUBIC, coupled LIA (RFC 6356) and OLIA, the RFC 6298
 //! RTT estimator, and the pacer.
 //!
-//! The subflow owns one boxed controller and tells it about ACKs, congestion events and
-//! retransmission timeouts. Coupled controllers also see every subflow of the connection.
+//! The subflow owns one boxed controller (`Algorithm::build`) and tells it about ACKs,
+//! congestion events and retransmission timeouts. Coupled controllers also see every subflow
+//! of the connection. The subflow also owns an `RttEstimator` (it must apply Karn's rule: no
+//! samples from retransmitted segments) and a `Pacer`, which it asks before each transmission.
+//!
+//! All windows are in bytes. Windows never drop below 2 MSS on a loss, nor below 1 MSS on a
+//! timeout, never exceed `MAX_WINDOW`, and never grow on ACKs that are application-limited or
+//! arrive during recovery.
 
 use std::fmt;
 use std::str::FromStr;

@@ -17,6 +17,7 @@ const MAX_BURST_SEGMENTS: f64 = 10.0;
 /// Rounding slack, in bytes, when comparing tokens computed in floating point.
 const EPSILON: f64 = 1e-6;
 
+/// One per subflow. Ask `delay_until` before each transmission, report it with `on_sent`.
 #[derive(Clone, Debug, Default)]
 pub struct Pacer {
     /// Bytes that may leave now; negative after a send that overdrew the bucket.
