@@ -1,4 +1,5 @@
 mod common;
+use braid_proto::{ConnectionConfig, Policy, ServiceType};
 use common::*;
 use std::time::Duration;
 
@@ -8,31 +9,40 @@ fn debug_case() {
     let seed: u64 = std::env::var("SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(14);
-    let loss: f64 = std::env::var("LOSS")
+        .unwrap_or(0);
+    let dead: usize = std::env::var("DEAD")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0);
-    let bytes = 40_000_000;
-    let mut t = Transfer::single_path(
+        .unwrap_or(1);
+    let cfg = ConnectionConfig {
+        policy: Policy::new(ServiceType::Aggregate),
+        ..Default::default()
+    };
+    let mut t = Transfer::build(
         seed,
-        base_link().with_loss(loss),
-        base_link().with_loss(loss),
-        bytes,
-        0,
+        &[(wifi_link(), wifi_link()), (cell_link(), cell_link())],
+        40_000_000,
+        10_000_000,
+        Some(cfg),
+        None,
     );
+    t.down_at(dead, Duration::from_secs(3));
     let r = t.run(Duration::from_secs(900));
     let s = t.server_app().unwrap();
     let start = t.sim.start();
-    for sec in 0..12 {
-        let a = s.received_at(start + Duration::from_secs(sec));
-        let b = s.received_at(start + Duration::from_secs(sec + 1));
-        eprintln!("t={sec}s {:.1} Mbit/s", (b - a) as f64 * 8.0 / 1e6);
+    for ms in (2800..9000).step_by(200) {
+        let a = s.received_at(start + Duration::from_millis(ms));
+        let b = s.received_at(start + Duration::from_millis(ms + 200));
+        let st = t
+            .sim
+            .node(t.client)
+            .ep
+            .connection(t.handle)
+            .unwrap()
+            .stats();
+        eprintln!("t={ms}ms {:.1} Mbit/s", (b - a) as f64 * 8.0 / 0.2 / 1e6);
+        let _ = st;
     }
-    eprintln!(
-        "done {} elapsed {:?} srv {}",
-        r.done, r.elapsed, r.server_received
-    );
     let st = t
         .sim
         .node(t.client)
@@ -40,5 +50,25 @@ fn debug_case() {
         .connection(t.handle)
         .unwrap()
         .stats();
-    eprintln!("{:#?}", st.paths);
+    for p in &st.paths {
+        eprintln!(
+            "{:?} sent {} retx {} srtt {:?} cwnd {} inflight {} rto {} state {}",
+            p.kind,
+            p.bytes_sent,
+            p.bytes_retransmitted,
+            p.srtt,
+            p.cwnd,
+            p.in_flight,
+            p.rto_events,
+            p.state
+        );
+    }
+    eprintln!("reinjected {}", st.bytes_reinjected);
+    eprintln!(
+        "done {} elapsed {:?} srv {}",
+        r.done, r.elapsed, r.server_received
+    );
+    for (at, e) in t.client_app().events.iter().take(20) {
+        eprintln!("client {:?} {:?}", *at - t.sim.start(), e);
+    }
 }
