@@ -53,7 +53,7 @@ impl SchedulerKind {
             SchedulerKind::MinRtt => Box::new(MinRtt),
             SchedulerKind::RoundRobin => Box::new(RoundRobin::default()),
             SchedulerKind::Redundant => Box::new(Redundant),
-            SchedulerKind::Blest => Box::new(Blest::default()),
+            SchedulerKind::Blest => Box::new(Blest),
         }
     }
 
