@@ -2,7 +2,7 @@
 //! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
 
 use super::{Connection, SubflowEntry};
-use crate::sched::SchedView;
+use crate::sched::{SchedContext, SchedView};
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{
     self, DataSeq, Dss, DssMapping, MpCapable, MpCapableFlags, MpCapableKeys, MpFail, MpFastClose,
@@ -421,6 +421,9 @@ impl Connection {
             n += 1;
         }
         let views = &views[..n];
+        let ctx = SchedContext {
+            send_window: self.peer_wnd_end.saturating_sub(self.data_nxt),
+        };
         let fresh: usize = views.iter().filter(|v| !v.stale).count();
         let pick = if fresh > 0 && fresh < n {
             let mut only_fresh = [SchedView::default(); MAX_SCHED];
@@ -429,9 +432,9 @@ impl Connection {
                 only_fresh[m] = *v;
                 m += 1;
             }
-            self.scheduler.pick(&only_fresh[..m])
+            self.scheduler.pick(&only_fresh[..m], ctx)
         } else {
-            self.scheduler.pick(views)
+            self.scheduler.pick(views, ctx)
         };
         pick.map(|v| v.index)
     }
