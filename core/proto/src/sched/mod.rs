@@ -99,7 +99,7 @@ fn rtt_key(v: &SchedView) -> (bool, Duration) {
 pub struct MinRtt;
 
 impl Scheduler for MinRtt {
-    fn pick(&mut self, c: &[SchedView], ctx: SchedContext) -> Option<SchedView> {
+    fn pick(&mut self, c: &[SchedView], _ctx: SchedContext) -> Option<SchedView> {
         c.iter()
             .filter(|v| v.room > 0)
             .min_by_key(|v| rtt_key(v))
@@ -116,7 +116,7 @@ pub struct RoundRobin {
 }
 
 impl Scheduler for RoundRobin {
-    fn pick(&mut self, c: &[SchedView], ctx: SchedContext) -> Option<SchedView> {
+    fn pick(&mut self, c: &[SchedView], _ctx: SchedContext) -> Option<SchedView> {
         let mut with_room: Vec<&SchedView> = c.iter().filter(|v| v.room > 0).collect();
         with_room.sort_by_key(|v| v.index);
         let next = with_room
