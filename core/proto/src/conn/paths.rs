@@ -252,6 +252,16 @@ impl Connection {
             if lp.retry_at.is_some_and(|t| t > now) {
                 continue;
             }
+            // A due retry is consumed whether or not a subflow can be opened now; the next
+            // segment or timer looks again.
+            if let Some(p) = self
+                .paths
+                .locals
+                .iter_mut()
+                .find(|p| p.spec.id == lp.spec.id)
+            {
+                p.retry_at = None;
+            }
             if lp.spec.kind.is_cellular() && !self.paths.policy.allow_cellular {
                 continue;
             }
