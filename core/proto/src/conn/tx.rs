@@ -142,12 +142,18 @@ impl Connection {
     /// Something only a pure ACK can carry is waiting on this subflow.
     fn has_signal(&self, idx: usize) -> bool {
         let e = &self.subflows[idx];
-        if !e.sf.state.is_synchronized() || e.sf.is_closed() {
+        if !e.usable() || !self.signals_allowed() {
             return false;
         }
         e.prio_pending.is_some()
             || e.fail_pending.is_some()
             || (self.paths.has_signal() && self.signal_carrier() == Some(idx))
+    }
+
+    /// MPTCP signals (MP_PRIO, ADD_ADDR, ...) go out only once segments carry DSS options,
+    /// i.e. after the MP_CAPABLE exchange is complete, and not after a fallback.
+    fn signals_allowed(&self) -> bool {
+        self.fully_established && self.fallback.is_none() && self.keys.remote.is_some()
     }
 
     /// The subflow that carries ADD_ADDR/REMOVE_ADDR: the first usable one.
@@ -452,17 +458,36 @@ impl Connection {
     }
 
     /// Adds the MPTCP options a segment of `kind` on subflow `idx` needs.
-    fn add_mptcp_options(&mut self, _now: Instant, idx: usize, repr: &mut TcpRepr, kind: Seg) {
+    fn add_mptcp_options(&mut self, now: Instant, idx: usize, repr: &mut TcpRepr, kind: Seg) {
         let mut opts: [Option<MptcpOption>; 4] = [None; 4];
-        self.mptcp_options_for(idx, kind, &mut opts);
+        self.mptcp_options_for(now, idx, kind, &mut opts);
+        // An authenticated ADD_ADDR does not fit next to a DSS: like the kernel, send it on
+        // a pure ACK without one (the next segment carries the DATA_ACK).
+        let add_addr = opts
+            .iter()
+            .flatten()
+            .any(|o| matches!(o, MptcpOption::AddAddr(a) if !a.is_echo()));
         for o in opts.into_iter().flatten() {
+            if add_addr && matches!(o, MptcpOption::Dss(_)) {
+                continue;
+            }
             if repr.options.push_mptcp(o).is_err() {
-                break;
+                // IPv6 ADD_ADDR with a port only fits without the timestamp.
+                repr.options.timestamps = None;
+                if repr.options.push_mptcp(o).is_err() {
+                    break;
+                }
             }
         }
     }
 
-    fn mptcp_options_for(&mut self, idx: usize, kind: Seg, out: &mut [Option<MptcpOption>; 4]) {
+    fn mptcp_options_for(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        kind: Seg,
+        out: &mut [Option<MptcpOption>; 4],
+    ) {
         let e = &self.subflows[idx];
         let mut n = 0;
         let mut push = |o: MptcpOption, out: &mut [Option<MptcpOption>; 4]| {
@@ -686,7 +711,7 @@ impl Connection {
                 push(MptcpOption::MpPrio(MpPrio { backup: b }), out);
             }
             if self.signal_carrier() == Some(idx) {
-                if let Some(o) = self.paths.next_signal(self.keys.local, remote_key) {
+                if let Some(o) = self.paths.next_signal(now, self.keys.local, remote_key) {
                     push(o, out);
                 }
             }
