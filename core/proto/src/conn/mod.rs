@@ -14,6 +14,7 @@ mod paths;
 mod recv_buf;
 mod rx;
 mod send_buf;
+mod steering;
 mod timers;
 mod tx;
 
@@ -21,6 +22,7 @@ pub use events::{CloseError, ConnectionStats, Event, PathStats, SwitchReason};
 pub use mapping::{MappingTable, RxMapping};
 pub use recv_buf::{Inserted, Reassembly};
 pub use send_buf::SendBuffer;
+pub use steering::PathQuality;
 pub use tx::Transmit;
 
 use crate::frame::Framing;
@@ -578,6 +580,8 @@ impl Connection {
             }
         }
         consider(self.paths.poll_timeout());
+        consider(self.steering_deadline());
+        consider(self.dead_subflow_deadline());
         t
     }
 
@@ -666,6 +670,29 @@ impl Connection {
             .map(|e| (e.sf.local, e.sf.remote, e.id))
     }
 
+    /// Whether a SYN with sequence number `seq` on subflow `id`'s address pair starts a new
+    /// subflow (the old one is synchronized and this is not its own SYN again).
+    pub(crate) fn subflow_replaced_by_syn(&self, id: SubflowId, seq: u32) -> bool {
+        self.index_of(id).is_some_and(|i| {
+            let sf = &self.subflows[i].sf;
+            sf.state.is_synchronized() && sf.irs() != seq || sf.is_closed()
+        })
+    }
+
+    /// Forgets a subflow the peer has abandoned, reinjecting what it carried.
+    pub(crate) fn drop_subflow(&mut self, now: Instant, id: SubflowId) {
+        if let Some(i) = self.index_of(id) {
+            let e = &mut self.subflows[i];
+            if !e.sf.is_closed() {
+                e.sf.abort();
+                e.sf.drop_pending_rst();
+            }
+            self.on_subflow_closed(now, i);
+            self.subflows.remove(i);
+            self.tuples_changed = true;
+        }
+    }
+
     /// Every subflow has finished (or been reset) and sent what it had to.
     pub(crate) fn subflows_done(&self) -> bool {
         self.subflows
@@ -673,13 +700,14 @@ impl Connection {
             .all(|e| e.sf.is_closed() && e.sf.next_control().is_none())
     }
 
-    /// Paths the connection may use (client side).
+    /// Paths the connection may use (client side); same as `interface_available`.
     pub fn add_path(&mut self, now: Instant, spec: PathSpec) {
-        self.paths.add_local(now, spec);
+        self.interface_available(now, spec);
     }
 
+    /// Same as `interface_lost`.
     pub fn remove_path(&mut self, now: Instant, id: PathId) {
-        self.paths.remove_local(now, id);
+        self.interface_lost(now, id);
     }
 }
 

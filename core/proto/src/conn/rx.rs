@@ -72,9 +72,16 @@ impl Connection {
                 self.place_data(now, idx, ssn, data);
             }
         }
+        if self.fallback.is_none()
+            && self.subflows[idx].sf.state == crate::subflow::State::CloseWait
+        {
+            // The peer closed this subflow (not the connection): close our side too.
+            self.subflows[idx].sf.close();
+        }
         if self.subflows.get(idx).is_some_and(|e| e.sf.is_closed()) {
             self.on_subflow_closed(now, idx);
         }
+        self.steer(now);
         self.after_input(now);
     }
 
@@ -537,6 +544,11 @@ impl Connection {
         }
         self.release_send_buffer();
         self.stats.subflows_closed += 1;
+        let e = &self.subflows[idx];
+        if e.kind.is_cellular() {
+            self.paths.cellular_closed_bytes +=
+                e.sf.counters.bytes_sent + e.sf.counters.bytes_received;
+        }
         self.tuples_changed = true;
         let e = &self.subflows[idx];
         if e.reported_up {

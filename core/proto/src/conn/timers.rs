@@ -60,6 +60,8 @@ impl Connection {
             }
         }
         self.paths.handle_timeout(now);
+        self.reap_dead_subflows(now);
+        self.steer(now);
         self.manage_paths(now, rng);
         self.after_input(now);
     }

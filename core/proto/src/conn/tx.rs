@@ -254,9 +254,10 @@ impl Connection {
         } else {
             self.data_nxt = sent_end;
             self.sent_high = self.sent_high.max(sent_end);
-            if self.scheduler.redundant() {
+            if self.scheduler.redundant() || self.duplicate_small_write(now, idx) {
+                let cellular_ok = self.paths.cellular_allowed();
                 for (j, e) in self.subflows.iter_mut().enumerate() {
-                    if j != idx && e.usable() {
+                    if j != idx && e.usable() && (cellular_ok || !e.kind.is_cellular()) {
                         e.own_queue.insert(sent.dsn..sent_end);
                     }
                 }
@@ -393,16 +394,35 @@ impl Connection {
     /// Chooses the subflow for shared data (new or reinjected) among those allowed.
     fn pick_subflow(&mut self) -> Option<usize> {
         let mut views = [SchedView::default(); MAX_SCHED];
-        let mut n = 0;
-        let any_regular = self.subflows.iter().any(|e| {
-            e.usable() && !e.backup_remote && !e.backup_local && self.paths.data_allowed(e)
-        });
         let only = self.fallback.map(|f| f.subflow);
+        let failed_after = self.paths.policy.rto_count_threshold.max(1);
+        // Candidates: usable, allowed by the fallback and the policy. If the policy's
+        // active path has nothing usable, any usable subflow the cost rules allow will do.
+        let eligible = |e: &SubflowEntry, strict: bool| {
+            e.usable()
+                && only.is_none_or(|id| id == e.id)
+                && if strict {
+                    self.paths.data_allowed(e)
+                } else {
+                    self.paths.cellular_allowed() || !e.kind.is_cellular()
+                }
+        };
+        let strict = self.subflows.iter().any(|e| eligible(e, true));
+        // Backups carry data only when no regular subflow can: none usable, or all of
+        // them failed (timeouts without progress) — which is also how a server notices on
+        // its own that the path it sends on died.
+        let any_regular = self.subflows.iter().any(|e| {
+            eligible(e, strict)
+                && !e.backup_remote
+                && !e.backup_local
+                && e.sf.rto_count < failed_after
+        });
+        let mut n = 0;
         for (i, e) in self.subflows.iter().enumerate() {
             if n == MAX_SCHED {
                 break;
             }
-            if !e.usable() || !self.paths.data_allowed(e) || only.is_some_and(|id| id != e.id) {
+            if !eligible(e, strict) {
                 continue;
             }
             let backup = e.backup_remote || e.backup_local;
