@@ -34,7 +34,9 @@ pub fn install_apt(wanted: &[(&str, &str)]) -> Result {
         return Ok(());
     }
     let mut update = Command::new("apt-get");
-    update.args(["-qq", "update"]).env("DEBIAN_FRONTEND", "noninteractive");
+    update
+        .args(["-qq", "update"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
     sh::run(&mut update)?;
     let mut install = Command::new("apt-get");
     install

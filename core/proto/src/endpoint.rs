@@ -189,7 +189,9 @@ impl Endpoint {
 
     /// Re-reads a connection's subflow address pairs into the demultiplexer.
     fn sync_tuples(&mut self, h: ConnectionHandle) {
-        let Some(c) = self.conns.get_mut(&h) else { return };
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
         if !c.tuples_changed {
             return;
         }
@@ -370,18 +372,16 @@ impl Endpoint {
     /// The next datagram or segment to send, written into `buf`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some((local, remote, rst)) = self.rsts.pop_front() {
-            if let Ok(len) = self
-                .cfg
-                .framing
-                .encode(&rst, 0, |_| {}, local, remote, buf)
-            {
+            if let Ok(len) = self.cfg.framing.encode(&rst, 0, |_| {}, local, remote, buf) {
                 self.stats.rsts_sent += 1;
                 self.stats.segments_out += 1;
                 return Some(Transmit { local, remote, len });
             }
         }
         while let Some(h) = self.ready.pop_front() {
-            let Some(c) = self.conns.get_mut(&h) else { continue };
+            let Some(c) = self.conns.get_mut(&h) else {
+                continue;
+            };
             if let Some(t) = c.poll_transmit(now, buf) {
                 // Keep it at the back of the queue: it may have more.
                 self.ready.push_back(h);
@@ -456,10 +456,6 @@ impl Endpoint {
 
     /// Interface kind helper for callers that only know a name.
     pub fn kind_of(&self, h: ConnectionHandle, path: crate::path::PathId) -> Option<InterfaceKind> {
-        self.conns
-            .get(&h)?
-            .paths
-            .local(path)
-            .map(|p| p.spec.kind)
+        self.conns.get(&h)?.paths.local(path).map(|p| p.spec.kind)
     }
 }

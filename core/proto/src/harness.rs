@@ -14,18 +14,33 @@ use std::time::{Duration, Instant};
 /// The byte at stream offset `i` of the test stream with `seed`: pseudo-random, so that
 /// misplaced data changes the hash, and computable at any offset.
 pub fn stream_byte(seed: u64, i: u64) -> u8 {
-    let mut z = (i / 8).wrapping_add(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    z.to_le_bytes()[(i % 8) as usize]
+    stream_word(seed, i / 8).to_le_bytes()[(i % 8) as usize]
 }
 
 /// Fills `dst` with the stream from offset `at`.
 pub fn fill_stream(seed: u64, at: u64, dst: &mut [u8]) {
-    for (k, b) in dst.iter_mut().enumerate() {
-        *b = stream_byte(seed, at + k as u64);
+    let mut i = 0;
+    // Unaligned head, then whole 8-byte words, then the tail.
+    while i < dst.len() && (at + i as u64) % 8 != 0 {
+        dst[i] = stream_byte(seed, at + i as u64);
+        i += 1;
     }
+    while i + 8 <= dst.len() {
+        let word = stream_word(seed, (at + i as u64) / 8);
+        dst[i..i + 8].copy_from_slice(&word.to_le_bytes());
+        i += 8;
+    }
+    while i < dst.len() {
+        dst[i] = stream_byte(seed, at + i as u64);
+        i += 1;
+    }
+}
+
+fn stream_word(seed: u64, w: u64) -> u64 {
+    let mut z = w.wrapping_add(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// SHA-256 of the first `len` bytes of the stream.
@@ -151,7 +166,8 @@ impl Host {
     /// Moves application data in and out of every connection.
     pub fn pump(&mut self, now: Instant) {
         while let Some(h) = self.ep.accept() {
-            self.apps.push(App::new(h, self.accept_send, self.accept_seed));
+            self.apps
+                .push(App::new(h, self.accept_send, self.accept_seed));
         }
         while let Some((h, ev)) = self.ep.poll_event() {
             if let Some(app) = self.apps.iter_mut().find(|a| a.handle == h) {
@@ -172,7 +188,12 @@ impl Host {
             };
             // Write.
             while app.sent < app.to_send {
-                let n = ((app.to_send - app.sent) as usize).min(app.scratch.len());
+                let n = ((app.to_send - app.sent) as usize)
+                    .min(app.scratch.len())
+                    .min(conn.send_capacity());
+                if n == 0 {
+                    break;
+                }
                 fill_stream(app.stream_seed, app.sent, &mut app.scratch[..n]);
                 match conn.write(&app.scratch[..n]) {
                     Ok(k) => app.sent += k as u64,
@@ -190,8 +211,7 @@ impl Host {
                         if !app.peer_finished {
                             app.peer_finished = true;
                             if let Some(ctx) = app.recv_hash.take() {
-                                app.received_sha =
-                                    ctx.finish().as_ref().try_into().ok();
+                                app.received_sha = ctx.finish().as_ref().try_into().ok();
                             }
                             if app.to_send == 0 && !app.shutdown_sent {
                                 conn.shutdown();
@@ -225,7 +245,11 @@ impl Node for Host {
         self.pump(now);
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<(SocketAddr, SocketAddr)> {
+    fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<(SocketAddr, SocketAddr)> {
         self.pump(now);
         let t = self.ep.poll_transmit(now, &mut self.scratch)?;
         buf.extend_from_slice(&self.scratch[..t.len]);

@@ -191,7 +191,10 @@ mod tests {
                     s.remove(a..b);
                     model[a as usize..b as usize].fill(false);
                 } else {
-                    let fresh = model[a as usize..b as usize].iter().filter(|x| !**x).count();
+                    let fresh = model[a as usize..b as usize]
+                        .iter()
+                        .filter(|x| !**x)
+                        .count();
                     assert_eq!(s.insert(a..b), fresh as u64);
                     model[a as usize..b as usize].fill(true);
                 }

@@ -36,7 +36,11 @@ mod tests {
         assert_eq!(unwrap32(5, 0), 5);
         assert_eq!(unwrap32(0xffff_fff0, 0), 0xffff_fff0, "nothing below zero");
         assert_eq!(unwrap32(3, 0xffff_fff0), 0x1_0000_0003, "wraps forward");
-        assert_eq!(unwrap32(0xffff_fff0, 0x1_0000_0003), 0xffff_fff0, "wraps backward");
+        assert_eq!(
+            unwrap32(0xffff_fff0, 0x1_0000_0003),
+            0xffff_fff0,
+            "wraps backward"
+        );
         assert_eq!(unwrap32(0x8000_0000, 0x1_0000_0000), 0x1_8000_0000);
     }
 

@@ -48,7 +48,11 @@ fn setup(seed: u64, up: LinkConfig, down: LinkConfig, c2s: u64, s2c: u64) -> Run
     }
 }
 
-fn finished(sim: &Sim<Host>, client: braid_proto::sim::NodeId, server: braid_proto::sim::NodeId) -> bool {
+fn finished(
+    sim: &Sim<Host>,
+    client: braid_proto::sim::NodeId,
+    server: braid_proto::sim::NodeId,
+) -> bool {
     let c = &sim.node(client).apps;
     let s = &sim.node(server).apps;
     !c.is_empty() && !s.is_empty() && c[0].peer_finished && s[0].peer_finished
@@ -59,10 +63,16 @@ fn clean_link_small_transfer_both_ways() {
     let link = LinkConfig::new(40_000_000, Duration::from_millis(10)).with_queue_bdp(1.0);
     let mut r = setup(1, link.clone(), link, 1_000_000, 500_000);
     let (c, s) = (r.client, r.server);
-    let done = r.sim.run_while(Duration::from_secs(20), |sim| !finished(sim, c, s));
+    let done = r
+        .sim
+        .run_while(Duration::from_secs(20), |sim| !finished(sim, c, s));
     let capp = &r.sim.node(c).apps[0];
     let sapp = &r.sim.node(s).apps[0];
-    assert!(done, "transfer did not finish: client got {} server got {}", capp.received, sapp.received);
+    assert!(
+        done,
+        "transfer did not finish: client got {} server got {}",
+        capp.received, sapp.received
+    );
     assert_eq!(sapp.received, 1_000_000);
     assert_eq!(sapp.received_sha, Some(stream_sha256(5, 1_000_000)));
     assert_eq!(capp.received, 500_000);
@@ -70,15 +80,30 @@ fn clean_link_small_transfer_both_ways() {
     let _ = r.handle;
 }
 
-fn run_case(seed: u64, up: LinkConfig, down: LinkConfig, c2s: u64, s2c: u64, limit: Duration) -> (bool, Duration, u64, u64) {
+fn run_case(
+    seed: u64,
+    up: LinkConfig,
+    down: LinkConfig,
+    c2s: u64,
+    s2c: u64,
+    limit: Duration,
+) -> (bool, Duration, u64, u64) {
     let mut r = setup(seed, up, down, c2s, s2c);
     let (c, s) = (r.client, r.server);
     let done = r.sim.run_while(limit, |sim| !finished(sim, c, s));
     let capp = &r.sim.node(c).apps[0];
     let sapp = &r.sim.node(s).apps[0];
     if done {
-        assert_eq!(sapp.received_sha, Some(stream_sha256(5, c2s)), "seed {seed} c2s hash");
-        assert_eq!(capp.received_sha, Some(stream_sha256(77, s2c)), "seed {seed} s2c hash");
+        assert_eq!(
+            sapp.received_sha,
+            Some(stream_sha256(5, c2s)),
+            "seed {seed} c2s hash"
+        );
+        assert_eq!(
+            capp.received_sha,
+            Some(stream_sha256(77, s2c)),
+            "seed {seed} s2c hash"
+        );
     }
     (done, r.sim.elapsed(), sapp.received, capp.received)
 }
@@ -86,9 +111,51 @@ fn run_case(seed: u64, up: LinkConfig, down: LinkConfig, c2s: u64, s2c: u64, lim
 #[test]
 fn explore() {
     for loss in [0.0, 0.01, 0.05, 0.15] {
-        let link = LinkConfig::new(40_000_000, Duration::from_millis(10)).with_queue_bdp(1.0).with_loss(loss);
+        let link = LinkConfig::new(40_000_000, Duration::from_millis(10))
+            .with_queue_bdp(1.0)
+            .with_loss(loss);
         let t0 = std::time::Instant::now();
-        let (done, el, a, b) = run_case(3, link.clone(), link, 10_000_000, 10_000_000, Duration::from_secs(600));
-        eprintln!("loss {loss}: done {done} sim {el:?} c2s {a} s2c {b} cpu {:?} goodput {:.1} Mbit/s", t0.elapsed(), a as f64 * 8.0 / el.as_secs_f64() / 1e6);
+        let (done, el, a, b) = run_case(
+            3,
+            link.clone(),
+            link,
+            10_000_000,
+            10_000_000,
+            Duration::from_secs(600),
+        );
+        eprintln!(
+            "loss {loss}: done {done} sim {el:?} c2s {a} s2c {b} cpu {:?} goodput {:.1} Mbit/s",
+            t0.elapsed(),
+            a as f64 * 8.0 / el.as_secs_f64() / 1e6
+        );
+    }
+    for (name, link) in [
+        (
+            "reorder",
+            LinkConfig::new(40_000_000, Duration::from_millis(10))
+                .with_queue_bdp(1.0)
+                .with_reorder(0.05, Duration::from_millis(5)),
+        ),
+        (
+            "dup",
+            LinkConfig::new(40_000_000, Duration::from_millis(10))
+                .with_queue_bdp(1.0)
+                .with_duplicate(0.05),
+        ),
+    ] {
+        let t0 = std::time::Instant::now();
+        let (done, el, a, b) = run_case(
+            3,
+            link.clone(),
+            link,
+            10_000_000,
+            10_000_000,
+            Duration::from_secs(600),
+        );
+        eprintln!(
+            "{name}: done {done} sim {el:?} c2s {a} s2c {b} cpu {:?} goodput {:.1} Mbit/s",
+            t0.elapsed(),
+            a as f64 * 8.0 / el.as_secs_f64() / 1e6
+        );
     }
 }

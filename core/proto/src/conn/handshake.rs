@@ -2,9 +2,7 @@
 //! (token + HMACs both ways), and the fallback to plain TCP when the peer or a middlebox does
 //! not carry MPTCP.
 
-use super::{
-    Connection, ConnState, Event, Fallback, JoinState, Role, SubflowEntry, SubflowId,
-};
+use super::{ConnState, Connection, Event, Fallback, JoinState, Role, SubflowEntry, SubflowId};
 use crate::path::{InterfaceKind, PathId};
 use crate::random::Random;
 use crate::subflow::{State, Subflow};
@@ -17,6 +15,8 @@ use std::time::Instant;
 /// What the handshake logic decided about a segment.
 pub(crate) enum Verdict {
     Continue,
+    /// Ignore the segment entirely (no TCP processing).
+    Drop,
     /// Reset the subflow, with this MP_TCPRST reason.
     Reset(TcpRstReason),
 }
@@ -137,7 +137,14 @@ impl Connection {
         if live >= self.cfg.max_subflows {
             return Err(TcpRstReason::AdministrativelyProhibited);
         }
-        let sf = Subflow::accept(now, self.cfg.subflow.clone(), local, remote, rng.next_u32(), syn);
+        let sf = Subflow::accept(
+            now,
+            self.cfg.subflow.clone(),
+            local,
+            remote,
+            rng.next_u32(),
+            syn,
+        );
         let id = self.alloc_subflow_id();
         let mut e = SubflowEntry::new(id, sf, None, InterfaceKind::Other);
         e.remote_addr_id = addr_id;
@@ -159,7 +166,8 @@ impl Connection {
     /// MPTCP checks on segments that complete a handshake, before TCP processing.
     pub(crate) fn handshake_segment(&mut self, idx: usize, seg: &TcpRepr) -> Verdict {
         let state = self.subflows[idx].sf.state;
-        let syn_ack = seg.flags.contains(wire::TcpFlags::SYN) && seg.flags.contains(wire::TcpFlags::ACK);
+        let syn_ack =
+            seg.flags.contains(wire::TcpFlags::SYN) && seg.flags.contains(wire::TcpFlags::ACK);
         match (state, self.subflows[idx].join.is_some()) {
             (State::SynSent, false) if syn_ack => self.client_got_syn_ack(idx, seg),
             (State::SynSent, true) if syn_ack => self.joiner_got_syn_ack(idx, seg),
@@ -252,6 +260,12 @@ impl Connection {
                         fin: false,
                     });
                 }
+            }
+            _ if seg.options.dss().is_some() => {
+                // The client speaks MPTCP but its third ACK (with its key) was lost: we
+                // cannot place its data without the key. Wait for the segment that carries
+                // MP_CAPABLE (the first data, or an ACK answering our SYN/ACK).
+                return Verdict::Drop;
             }
             _ => {
                 // MP_CAPABLE stripped (or keys that are not ours): plain TCP.

@@ -82,8 +82,20 @@ mod tests {
     #[test]
     fn find_and_prune() {
         let mut t = MappingTable::default();
-        t.insert(RxMapping { ssn: 1, dsn: 100, len: 10, checksum: None, fin: false });
-        t.insert(RxMapping { ssn: 11, dsn: 500, len: 5, checksum: None, fin: false });
+        t.insert(RxMapping {
+            ssn: 1,
+            dsn: 100,
+            len: 10,
+            checksum: None,
+            fin: false,
+        });
+        t.insert(RxMapping {
+            ssn: 11,
+            dsn: 500,
+            len: 5,
+            checksum: None,
+            fin: false,
+        });
         assert_eq!(t.find(5).unwrap().dsn, 100);
         assert_eq!(t.find(12).unwrap().dsn, 500);
         assert!(t.find(16).is_none());

@@ -501,13 +501,16 @@ impl Connection {
             return;
         }
         self.app_closed = true;
-        if self.fallback.is_some() {
-            // Plain TCP: the subflow FIN is the end of the stream.
-            if let Some(fb) = self.fallback {
-                if let Some(i) = self.index_of(fb.subflow) {
-                    self.subflows[i].sf.close();
-                }
-            }
+    }
+
+    /// Plain TCP: the subflow FIN ends the stream, once every byte before it was sent.
+    pub(crate) fn fallback_fin_if_done(&mut self) {
+        let Some(fb) = self.fallback else { return };
+        if !self.app_closed || self.data_nxt < self.data_end() || !self.reinject.is_empty() {
+            return;
+        }
+        if let Some(i) = self.index_of(fb.subflow) {
+            self.subflows[i].sf.close();
         }
     }
 

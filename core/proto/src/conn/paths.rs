@@ -109,7 +109,12 @@ impl PathManager {
             .map_or(0, |a| a.id)
     }
 
-    pub fn on_subflow_closed(&mut self, now: Instant, path: Option<PathId>, reason: Option<CloseReason>) {
+    pub fn on_subflow_closed(
+        &mut self,
+        now: Instant,
+        path: Option<PathId>,
+        reason: Option<CloseReason>,
+    ) {
         let Some(path) = path else { return };
         let backoff = self.policy.recreate_backoff;
         if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == path) {
@@ -163,7 +168,9 @@ impl PathManager {
 
     /// An ADD_ADDR, echo or REMOVE_ADDR is waiting to go out.
     pub fn has_signal(&self) -> bool {
-        !self.echoes.is_empty() || !self.removals.is_empty() || self.due_announcement(None).is_some()
+        !self.echoes.is_empty()
+            || !self.removals.is_empty()
+            || self.due_announcement(None).is_some()
     }
 
     fn due_announcement(&self, now: Option<Instant>) -> Option<usize> {
@@ -277,7 +284,12 @@ impl Connection {
                     backup,
                     rng,
                 );
-                if let Some(p) = self.paths.locals.iter_mut().find(|p| p.spec.id == lp.spec.id) {
+                if let Some(p) = self
+                    .paths
+                    .locals
+                    .iter_mut()
+                    .find(|p| p.spec.id == lp.spec.id)
+                {
                     p.retry_at = None;
                 }
                 budget -= 1;
@@ -312,7 +324,9 @@ impl Connection {
 
     /// ADD_ADDR from the peer: authenticate, echo, remember, maybe join.
     pub(crate) fn on_add_addr(&mut self, _now: Instant, a: &AddAddr) {
-        let Some(remote_key) = self.keys.remote else { return };
+        let Some(remote_key) = self.keys.remote else {
+            return;
+        };
         if a.is_echo() {
             // Our own announcement coming back.
             for ann in &mut self.paths.announcements {

@@ -24,9 +24,13 @@ impl Connection {
         let Some(idx) = self.index_of(id) else {
             return;
         };
-        if let Verdict::Reset(reason) = self.handshake_segment(idx, seg) {
-            self.reset_subflow(now, idx, reason);
-            return;
+        match self.handshake_segment(idx, seg) {
+            Verdict::Continue => {}
+            Verdict::Drop => return,
+            Verdict::Reset(reason) => {
+                self.reset_subflow(now, idx, reason);
+                return;
+            }
         }
         let mut states = [PathState {
             cwnd: 0,
@@ -37,7 +41,8 @@ impl Connection {
         }; MAX_COUPLED];
         let n = self.subflows.len().min(MAX_COUPLED);
         for (i, e) in self.subflows.iter().take(n).enumerate() {
-            states[i] = e.sf.path_state(e.usable() && !e.backup_remote && !e.backup_local);
+            states[i] =
+                e.sf.path_state(e.usable() && !e.backup_remote && !e.backup_local);
         }
         let coupling = Coupling {
             me: idx.min(MAX_COUPLED - 1),
@@ -70,10 +75,13 @@ impl Connection {
     }
 
     fn on_peer_reset(&mut self, idx: usize, seg: &TcpRepr) {
-        let fastclose = seg.options.mptcp.iter().any(|o| {
-            matches!(o, MptcpOption::MpFastClose(f) if f.receiver_key == self.keys.local)
-        });
-        let plain = self.fallback.is_some_and(|f| f.subflow == self.subflows[idx].id);
+        let fastclose =
+            seg.options.mptcp.iter().any(
+                |o| matches!(o, MptcpOption::MpFastClose(f) if f.receiver_key == self.keys.local),
+            );
+        let plain = self
+            .fallback
+            .is_some_and(|f| f.subflow == self.subflows[idx].id);
         if fastclose || plain {
             for e in &mut self.subflows {
                 if !e.sf.is_closed() {
@@ -225,7 +233,9 @@ impl Connection {
     fn expand_data_ack(&self, ack: DataSeq) -> Option<u64> {
         let off = match ack {
             DataSeq::Wide(v) => v.wrapping_sub(self.keys.local_idsn),
-            DataSeq::Narrow(v) => unwrap32(v.wrapping_sub(self.keys.local_idsn as u32), self.data_una),
+            DataSeq::Narrow(v) => {
+                unwrap32(v.wrapping_sub(self.keys.local_idsn as u32), self.data_una)
+            }
         };
         (off <= self.data_nxt + 1).then_some(off)
     }
@@ -463,7 +473,9 @@ impl Connection {
         let id = self.subflows[idx].id;
         let tx_delta = match self.fallback {
             Some(f) => f.tx_delta,
-            None => self.data_nxt.saturating_sub(self.subflows[idx].sf.snd_nxt()),
+            None => self
+                .data_nxt
+                .saturating_sub(self.subflows[idx].sf.snd_nxt()),
         };
         let announce = self.fallback.is_none_or(|f| f.announce_infinite);
         self.fallback = Some(Fallback {
@@ -560,14 +572,13 @@ impl Connection {
         let e = &self.subflows[idx];
         if e.reported_up {
             if let Some(path) = e.path {
-                self.events.push_back(Event::PathDown { path, kind: e.kind });
+                self.events
+                    .push_back(Event::PathDown { path, kind: e.kind });
             }
         }
         let (id, initial, path) = (e.id, e.initial, e.path);
         self.paths.on_subflow_closed(now, path, reason);
-        if self.fallback.is_some_and(|f| f.subflow == id)
-            && reason != Some(CloseReason::Finished)
-        {
+        if self.fallback.is_some_and(|f| f.subflow == id) && reason != Some(CloseReason::Finished) {
             let err = match reason {
                 Some(CloseReason::Reset) => CloseError::Reset,
                 _ if self.state == ConnState::Connecting => CloseError::ConnectFailed,

@@ -79,7 +79,9 @@ impl Connection {
         let e = &mut self.subflows[idx];
         let mut ranges = Vec::new();
         for k in 0..e.sf.sent.len() {
-            let Some(seg) = e.sf.sent.get_mut(k) else { break };
+            let Some(seg) = e.sf.sent.get_mut(k) else {
+                break;
+            };
             if seg.len == 0 || seg.syn || seg.sacked {
                 continue;
             }

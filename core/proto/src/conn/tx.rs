@@ -5,8 +5,8 @@ use super::{Connection, SubflowEntry};
 use crate::sched::SchedView;
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{
-    self, DataSeq, Dss, DssMapping, MpCapable, MpCapableFlags, MpCapableKeys, MpFail,
-    MpFastClose, MpJoin, MpPrio, MpTcpRst, MptcpOption, TcpFlags, TcpRepr,
+    self, DataSeq, Dss, DssMapping, MpCapable, MpCapableFlags, MpCapableKeys, MpFail, MpFastClose,
+    MpJoin, MpPrio, MpTcpRst, MptcpOption, TcpFlags, TcpRepr,
 };
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -41,6 +41,7 @@ enum Seg {
 impl Connection {
     pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.reap_subflows();
+        self.fallback_fin_if_done();
         let n = self.subflows.len();
         if n == 0 {
             return None;
@@ -106,9 +107,7 @@ impl Connection {
         let e = &self.subflows[idx];
         let window = self.recv.window();
         let (repr, kind) = match control {
-            Control::Rst => {
-                (e.sf.header(now, TcpFlags::RST, e.sf.snd_nxt(), 0), Seg::Rst)
-            }
+            Control::Rst => (e.sf.header(now, TcpFlags::RST, e.sf.snd_nxt(), 0), Seg::Rst),
             Control::Syn => {
                 let flags = if e.sf.state == State::SynReceived {
                     TcpFlags::SYN | TcpFlags::ACK
@@ -156,7 +155,12 @@ impl Connection {
         self.subflows.iter().position(|e| e.usable())
     }
 
-    fn send_retransmission(&mut self, now: Instant, idx: usize, buf: &mut [u8]) -> Option<Transmit> {
+    fn send_retransmission(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
         let (i, seg) = self.subflows[idx].sf.next_retransmission()?;
         if !self.subflows[idx].sf.pacing_allows(now, seg.seq_len()) {
             return None;
@@ -217,7 +221,9 @@ impl Connection {
                 continue;
             }
             let first = e.own_queue.first()?;
-            if let Some(t) = self.send_chunk(now, idx, first.start, first.end - first.start, true, buf) {
+            if let Some(t) =
+                self.send_chunk(now, idx, first.start, first.end - first.start, true, buf)
+            {
                 let e = &mut self.subflows[idx];
                 if let Some(sent) = e.sf.sent.back().copied() {
                     e.own_queue.remove(sent.dsn..sent.dsn + sent.len as u64);
@@ -275,15 +281,22 @@ impl Connection {
         let ssn = e.sf.next_seq();
         let mut repr = e.sf.header(now, TcpFlags::ACK, ssn, window);
         // Options first (their size limits the payload); the mapping length is patched below.
-        self.add_mptcp_options(now, idx, &mut repr, Seg::Data {
-            dsn,
-            ssn,
-            len: 1,
-            data_fin: false,
-        });
+        self.add_mptcp_options(
+            now,
+            idx,
+            &mut repr,
+            Seg::Data {
+                dsn,
+                ssn,
+                len: 1,
+                data_fin: false,
+            },
+        );
         let e = &self.subflows[idx];
         let opt_len = repr.options.len();
-        let mss = (e.sf.effective_mss() as usize).saturating_sub(opt_len).max(1);
+        let mss = (e.sf.effective_mss() as usize)
+            .saturating_sub(opt_len)
+            .max(1);
         let hdr = self.framing.header_len(&repr);
         let len = (mss as u64)
             .min(avail)
@@ -298,16 +311,23 @@ impl Connection {
         }
         let end = dsn + len as u64;
         let data_fin = self.app_closed && end == self.data_end() && self.fallback.is_none();
-        let mut repr = self.subflows[idx].sf.header(now, TcpFlags::ACK, ssn, window);
+        let mut repr = self.subflows[idx]
+            .sf
+            .header(now, TcpFlags::ACK, ssn, window);
         if end == self.data_end() {
             repr.flags.insert(TcpFlags::PSH);
         }
-        self.add_mptcp_options(now, idx, &mut repr, Seg::Data {
-            dsn,
-            ssn,
-            len,
-            data_fin,
-        });
+        self.add_mptcp_options(
+            now,
+            idx,
+            &mut repr,
+            Seg::Data {
+                dsn,
+                ssn,
+                len,
+                data_fin,
+            },
+        );
         let send_buf = &self.send_buf;
         let t = self.encode_with(idx, &repr, len as usize, buf, |out| {
             if !send_buf.copy_out(dsn, out) {
@@ -315,7 +335,13 @@ impl Connection {
             }
         })?;
         let e = &mut self.subflows[idx];
-        e.sf.on_data_sent(now, len, dsn, data_fin, pinned || self.scheduler.redundant());
+        e.sf.on_data_sent(
+            now,
+            len,
+            dsn,
+            data_fin,
+            pinned || self.scheduler.redundant(),
+        );
         if data_fin {
             self.data_fin_sent_at = Some(now);
         }
@@ -376,10 +402,9 @@ impl Connection {
     fn pick_subflow(&mut self) -> Option<usize> {
         let mut views = [SchedView::default(); MAX_SCHED];
         let mut n = 0;
-        let any_regular = self
-            .subflows
-            .iter()
-            .any(|e| e.usable() && !e.backup_remote && !e.backup_local && self.paths.data_allowed(e));
+        let any_regular = self.subflows.iter().any(|e| {
+            e.usable() && !e.backup_remote && !e.backup_local && self.paths.data_allowed(e)
+        });
         for (i, e) in self.subflows.iter().enumerate() {
             if n == MAX_SCHED {
                 break;
@@ -462,7 +487,10 @@ impl Connection {
             }
             if e.fastclose {
                 if let Some(k) = self.keys.remote {
-                    push(MptcpOption::MpFastClose(MpFastClose { receiver_key: k }), out);
+                    push(
+                        MptcpOption::MpFastClose(MpFastClose { receiver_key: k }),
+                        out,
+                    );
                 }
             }
             return;
@@ -554,7 +582,9 @@ impl Connection {
         if e.initial && self.role == super::Role::Client && !self.fully_established {
             match kind {
                 Seg::Data { dsn: 1, len, .. } => {
-                    let checksum = self.checksum.then(|| self.mapping_checksum(1, 1, len, false));
+                    let checksum = self
+                        .checksum
+                        .then(|| self.mapping_checksum(1, 1, len, false));
                     push(
                         MptcpOption::MpCapable(MpCapable {
                             version: 1,
@@ -589,7 +619,8 @@ impl Connection {
         }
         if let (Some(j), Seg::PureAck) = (e.join, kind) {
             if j.awaiting_ack {
-                let hmac = wire::join_ack_hmac(self.keys.local, remote_key, j.local_nonce, j.remote_nonce);
+                let hmac =
+                    wire::join_ack_hmac(self.keys.local, remote_key, j.local_nonce, j.remote_nonce);
                 push(MptcpOption::MpJoin(MpJoin::Ack { hmac }), out);
                 return;
             }
@@ -647,8 +678,16 @@ impl Connection {
         )
     }
 
-    fn encode(&self, idx: usize, repr: &TcpRepr, payload: &[u8], buf: &mut [u8]) -> Option<Transmit> {
-        self.encode_with(idx, repr, payload.len(), buf, |out| out.copy_from_slice(payload))
+    fn encode(
+        &self,
+        idx: usize,
+        repr: &TcpRepr,
+        payload: &[u8],
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        self.encode_with(idx, repr, payload.len(), buf, |out| {
+            out.copy_from_slice(payload)
+        })
     }
 
     fn encode_with(

@@ -93,7 +93,10 @@ pub struct MinRtt;
 
 impl Scheduler for MinRtt {
     fn pick(&mut self, c: &[SchedView]) -> Option<SchedView> {
-        c.iter().filter(|v| v.room > 0).min_by_key(|v| rtt_key(v)).copied()
+        c.iter()
+            .filter(|v| v.room > 0)
+            .min_by_key(|v| rtt_key(v))
+            .copied()
     }
     fn name(&self) -> &'static str {
         "minrtt"

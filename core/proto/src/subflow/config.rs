@@ -43,7 +43,7 @@ impl Default for SubflowConfig {
             congestion_control: Algorithm::Cubic,
             keepalive: Some(Duration::from_secs(25)),
             keepalive_probes: 4,
-            syn_retries: 6,
+            syn_retries: 4,
             max_rto_count: 8,
             time_wait: Duration::from_secs(2),
             pacing: true,

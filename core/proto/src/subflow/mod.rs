@@ -44,10 +44,7 @@ impl State {
 
     /// The peer may still send us data.
     pub fn can_receive(self) -> bool {
-        matches!(
-            self,
-            State::Established | State::FinWait1 | State::FinWait2
-        )
+        matches!(self, State::Established | State::FinWait1 | State::FinWait2)
     }
 
     pub fn is_synchronized(self) -> bool {
@@ -481,6 +478,3 @@ impl Subflow {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -149,7 +149,12 @@ impl Subflow {
         out
     }
 
-    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr, mut out: RxOutcome) -> RxOutcome {
+    fn on_segment_syn_sent(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        mut out: RxOutcome,
+    ) -> RxOutcome {
         let flags = seg.flags;
         let ack_ok = flags.contains(TcpFlags::ACK) && seg.ack.0 == self.iss.wrapping_add(1);
         if flags.contains(TcpFlags::RST) {

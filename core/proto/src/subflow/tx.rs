@@ -32,7 +32,11 @@ impl Subflow {
             return None;
         }
         if matches!(self.state, State::SynSent | State::SynReceived) {
-            return self.sent.front().filter(|s| s.syn && s.lost).map(|_| Control::Syn);
+            return self
+                .sent
+                .front()
+                .filter(|s| s.syn && s.lost)
+                .map(|_| Control::Syn);
         }
         if self.fin_wanted
             && self.fin_ssn.is_none()
@@ -154,17 +158,24 @@ impl Subflow {
             return;
         }
         let first = self.last_ooo.clone().filter(|r| r.start > self.rcv_nxt);
-        let blocks = first
-            .iter()
-            .cloned()
-            .chain(self.rcv_ooo.iter().rev().filter(|r| Some(*r) != first.as_ref()).cloned());
+        let blocks = first.iter().cloned().chain(
+            self.rcv_ooo
+                .iter()
+                .rev()
+                .filter(|r| Some(*r) != first.as_ref())
+                .cloned(),
+        );
         for r in blocks {
             let block = (
                 SeqNum(to_wire(self.irs, r.start)),
                 SeqNum(to_wire(self.irs, r.end)),
             );
             // A SACK option costs 2 bytes plus 8 per block, after two NOPs.
-            let extra = if repr.options.sack_blocks.is_empty() { 12 } else { 8 };
+            let extra = if repr.options.sack_blocks.is_empty() {
+                12
+            } else {
+                8
+            };
             if repr.options.len() + extra > crate::wire::MAX_OPTIONS_LEN
                 || repr.options.sack_blocks.push(block.0, block.1).is_err()
             {
