@@ -8,7 +8,7 @@ use crate::error::Error;
 use braid_proto::{InterfaceKind, PathId};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
@@ -287,13 +287,4 @@ fn configure(sock: &Socket, opts: SocketOptions) {
     let _ = sock.set_send_buffer_size(opts.send_buffer);
     let _ = sock.set_recv_buffer_size(opts.recv_buffer);
     let _ = sock.set_nonblocking(true);
-}
-
-/// The unspecified address of the same family (for "any" listeners).
-pub(crate) fn unspecified_like(addr: &SocketAddr) -> IpAddr {
-    if addr.is_ipv4() {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    }
 }
