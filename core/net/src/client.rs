@@ -228,7 +228,11 @@ impl Client {
                 interface: iface.clone(),
                 remote: iface.via.unwrap_or(remote),
             };
-            match crate::socket::open_path_socket(&info, &*self.inner.paths.binder, self.inner.paths.opts) {
+            match crate::socket::open_path_socket(
+                &info,
+                &*self.inner.paths.binder,
+                self.inner.paths.opts,
+            ) {
                 Ok((sock, local)) => opened.push((*id, iface.clone(), sock, local)),
                 Err(e) => {
                     log::warn!("interface {} unusable for {remote}: {e}", iface.label());

@@ -48,7 +48,8 @@ impl PathFactory {
         if let Some(rt) = st.conns.get_mut(&h) {
             rt.socks.push((id, sid));
         }
-        st.ep.add_path(Instant::now(), h, PathSpec::new(id, iface.kind, local));
+        st.ep
+            .add_path(Instant::now(), h, PathSpec::new(id, iface.kind, local));
         drop(st);
         shared.wake.wake_driver();
         Ok(())
@@ -192,7 +193,11 @@ fn gone(st: &crate::driver::State, _h: ConnectionHandle) -> io::Error {
 }
 
 /// Waits until the handshake completes or fails.
-pub(crate) async fn wait_connected(shared: &Shared, h: ConnectionHandle, remote: SocketAddr) -> Result<()> {
+pub(crate) async fn wait_connected(
+    shared: &Shared,
+    h: ConnectionHandle,
+    remote: SocketAddr,
+) -> Result<()> {
     std::future::poll_fn(|cx| {
         let mut st = shared.lock();
         if st.stopped {
@@ -284,7 +289,13 @@ impl Connection {
                 }
             }
         };
-        f.add_path(&self.inner.shared, self.inner.h, id, &iface, self.inner.remote)?;
+        f.add_path(
+            &self.inner.shared,
+            self.inner.h,
+            id,
+            &iface,
+            self.inner.remote,
+        )?;
         Ok(id)
     }
 
@@ -322,7 +333,10 @@ impl Connection {
 
     /// Borrowed halves.
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        (ReadHalf { inner: &self.inner }, WriteHalf { inner: &self.inner })
+        (
+            ReadHalf { inner: &self.inner },
+            WriteHalf { inner: &self.inner },
+        )
     }
 }
 
@@ -337,7 +351,11 @@ impl AsyncRead for Connection {
 }
 
 impl AsyncWrite for Connection {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.inner.poll_write(cx, buf)
     }
 
@@ -428,7 +446,10 @@ impl OwnedWriteHalf {
 
 impl OwnedReadHalf {
     /// Puts the halves back together (both must come from the same connection).
-    pub fn reunite(self, w: OwnedWriteHalf) -> std::result::Result<Connection, (Self, OwnedWriteHalf)> {
+    pub fn reunite(
+        self,
+        w: OwnedWriteHalf,
+    ) -> std::result::Result<Connection, (Self, OwnedWriteHalf)> {
         if Arc::ptr_eq(&self.inner, &w.inner) {
             drop(w);
             Ok(Connection { inner: self.inner })

@@ -278,7 +278,10 @@ mod tests {
         let good = encode_connect("192.0.2.1:25".parse().unwrap());
         let mut bad_version = good.clone();
         bad_version[0] = 2;
-        assert_eq!(decode(&bad_version), Err(ConvertError::UnsupportedVersion(2)));
+        assert_eq!(
+            decode(&bad_version),
+            Err(ConvertError::UnsupportedVersion(2))
+        );
         let mut zero_len = good.clone();
         zero_len[1] = 0;
         assert!(decode(&zero_len).is_err());

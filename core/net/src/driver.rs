@@ -413,7 +413,8 @@ impl Driver {
             let mut slices: Vec<IoSliceMut<'_>> =
                 self.rx.chunks_mut(RX_SLOT).map(IoSliceMut::new).collect();
             let res = sock.io.try_io(Interest::READABLE, || {
-                sock.udp.recv((&sock.io).into(), &mut slices, &mut self.meta)
+                sock.udp
+                    .recv((&sock.io).into(), &mut slices, &mut self.meta)
             });
             let n = match res {
                 Ok(n) => n,
@@ -482,9 +483,9 @@ impl Driver {
         let waker = Waker::from(sock.waker.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            let res = sock
-                .io
-                .try_io(Interest::WRITABLE, || sock.udp.try_send((&sock.io).into(), &t));
+            let res = sock.io.try_io(Interest::WRITABLE, || {
+                sock.udp.try_send((&sock.io).into(), &t)
+            });
             match res {
                 Ok(()) => {
                     st.stats.send_calls += 1;
@@ -569,7 +570,9 @@ impl Driver {
                 }
                 continue;
             }
-            if self.tx.segs >= max_segs || self.tx.closed || self.tx.len + MAX_DATAGRAM > MAX_GSO_BYTES
+            if self.tx.segs >= max_segs
+                || self.tx.closed
+                || self.tx.len + MAX_DATAGRAM > MAX_GSO_BYTES
             {
                 if let Sent::Blocked = Self::send_batch(st, &self.tx) {
                     self.blocked = Some(std::mem::replace(&mut self.tx, Batch::new()));
@@ -730,9 +733,7 @@ impl Future for Driver {
             if deadline != this.timer_at {
                 this.timer_at = deadline;
                 if let Some(t) = deadline {
-                    this.timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::from_std(t));
+                    this.timer.as_mut().reset(tokio::time::Instant::from_std(t));
                 }
             }
             let fired = this.timer_at.is_some() && this.timer.as_mut().poll(cx).is_ready();

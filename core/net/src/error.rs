@@ -45,7 +45,10 @@ pub enum Error {
     #[error("connecting to {remote} timed out after {after:?}")]
     ConnectTimeout { remote: SocketAddr, after: Duration },
     #[error("connecting to {remote} failed: {reason}")]
-    ConnectFailed { remote: SocketAddr, reason: CloseError },
+    ConnectFailed {
+        remote: SocketAddr,
+        reason: CloseError,
+    },
     #[error("connection closed: {0}")]
     Closed(CloseError),
     #[error("the gateway does not allow connections to {target}")]
@@ -69,7 +72,9 @@ impl Error {
     pub(crate) fn into_io(self) -> io::Error {
         match self {
             Error::Io(e) => e,
-            Error::Closed(CloseError::Reset) => io::Error::new(io::ErrorKind::ConnectionReset, self),
+            Error::Closed(CloseError::Reset) => {
+                io::Error::new(io::ErrorKind::ConnectionReset, self)
+            }
             Error::Closed(CloseError::Aborted) => {
                 io::Error::new(io::ErrorKind::ConnectionAborted, self)
             }

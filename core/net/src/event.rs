@@ -11,18 +11,31 @@ pub enum ConnectionEvent {
     Connected,
     /// The peer does not speak MPTCP: plain TCP on one path from now on.
     FellBackToTcp,
-    PathUp { path: PathId, kind: InterfaceKind },
-    PathDown { path: PathId, kind: InterfaceKind },
+    PathUp {
+        path: PathId,
+        kind: InterfaceKind,
+    },
+    PathDown {
+        path: PathId,
+        kind: InterfaceKind,
+    },
     PathSwitched {
         from: Option<PathId>,
         to: PathId,
         reason: SwitchReason,
     },
-    BackupChanged { path: PathId, backup: bool },
+    BackupChanged {
+        path: PathId,
+        backup: bool,
+    },
     /// The peer announced an address the connection may join.
-    AddressAnnounced { addr: SocketAddr },
+    AddressAnnounced {
+        addr: SocketAddr,
+    },
     /// The cellular byte budget is used up.
-    BudgetExhausted { bytes: u64 },
+    BudgetExhausted {
+        bytes: u64,
+    },
     Closed(CloseError),
 }
 

@@ -121,7 +121,12 @@ impl Server {
             .connection(h)
             .map(|c| c.remote())
             .unwrap_or(self.local);
-        Some(Connection::new(ConnRef::new(shared.clone(), h, remote, None)))
+        Some(Connection::new(ConnRef::new(
+            shared.clone(),
+            h,
+            remote,
+            None,
+        )))
     }
 
     /// The engine's counters (segments, refusals, malformed input).

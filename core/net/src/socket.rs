@@ -272,7 +272,8 @@ pub(crate) fn open_listen_socket(
     if domain == Domain::IPV6 {
         let _ = sock.set_only_v6(true);
     }
-    sock.bind(&addr.into()).map_err(|e| Error::Listen { addr, source: e })?;
+    sock.bind(&addr.into())
+        .map_err(|e| Error::Listen { addr, source: e })?;
     configure(&sock, opts);
     let local = sock
         .local_addr()
