@@ -130,8 +130,6 @@ pub(crate) struct SubflowEntry {
     pub fastclose: bool,
     /// Counted as up (PathUp was reported).
     pub reported_up: bool,
-    /// Data bytes of this subflow already counted against the cellular budget.
-    pub counted_bytes: u64,
     /// `on_subflow_closed` already ran for it.
     pub closed_handled: bool,
 }
@@ -157,7 +155,6 @@ impl SubflowEntry {
             rst_reason: None,
             fastclose: false,
             reported_up: false,
-            counted_bytes: 0,
             closed_handled: false,
         }
     }
@@ -254,7 +251,6 @@ pub struct Connection {
     pub(crate) stats: ConnectionStats,
     /// When the last subflow went away (for `no_path_timeout`).
     pub(crate) no_path_since: Option<Instant>,
-    pub(crate) created: Instant,
     /// Subflows opened/closed or addresses changed since the endpoint last looked.
     pub(crate) tuples_changed: bool,
     pub(crate) rr_cursor: usize,
@@ -323,7 +319,6 @@ impl std::error::Error for ReadError {}
 impl Connection {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        now: Instant,
         role: Role,
         cfg: ConnectionConfig,
         framing: Framing,
@@ -372,7 +367,6 @@ impl Connection {
             events: VecDeque::new(),
             stats: ConnectionStats::default(),
             no_path_since: None,
-            created: now,
             tuples_changed: true,
             rr_cursor: 0,
             was_writable: true,
@@ -543,11 +537,6 @@ impl Connection {
     /// DSN one past the last byte written by the application (the DATA_FIN's offset).
     pub(crate) fn data_end(&self) -> u64 {
         self.send_buf.end()
-    }
-
-    /// Our DATA_FIN's data offset, once the application shut down.
-    pub(crate) fn data_fin_offset(&self) -> Option<u64> {
-        self.app_closed.then(|| self.data_end())
     }
 
     /// Everything we wrote (and the DATA_FIN) is acknowledged.

@@ -57,6 +57,8 @@ impl Connection {
         }
         if out.reset {
             self.on_peer_reset(idx, seg);
+        } else if out.ack.valid && !out.established {
+            self.confirm_join(idx);
         }
         if self.is_mptcp() && (was_synchronized || out.established) {
             self.process_mptcp_options(now, idx, seg, &out, payload.len());
@@ -72,6 +74,16 @@ impl Connection {
             self.on_subflow_closed(now, idx);
         }
         self.after_input(now);
+    }
+
+    /// A joiner waits for the peer to acknowledge its third ACK before sending data: any
+    /// acceptable segment on the subflow after it is that acknowledgement.
+    fn confirm_join(&mut self, idx: usize) {
+        let e = &mut self.subflows[idx];
+        if e.join.is_some_and(|j| j.awaiting_ack) {
+            e.join = None;
+            self.report_path_up(idx);
+        }
     }
 
     fn on_peer_reset(&mut self, idx: usize, seg: &TcpRepr) {
@@ -276,16 +288,11 @@ impl Connection {
         }
     }
 
-    /// Drops sent bytes nobody can need again: DATA_ACKed and not pinned by a subflow that
-    /// may still have to retransmit them.
+    /// Drops sent bytes the peer acknowledged at the data level. A subflow that still has
+    /// to retransmit some of them (they reached the peer on another subflow) sends filler:
+    /// the peer discards data below its DATA_ACK, so only the sequence space matters.
     pub(crate) fn release_send_buffer(&mut self) {
-        let mut keep = self.data_una;
-        for e in &self.subflows {
-            if let Some(p) = e.sf.min_pinned_dsn() {
-                keep = keep.min(p);
-            }
-        }
-        self.send_buf.release_to(keep);
+        self.send_buf.release_to(self.data_una);
     }
 
     fn on_peer_data_fin(&mut self, now: Instant, idx: usize, fin_at: u64) {

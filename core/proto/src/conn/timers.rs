@@ -89,10 +89,6 @@ impl Connection {
             if end <= data_una {
                 continue;
             }
-            if !seg.pinned {
-                seg.pinned = true;
-                e.sf.pinned_count += 1;
-            }
             ranges.push(seg.dsn.max(data_una)..end);
         }
         for r in ranges {

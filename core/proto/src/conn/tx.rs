@@ -2,7 +2,7 @@
 //! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
 
 use super::{Connection, SubflowEntry};
-use crate::sched::SchedView;
+use crate::sched::{SchedContext, SchedView};
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{
     self, DataSeq, Dss, DssMapping, MpCapable, MpCapableFlags, MpCapableKeys, MpFail, MpFastClose,
@@ -221,9 +221,7 @@ impl Connection {
                 continue;
             }
             let first = e.own_queue.first()?;
-            if let Some(t) =
-                self.send_chunk(now, idx, first.start, first.end - first.start, true, buf)
-            {
+            if let Some(t) = self.send_chunk(now, idx, first.start, first.end - first.start, buf) {
                 let e = &mut self.subflows[idx];
                 if let Some(sent) = e.sf.sent.back().copied() {
                     e.own_queue.remove(sent.dsn..sent.dsn + sent.len as u64);
@@ -244,7 +242,7 @@ impl Connection {
         };
         self.persist_at = None;
         let idx = self.pick_subflow()?;
-        let t = self.send_chunk(now, idx, start, avail, from_reinject, buf)?;
+        let t = self.send_chunk(now, idx, start, avail, buf)?;
         let sent = *self.subflows[idx].sf.sent.back()?;
         let sent_end = sent.dsn + sent.len as u64;
         if from_reinject {
@@ -269,7 +267,6 @@ impl Connection {
         idx: usize,
         dsn: u64,
         avail: u64,
-        pinned: bool,
         buf: &mut [u8],
     ) -> Option<Transmit> {
         let window = self.recv.window();
@@ -335,13 +332,7 @@ impl Connection {
             }
         })?;
         let e = &mut self.subflows[idx];
-        e.sf.on_data_sent(
-            now,
-            len,
-            dsn,
-            data_fin,
-            pinned || self.scheduler.redundant(),
-        );
+        e.sf.on_data_sent(now, len, dsn, data_fin);
         if data_fin {
             self.data_fin_sent_at = Some(now);
         }
@@ -430,6 +421,9 @@ impl Connection {
             n += 1;
         }
         let views = &views[..n];
+        let ctx = SchedContext {
+            send_window: self.peer_wnd_end.saturating_sub(self.data_nxt),
+        };
         let fresh: usize = views.iter().filter(|v| !v.stale).count();
         let pick = if fresh > 0 && fresh < n {
             let mut only_fresh = [SchedView::default(); MAX_SCHED];
@@ -438,9 +432,9 @@ impl Connection {
                 only_fresh[m] = *v;
                 m += 1;
             }
-            self.scheduler.pick(&only_fresh[..m])
+            self.scheduler.pick(&only_fresh[..m], ctx)
         } else {
-            self.scheduler.pick(views)
+            self.scheduler.pick(views, ctx)
         };
         pick.map(|v| v.index)
     }

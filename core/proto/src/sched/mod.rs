@@ -23,9 +23,16 @@ pub struct SchedView {
     pub backup: bool,
 }
 
+/// Connection-level facts a scheduler may weigh.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchedContext {
+    /// Bytes the peer's connection-level receive window still allows.
+    pub send_window: u64,
+}
+
 pub trait Scheduler: Send + std::fmt::Debug {
     /// The subflow for the next chunk, or None to wait (e.g. the best one is full).
-    fn pick(&mut self, candidates: &[SchedView]) -> Option<SchedView>;
+    fn pick(&mut self, candidates: &[SchedView], ctx: SchedContext) -> Option<SchedView>;
     /// Every chunk goes on every subflow.
     fn redundant(&self) -> bool {
         false
@@ -53,7 +60,7 @@ impl SchedulerKind {
             SchedulerKind::MinRtt => Box::new(MinRtt),
             SchedulerKind::RoundRobin => Box::new(RoundRobin::default()),
             SchedulerKind::Redundant => Box::new(Redundant),
-            SchedulerKind::Blest => Box::new(Blest::default()),
+            SchedulerKind::Blest => Box::new(Blest),
         }
     }
 
@@ -92,7 +99,7 @@ fn rtt_key(v: &SchedView) -> (bool, Duration) {
 pub struct MinRtt;
 
 impl Scheduler for MinRtt {
-    fn pick(&mut self, c: &[SchedView]) -> Option<SchedView> {
+    fn pick(&mut self, c: &[SchedView], _ctx: SchedContext) -> Option<SchedView> {
         c.iter()
             .filter(|v| v.room > 0)
             .min_by_key(|v| rtt_key(v))
@@ -109,7 +116,7 @@ pub struct RoundRobin {
 }
 
 impl Scheduler for RoundRobin {
-    fn pick(&mut self, c: &[SchedView]) -> Option<SchedView> {
+    fn pick(&mut self, c: &[SchedView], _ctx: SchedContext) -> Option<SchedView> {
         let mut with_room: Vec<&SchedView> = c.iter().filter(|v| v.room > 0).collect();
         with_room.sort_by_key(|v| v.index);
         let next = with_room
@@ -134,8 +141,8 @@ impl Scheduler for RoundRobin {
 pub struct Redundant;
 
 impl Scheduler for Redundant {
-    fn pick(&mut self, c: &[SchedView]) -> Option<SchedView> {
-        MinRtt.pick(c)
+    fn pick(&mut self, c: &[SchedView], ctx: SchedContext) -> Option<SchedView> {
+        MinRtt.pick(c, ctx)
     }
     fn redundant(&self) -> bool {
         true
@@ -145,31 +152,33 @@ impl Scheduler for Redundant {
     }
 }
 
-/// BLEST-like: before spilling onto a slower subflow, estimate whether the fastest one could
-/// send the same bytes and have them delivered no later; if so, wait for it instead.
+/// BLEST (Ferlin et al., IFIP Networking 2016): before spilling onto a slower subflow,
+/// estimate how much the fastest one could send during one slow-path RTT; if that would not
+/// fit in the connection's send window next to the slow segment, sending on the slow path
+/// risks head-of-line blocking at the receiver, so wait for the fast one instead.
 #[derive(Debug, Default)]
 pub struct Blest;
 
 impl Scheduler for Blest {
-    fn pick(&mut self, c: &[SchedView]) -> Option<SchedView> {
+    fn pick(&mut self, c: &[SchedView], ctx: SchedContext) -> Option<SchedView> {
         let fastest = c.iter().min_by_key(|v| rtt_key(v))?;
         if fastest.room > 0 {
             return Some(*fastest);
         }
-        let candidate = MinRtt.pick(c)?;
-        if !candidate.rtt_known || !fastest.rtt_known || fastest.srtt.is_zero() {
-            return Some(candidate);
+        let slow = MinRtt.pick(c, ctx)?;
+        if !slow.rtt_known || !fastest.rtt_known || fastest.srtt.is_zero() {
+            return Some(slow);
         }
-        // Segments the fast subflow sends while one segment crosses the slow one.
-        let ratio = candidate.srtt.as_secs_f64() / fastest.srtt.as_secs_f64();
-        let fast_can_send = ratio * fastest.cwnd as f64;
-        // The slow segment would hold up delivery if the fast path could have carried
-        // everything in flight plus this segment within one slow RTT.
-        let needed = (fastest.in_flight + candidate.mss) as f64;
-        if fast_can_send > needed * 2.0 {
+        let ratio = slow.srtt.as_secs_f64() / fastest.srtt.as_secs_f64();
+        let mss = fastest.mss.max(1) as f64;
+        let cwnd_segments = fastest.cwnd as f64 / mss;
+        // Bytes the fast subflow sends while one slow segment is in flight (its window
+        // growing by about half a segment per RTT meanwhile).
+        let fast_bytes = mss * (cwnd_segments + (ratio - 1.0) / 2.0) * ratio;
+        if fast_bytes > ctx.send_window.saturating_sub(slow.mss) as f64 {
             None
         } else {
-            Some(candidate)
+            Some(slow)
         }
     }
     fn name(&self) -> &'static str {
@@ -198,31 +207,44 @@ mod tests {
     #[test]
     fn minrtt_prefers_fast_and_spills_when_full() {
         let mut s = MinRtt;
-        assert_eq!(s.pick(&[v(0, 60, 5000), v(1, 20, 5000)]).unwrap().index, 1);
-        assert_eq!(s.pick(&[v(0, 60, 5000), v(1, 20, 0)]).unwrap().index, 0);
-        assert!(s.pick(&[v(0, 60, 0), v(1, 20, 0)]).is_none());
+        let ctx = SchedContext::default();
+        assert_eq!(
+            s.pick(&[v(0, 60, 5000), v(1, 20, 5000)], ctx)
+                .unwrap()
+                .index,
+            1
+        );
+        assert_eq!(
+            s.pick(&[v(0, 60, 5000), v(1, 20, 0)], ctx).unwrap().index,
+            0
+        );
+        assert!(s.pick(&[v(0, 60, 0), v(1, 20, 0)], ctx).is_none());
     }
 
     #[test]
     fn round_robin_alternates() {
         let mut s = RoundRobin::default();
         let c = [v(0, 60, 5000), v(1, 20, 5000)];
-        let a = s.pick(&c).unwrap().index;
-        let b = s.pick(&c).unwrap().index;
+        let a = s.pick(&c, SchedContext::default()).unwrap().index;
+        let b = s.pick(&c, SchedContext::default()).unwrap().index;
         assert_ne!(a, b);
     }
 
     #[test]
-    fn blest_waits_for_a_much_faster_path() {
+    fn blest_holds_back_the_slow_path_only_when_the_window_is_tight() {
         let mut s = Blest;
-        // Fast path full but with a large window relative to what is in flight: wait.
-        let mut fast = v(1, 10, 0);
-        fast.cwnd = 400_000;
-        fast.in_flight = 20_000;
+        let fast = v(1, 10, 0);
         let slow = v(0, 200, 5000);
-        assert!(s.pick(&[slow, fast]).is_none());
-        // Comparable paths: use the slower one.
-        let fast = v(1, 20, 0);
-        assert_eq!(s.pick(&[v(0, 25, 5000), fast]).unwrap().index, 0);
+        // Fast path: 100 kB window, 20x faster: it would send ~2 MB during one slow RTT.
+        let tight = SchedContext {
+            send_window: 500_000,
+        };
+        assert!(s.pick(&[slow, fast], tight).is_none());
+        let roomy = SchedContext {
+            send_window: 8_000_000,
+        };
+        assert_eq!(s.pick(&[slow, fast], roomy).unwrap().index, 0);
+        // The fast path has room: always it.
+        assert_eq!(s.pick(&[slow, v(1, 10, 3000)], tight).unwrap().index, 1);
     }
 }

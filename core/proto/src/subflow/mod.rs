@@ -155,8 +155,6 @@ pub struct Subflow {
     keepalive_due: bool,
     syn_count: u32,
     rst_pending: bool,
-    /// Outstanding segments whose bytes another subflow also carries.
-    pub pinned_count: u32,
     pub counters: SubflowCounters,
 }
 
@@ -235,7 +233,6 @@ impl Subflow {
             keepalive_due: false,
             syn_count: 0,
             rst_pending: false,
-            pinned_count: 0,
             counters: SubflowCounters::default(),
             cfg,
         }
@@ -285,7 +282,6 @@ impl Subflow {
             retransmitted: false,
             sacked: false,
             lost: false,
-            pinned: false,
         });
         // Queued as "lost" so the normal retransmission path sends it the first time.
         self.sent.mark_lost(0);
@@ -386,14 +382,6 @@ impl Subflow {
     /// Peer's FIN seen and all data before it received.
     pub fn peer_finished(&self) -> bool {
         self.peer_fin.is_some_and(|f| self.rcv_nxt > f)
-    }
-
-    /// Lowest data offset a pinned outstanding segment refers to.
-    pub fn min_pinned_dsn(&self) -> Option<u64> {
-        if self.pinned_count == 0 {
-            return None;
-        }
-        self.sent.iter().filter(|s| s.pinned).map(|s| s.dsn).min()
     }
 
     /// Out-of-order data is held: ACKs should carry SACK blocks now.

@@ -33,8 +33,6 @@ pub struct AckOutcome {
     pub newly_sacked: u64,
     /// Segments were newly declared lost.
     pub loss: bool,
-    /// A pinned segment left the queue: the connection should recompute what it retains.
-    pub unpinned: bool,
     /// The window field, scaled, as sent with this segment.
     pub window: u64,
 }
@@ -222,8 +220,7 @@ impl Subflow {
         let in_flight_before = self.sent.in_flight;
         let mut rtt_sample: Option<Duration> = None;
         let mut rack = self.rack;
-        let mut unpinned = false;
-        let mut update_rack = |rack: &mut Rack, sent_at: Instant, end: u64, retransmitted: bool| {
+        let update_rack = |rack: &mut Rack, sent_at: Instant, end: u64, retransmitted: bool| {
             let newer = match rack.xmit {
                 None => true,
                 Some(x) => sent_at > x || (sent_at == x && end > rack.end),
@@ -244,7 +241,6 @@ impl Subflow {
                 if !seg.retransmitted {
                     rtt_sample = Some(now.saturating_duration_since(seg.sent_at));
                 }
-                unpinned |= seg.pinned;
                 update_rack(&mut rack, seg.sent_at, seg.end(), seg.retransmitted);
             });
             self.snd_una = ack;
@@ -268,7 +264,6 @@ impl Subflow {
             }
         }
         self.rack = rack;
-        out.unpinned = unpinned;
         if let Some(s) = rtt_sample {
             self.rtt.update(s);
         }

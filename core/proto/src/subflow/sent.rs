@@ -21,9 +21,6 @@ pub struct SentSeg {
     pub sacked: bool,
     /// Declared lost and waiting for retransmission.
     pub lost: bool,
-    /// The same DSN range was also sent on another subflow: the connection must keep its
-    /// bytes until this copy is acknowledged, not only until the DATA_ACK passes it.
-    pub pinned: bool,
 }
 
 impl SentSeg {
@@ -223,7 +220,6 @@ mod tests {
             retransmitted: false,
             sacked: false,
             lost: false,
-            pinned: false,
         }
     }
 

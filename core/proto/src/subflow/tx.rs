@@ -203,7 +203,7 @@ impl Subflow {
     }
 
     /// Records new data sent at `snd_nxt`.
-    pub fn on_data_sent(&mut self, now: Instant, len: u32, dsn: u64, data_fin: bool, pinned: bool) {
+    pub fn on_data_sent(&mut self, now: Instant, len: u32, dsn: u64, data_fin: bool) {
         let seg = SentSeg {
             ssn: self.snd_nxt,
             len,
@@ -215,7 +215,6 @@ impl Subflow {
             retransmitted: false,
             sacked: false,
             lost: false,
-            pinned,
         };
         self.sent.push(seg);
         self.snd_nxt += len as u64;
@@ -269,7 +268,6 @@ impl Subflow {
                     retransmitted: false,
                     sacked: false,
                     lost: false,
-                    pinned: false,
                 });
                 self.fin_ssn = Some(ssn);
                 self.snd_nxt += 1;
