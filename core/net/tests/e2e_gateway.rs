@@ -18,8 +18,16 @@ async fn two_paths_through_gateway_wifi_dies_midway() {
     let lo = "127.0.0.1".parse().unwrap();
     let client = Client::builder()
         .service(ServiceType::Aggregate)
-        .interface(Interface::new(InterfaceKind::Wifi).with_local_addr(lo).with_via(wifi_emu.local_addr()))
-        .interface(Interface::new(InterfaceKind::Cellular).with_local_addr(lo).with_via(cell_emu.local_addr()))
+        .interface(
+            Interface::new(InterfaceKind::Wifi)
+                .with_local_addr(lo)
+                .with_via(wifi_emu.local_addr()),
+        )
+        .interface(
+            Interface::new(InterfaceKind::Cellular)
+                .with_local_addr(lo)
+                .with_via(cell_emu.local_addr()),
+        )
         .build()
         .unwrap();
     let conn = client.connect_via(gw, &tcp.to_string()).await.unwrap();
@@ -41,10 +49,24 @@ async fn two_paths_through_gateway_wifi_dies_midway() {
             }
         }
     });
-    let (wifi_emu, cell_emu, killed_at) = tokio::time::timeout(Duration::from_secs(120), killer).await.unwrap().unwrap();
-    let (recv_len, recv_sha) = tokio::time::timeout(Duration::from_secs(180), reader).await.expect("download stalled").unwrap().unwrap();
-    let (sent_sha, _w) = tokio::time::timeout(Duration::from_secs(60), writer).await.expect("upload stalled").unwrap().unwrap();
-    let server = tokio::time::timeout(Duration::from_secs(60), seen.recv()).await.expect("server never finished").unwrap();
+    let (wifi_emu, cell_emu, killed_at) = tokio::time::timeout(Duration::from_secs(120), killer)
+        .await
+        .unwrap()
+        .unwrap();
+    let (recv_len, recv_sha) = tokio::time::timeout(Duration::from_secs(180), reader)
+        .await
+        .expect("download stalled")
+        .unwrap()
+        .unwrap();
+    let (sent_sha, _w) = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("upload stalled")
+        .unwrap()
+        .unwrap();
+    let server = tokio::time::timeout(Duration::from_secs(60), seen.recv())
+        .await
+        .expect("server never finished")
+        .unwrap();
     let elapsed = start.elapsed();
 
     let mut evs = Vec::new();
@@ -55,14 +77,28 @@ async fn two_paths_through_gateway_wifi_dies_midway() {
     let (cu, cd) = cell_emu.stats();
     eprintln!(
         "{len} B each way in {elapsed:?} (WiFi killed at {:?}); wifi up/down {} / {} B, cell up/down {} / {} B; events {evs:?}",
-        killed_at - start, wu.delivered.bytes, wd.delivered.bytes, cu.delivered.bytes, cd.delivered.bytes
+        killed_at - start,
+        wu.delivered.bytes,
+        wd.delivered.bytes,
+        cu.delivered.bytes,
+        cd.delivered.bytes
     );
     assert_eq!(recv_len, len, "download length");
     assert_eq!(recv_sha, server.sent_sha, "download corrupted");
     assert_eq!(server.received, len, "upload length");
     assert_eq!(server.received_sha, sent_sha, "upload corrupted");
-    assert!(wu.delivered.bytes > 0 && cu.delivered.bytes > 0, "both paths carried data");
-    assert!(evs.iter().any(|e| matches!(e, ConnectionEvent::PathDown { kind: InterfaceKind::Wifi, .. }))
-        || wu.lost_in_flight.packets + wu.dropped_down.packets > 0);
+    assert!(
+        wu.delivered.bytes > 0 && cu.delivered.bytes > 0,
+        "both paths carried data"
+    );
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            ConnectionEvent::PathDown {
+                kind: InterfaceKind::Wifi,
+                ..
+            }
+        )) || wu.lost_in_flight.packets + wu.dropped_down.packets > 0
+    );
     assert_eq!(gstats.relayed.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

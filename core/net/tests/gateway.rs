@@ -3,10 +3,12 @@
 
 mod common;
 
+use braid::convert::ErrorCode;
 use braid::gateway::GatewayConfig;
 use braid::{Client, Error};
-use braid::convert::ErrorCode;
-use braid_proto::wire::{self, MpCapable, MpCapableFlags, MpCapableKeys, SeqNum, TcpFlags, TcpOptions, TcpRepr};
+use braid_proto::wire::{
+    self, MpCapable, MpCapableFlags, MpCapableKeys, SeqNum, TcpFlags, TcpOptions, TcpRepr,
+};
 use common::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,14 +18,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
 fn direct_client() -> Client {
-    Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap()
+    Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_connections() {
     init_log();
     let echo = tcp_echo().await;
-    let cfg = GatewayConfig { max_half_open: 256, max_connections: 512, ..Default::default() };
+    let cfg = GatewayConfig {
+        max_half_open: 256,
+        max_connections: 512,
+        ..Default::default()
+    };
     let (gw, stats, _t, _stop) = gateway(vec![format!("127.0.0.1:{}", echo.port())], cfg).await;
     let client = direct_client();
     let start = Instant::now();
@@ -35,7 +44,10 @@ async fn two_hundred_concurrent_connections() {
             let conn = client.connect_via(gw, &target).await?;
             let (mut r, mut w) = conn.into_split();
             let len = 32 * 1024 + i * 97;
-            let writer = tokio::spawn(async move { send_stream(&mut w, 100 + i, len).await.map(|s| (s, w)) });
+            let writer =
+                tokio::spawn(
+                    async move { send_stream(&mut w, 100 + i, len).await.map(|s| (s, w)) },
+                );
             let (n, got) = recv_stream(&mut r).await?;
             let (sent, _w) = writer.await.map_err(std::io::Error::other)??;
             Ok::<_, Error>((n == len, got == sent))
@@ -62,7 +74,10 @@ async fn allowlist_refusal_and_unreachable_targets() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let allow = vec![format!("127.0.0.1:{}", echo.port()), format!("localhost:{}", closed.port())];
+    let allow = vec![
+        format!("127.0.0.1:{}", echo.port()),
+        format!("localhost:{}", closed.port()),
+    ];
     let (gw, stats, _t, _stop) = gateway(allow, Default::default()).await;
     let client = direct_client();
 
@@ -74,7 +89,10 @@ async fn allowlist_refusal_and_unreachable_targets() {
     }
     // Allowed but refused by the destination.
     match client.connect_via(gw, &closed.to_string()).await {
-        Err(Error::Gateway { code: ErrorCode::ConnectionReset, .. }) => {}
+        Err(Error::Gateway {
+            code: ErrorCode::ConnectionReset,
+            ..
+        }) => {}
         r => panic!("expected a connection-reset Gateway error, got {r:?}"),
     }
     // And the allowed one works, with data after the Convert exchange.
@@ -103,8 +121,16 @@ async fn malformed_convert_header_gets_an_error_tlv() {
 
 /// A TCP-in-UDP SYN with MP_CAPABLE, as a client would send it.
 fn syn(src_port: u16, dst_port: u16, iss: u32) -> Vec<u8> {
-    let mut options = TcpOptions { mss: Some(1460), sack_permitted: true, ..Default::default() };
-    let _ = options.push_mptcp(MpCapable { version: 1, flags: MpCapableFlags(0x01), keys: MpCapableKeys::Syn });
+    let mut options = TcpOptions {
+        mss: Some(1460),
+        sack_permitted: true,
+        ..Default::default()
+    };
+    let _ = options.push_mptcp(MpCapable {
+        version: 1,
+        flags: MpCapableFlags(0x01),
+        keys: MpCapableKeys::Syn,
+    });
     let repr = TcpRepr {
         src_port,
         dst_port,
@@ -145,7 +171,11 @@ async fn garbage_syn_flood_and_a_stalled_reader_do_not_hurt_others() {
         });
         addr
     };
-    let cfg = GatewayConfig { max_half_open: 32, connection_buffer: 512 * 1024, ..Default::default() };
+    let cfg = GatewayConfig {
+        max_half_open: 32,
+        connection_buffer: 512 * 1024,
+        ..Default::default()
+    };
     let (gw, _stats, _t, _stop) = gateway(vec!["127.0.0.1:*".into()], cfg).await;
     let client = direct_client();
 
@@ -167,7 +197,9 @@ async fn garbage_syn_flood_and_a_stalled_reader_do_not_hurt_others() {
         for i in 0..300u32 {
             let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let port = s.local_addr().unwrap().port();
-            let _ = s.send_to(&syn(port, gw.port(), i.wrapping_mul(7919)), gw).await;
+            let _ = s
+                .send_to(&syn(port, gw.port(), i.wrapping_mul(7919)), gw)
+                .await;
             flood.push(s);
         }
         let junk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -192,12 +224,26 @@ async fn garbage_syn_flood_and_a_stalled_reader_do_not_hurt_others() {
         (flood, sent)
     });
 
-    let (n, got) = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("honest download stalled").unwrap().unwrap();
-    let (sent, _w) = tokio::time::timeout(Duration::from_secs(60), writer).await.expect("honest upload stalled").unwrap().unwrap();
-    let server = tokio::time::timeout(Duration::from_secs(30), seen.recv()).await.unwrap().unwrap();
+    let (n, got) = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("honest download stalled")
+        .unwrap()
+        .unwrap();
+    let (sent, _w) = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("honest upload stalled")
+        .unwrap()
+        .unwrap();
+    let server = tokio::time::timeout(Duration::from_secs(30), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
     done.store(true, Ordering::Relaxed);
     let (flood, junk) = abuse.await.unwrap();
-    eprintln!("honest transfer of {len} B each way took {:?} while {junk} garbage datagrams came in", start.elapsed());
+    eprintln!(
+        "honest transfer of {len} B each way took {:?} while {junk} garbage datagrams came in",
+        start.elapsed()
+    );
     assert!(junk > 100, "the garbage overlapped the transfer");
     assert_eq!(n, len);
     assert_eq!(got, server.sent_sha);
@@ -207,7 +253,10 @@ async fn garbage_syn_flood_and_a_stalled_reader_do_not_hurt_others() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = pushed.load(Ordering::Relaxed);
     eprintln!("firehose pushed {held} B into a connection nobody reads");
-    assert!(held < 16 << 20, "gateway buffered {held} B for a client that does not read");
+    assert!(
+        held < 16 << 20,
+        "gateway buffered {held} B for a client that does not read"
+    );
     drop(stalled);
     drop(flood);
 }
@@ -216,11 +265,14 @@ async fn garbage_syn_flood_and_a_stalled_reader_do_not_hurt_others() {
 async fn syn_flood_is_bounded_by_the_half_open_limit() {
     init_log();
     let echo = tcp_echo().await;
-    let gwo = braid::gateway::Gateway::bind("127.0.0.1:0".parse().unwrap(), GatewayConfig {
-        allow: vec![format!("{echo}")],
-        max_half_open: 16,
-        ..Default::default()
-    })
+    let gwo = braid::gateway::Gateway::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        GatewayConfig {
+            allow: vec![format!("{echo}")],
+            max_half_open: 16,
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let gw: SocketAddr = gwo.local_addr();

@@ -39,7 +39,11 @@ async fn add_then_lose(service: ServiceType) {
     let lo = "127.0.0.1".parse().unwrap();
     let client = Client::builder()
         .service(service)
-        .interface(Interface::new(InterfaceKind::Wifi).with_local_addr(lo).with_via(wifi_emu.local_addr()))
+        .interface(
+            Interface::new(InterfaceKind::Wifi)
+                .with_local_addr(lo)
+                .with_via(wifi_emu.local_addr()),
+        )
         .build()
         .unwrap();
     let conn = client.connect(saddr).await.unwrap();
@@ -53,11 +57,17 @@ async fn add_then_lose(service: ServiceType) {
     // Cellular appears a moment later; then WiFi goes away.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let cell_id = client
-        .interface_available(Interface::new(InterfaceKind::Cellular).with_local_addr(lo).with_via(cell_emu.local_addr()))
+        .interface_available(
+            Interface::new(InterfaceKind::Cellular)
+                .with_local_addr(lo)
+                .with_via(cell_emu.local_addr()),
+        )
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let up = tokio::time::timeout_at(deadline.into(), events.recv()).await.expect("no PathUp for cellular");
+        let up = tokio::time::timeout_at(deadline.into(), events.recv())
+            .await
+            .expect("no PathUp for cellular");
         if let Some(ConnectionEvent::PathUp { path, .. }) = up {
             if path == cell_id {
                 break;
@@ -77,26 +87,61 @@ async fn add_then_lose(service: ServiceType) {
             tokio::time::sleep(Duration::from_millis(1000)).await;
             let Some(s) = mon2.stats() else { return };
             if std::env::var("BRAID_TEST_PROGRESS").is_ok() {
-                eprintln!("sent {} acked {} reinj {} paths {:?}", s.bytes_sent, s.bytes_acked, s.bytes_reinjected,
-                    s.paths.iter().map(|p| (p.path, p.state, p.backup, p.bytes_sent, p.cwnd, p.in_flight, p.rto_events)).collect::<Vec<_>>());
+                eprintln!(
+                    "sent {} acked {} reinj {} paths {:?}",
+                    s.bytes_sent,
+                    s.bytes_acked,
+                    s.bytes_reinjected,
+                    s.paths
+                        .iter()
+                        .map(|p| (
+                            p.path,
+                            p.state,
+                            p.backup,
+                            p.bytes_sent,
+                            p.cwnd,
+                            p.in_flight,
+                            p.rto_events
+                        ))
+                        .collect::<Vec<_>>()
+                );
             }
         }
     });
-    let (sent_sha, mut w) = tokio::time::timeout(Duration::from_secs(60), writer).await.expect("upload stalled").unwrap().unwrap();
-    let (n, got_sha) = tokio::time::timeout(Duration::from_secs(60), done_rx).await.expect("server never finished").unwrap().unwrap();
+    let (sent_sha, mut w) = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("upload stalled")
+        .unwrap()
+        .unwrap();
+    let (n, got_sha) = tokio::time::timeout(Duration::from_secs(60), done_rx)
+        .await
+        .expect("server never finished")
+        .unwrap()
+        .unwrap();
     let after = wifi_emu.stats().0.delivered.bytes;
     let stats = mon.stats().unwrap();
     eprintln!(
         "finished {:?} after WiFi was lost; wifi carried {before} B before, {} B after; paths now {:?}",
         lost_at.elapsed(),
         after - before,
-        stats.paths.iter().map(|p| (p.path, p.kind, p.state, p.bytes_sent)).collect::<Vec<_>>()
+        stats
+            .paths
+            .iter()
+            .map(|p| (p.path, p.kind, p.state, p.bytes_sent))
+            .collect::<Vec<_>>()
     );
     assert_eq!(n, len);
     assert_eq!(got_sha, sent_sha);
-    assert!(cell_emu.stats().0.delivered.bytes > len / 4, "cellular carried the rest");
+    assert!(
+        cell_emu.stats().0.delivered.bytes > len / 4,
+        "cellular carried the rest"
+    );
     // The lost interface's socket is closed: nothing more leaves on it.
-    assert!(after - before < 200_000, "WiFi kept sending after it was lost: {} B", after - before);
+    assert!(
+        after - before < 200_000,
+        "WiFi kept sending after it was lost: {} B",
+        after - before
+    );
     let _ = w.shutdown().await;
     progress.abort();
 }

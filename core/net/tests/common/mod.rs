@@ -32,7 +32,11 @@ fn finish(ctx: digest::Context) -> Sha {
 }
 
 /// Writes `len` bytes of stream `seed`, then shuts down. Returns the SHA-256 of what was sent.
-pub async fn send_stream<W: AsyncWrite + Unpin>(w: &mut W, seed: u64, len: u64) -> std::io::Result<Sha> {
+pub async fn send_stream<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    seed: u64,
+    len: u64,
+) -> std::io::Result<Sha> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = 0;
@@ -72,7 +76,10 @@ pub struct ServerSide {
 
 /// A TCP server that, on each connection, sends `send` bytes of stream `seed` and reads
 /// everything, reporting both hashes.
-pub async fn tcp_source_sink(send: u64, seed: u64) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<ServerSide>) {
+pub async fn tcp_source_sink(
+    send: u64,
+    seed: u64,
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<ServerSide>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -86,7 +93,11 @@ pub async fn tcp_source_sink(send: u64, seed: u64) -> (SocketAddr, tokio::sync::
                 let got = recv_stream(&mut r).await;
                 let sent = writer.await;
                 if let (Ok((received, received_sha)), Ok(Ok(sent_sha))) = (got, sent) {
-                    let _ = tx.send(ServerSide { received, received_sha, sent_sha });
+                    let _ = tx.send(ServerSide {
+                        received,
+                        received_sha,
+                        sent_sha,
+                    });
                 }
             });
         }
@@ -113,10 +124,21 @@ pub async fn tcp_echo() -> SocketAddr {
 }
 
 /// A gateway on loopback allowing `allow`, running in the background.
-pub async fn gateway(allow: Vec<String>, cfg: GatewayConfig) -> (SocketAddr, Arc<GatewayStats>, tokio::task::JoinHandle<()>, oneshot::Sender<()>) {
-    let gw = Gateway::bind("127.0.0.1:0".parse().unwrap(), GatewayConfig { allow, ..cfg })
-        .await
-        .unwrap();
+pub async fn gateway(
+    allow: Vec<String>,
+    cfg: GatewayConfig,
+) -> (
+    SocketAddr,
+    Arc<GatewayStats>,
+    tokio::task::JoinHandle<()>,
+    oneshot::Sender<()>,
+) {
+    let gw = Gateway::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        GatewayConfig { allow, ..cfg },
+    )
+    .await
+    .unwrap();
     let addr = gw.local_addr();
     let stats = gw.stats();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -144,8 +166,12 @@ pub fn cellular() -> LinkConfig {
 /// Two emulated paths in front of `upstream`.
 pub async fn two_paths(upstream: SocketAddr) -> (PathEmulator, PathEmulator) {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let w = PathEmulator::start(any, upstream, wifi(), wifi()).await.unwrap();
-    let c = PathEmulator::start(any, upstream, cellular(), cellular()).await.unwrap();
+    let w = PathEmulator::start(any, upstream, wifi(), wifi())
+        .await
+        .unwrap();
+    let c = PathEmulator::start(any, upstream, cellular(), cellular())
+        .await
+        .unwrap();
     (w, c)
 }
 
