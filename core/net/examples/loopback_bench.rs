@@ -16,7 +16,10 @@ fn cpu_time() -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mb: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let mb: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
     let len = mb * 1_000_000;
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default()).unwrap();
     let addr = server.local_addr();
