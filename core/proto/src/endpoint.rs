@@ -139,7 +139,7 @@ impl Endpoint {
         let cfg = cfg.unwrap_or_else(|| self.cfg.connection.clone());
         let key = self.unique_key();
         let h = self.new_handle();
-        let mut conn = Connection::new(Role::Client, cfg, self.cfg.framing, key, remote);
+        let mut conn = Connection::new(now, Role::Client, cfg, self.cfg.framing, key, remote);
         conn.add_path(now, path.clone());
         let iss = self.rng.next_u32();
         conn.open_initial(now, Some(path.id), path.kind, path.local, iss);
@@ -308,6 +308,7 @@ impl Endpoint {
         let key = self.unique_key();
         let h = self.new_handle();
         let mut conn = Connection::new(
+            now,
             Role::Server,
             self.cfg.connection.clone(),
             self.cfg.framing,

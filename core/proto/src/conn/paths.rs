@@ -193,7 +193,12 @@ impl PathManager {
     }
 
     /// The next signalling option to send. `local_key`/`remote_key` authenticate ADD_ADDR.
-    pub fn next_signal(&mut self, local_key: u64, remote_key: u64) -> Option<MptcpOption> {
+    pub fn next_signal(
+        &mut self,
+        now: Instant,
+        local_key: u64,
+        remote_key: u64,
+    ) -> Option<MptcpOption> {
         if let Some(echo) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr(echo));
         }
@@ -203,9 +208,7 @@ impl PathManager {
         let i = self.due_announcement(None)?;
         let a = &mut self.announcements[i];
         a.attempts += 1;
-        // The first transmission is marked sent by the caller's clock via handle_timeout;
-        // record a send time far enough in the past to be replaced.
-        a.sent_at = Some(Instant::now());
+        a.sent_at = Some(now);
         let port = Some(a.addr.port());
         let hmac = wire::add_addr_hmac(local_key, remote_key, a.id, a.addr.ip(), port);
         Some(MptcpOption::AddAddr(AddAddr {
@@ -251,6 +254,16 @@ impl Connection {
         for lp in locals.iter().filter(|p| p.available) {
             if lp.retry_at.is_some_and(|t| t > now) {
                 continue;
+            }
+            // A due retry is consumed whether or not a subflow can be opened now; the next
+            // segment or timer looks again.
+            if let Some(p) = self
+                .paths
+                .locals
+                .iter_mut()
+                .find(|p| p.spec.id == lp.spec.id)
+            {
+                p.retry_at = None;
             }
             if lp.spec.kind.is_cellular() && !self.paths.policy.allow_cellular {
                 continue;
