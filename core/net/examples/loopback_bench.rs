@@ -21,7 +21,19 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
     let len = mb * 1_000_000;
-    let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default()).unwrap();
+    // BRAID_NO_PACING=1: compare with the engine's pacer off.
+    let mut cfg = braid::ConnectionConfig::default();
+    if std::env::var("BRAID_NO_PACING").is_ok() {
+        cfg.subflow.pacing = false;
+    }
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig {
+            connection: cfg.clone(),
+            ..ServerConfig::default()
+        },
+    )
+    .unwrap();
     let addr = server.local_addr();
     let sink = tokio::spawn(async move {
         let mut conn = server.accept().await.unwrap();
@@ -36,7 +48,7 @@ async fn main() {
         }
         (got, server)
     });
-    let client = Client::builder().build().unwrap();
+    let client = Client::builder().connection_config(cfg).build().unwrap();
     let mut conn = client.connect(addr).await.unwrap();
     let buf = vec![0x42u8; 256 * 1024];
     let (t0, c0) = (Instant::now(), cpu_time());
