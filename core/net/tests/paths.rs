@@ -16,7 +16,7 @@ async fn interface_added_then_first_one_lost() {
 /// path's subflow stays established (retransmitting into a closed socket) and the handover
 /// policy never moves data to the backup subflow, so the transfer stalls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine: remove_path keeps the subflow and handover never switches to the backup"]
+
 async fn handover_interface_added_then_first_one_lost() {
     add_then_lose(ServiceType::Handover).await;
 }
