@@ -244,6 +244,8 @@ pub struct Connection {
     pub(crate) sent_high: u64,
     /// Time of the last segment or timer the connection handled (reads have no clock).
     pub(crate) last_input: Instant,
+    /// Deadlines at or before this were already handled (see `poll_timeout`).
+    pub(crate) timer_floor: Option<Instant>,
 
     pub(crate) subflows: Vec<SubflowEntry>,
     pub(crate) next_subflow_id: u32,
@@ -365,6 +367,7 @@ impl Connection {
             fell_back_reported: false,
             sent_high: 1,
             last_input: now,
+            timer_floor: None,
             subflows: Vec::new(),
             next_subflow_id: 0,
             scheduler,
@@ -557,8 +560,41 @@ impl Connection {
         self.data_una >= self.data_end() && (!self.app_closed || self.data_fin_acked)
     }
 
-    /// Earliest timer of the connection.
+    /// Earliest timer of the connection (never at or before the last `handle_timeout`:
+    /// a timer that stays due after being handled would make the caller spin).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.next_timer();
+        match (t, self.timer_floor) {
+            (Some(t), Some(floor)) if t <= floor => Some(floor + Duration::from_millis(1)),
+            (t, _) => t,
+        }
+    }
+
+    /// Records that timers up to `now` were handled; a deadline still due afterwards is a
+    /// bug (caught in debug builds) and is pushed a millisecond out instead of spinning.
+    pub(crate) fn timers_handled(&mut self, now: Instant) {
+        self.timer_floor = None;
+        if let Some(t) = self.next_timer() {
+            if t <= now {
+                debug_assert!(
+                    false,
+                    "timer still due after handle_timeout:\n{}",
+                    self.debug_timers()
+                );
+                self.timer_floor = Some(now);
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        if self.state == ConnState::Closed {
+            // Only subflows still finishing (RST, FIN, TIME_WAIT) need time.
+            return self
+                .subflows
+                .iter()
+                .filter_map(|e| e.sf.poll_timeout())
+                .min();
+        }
         let mut t = self
             .subflows
             .iter()

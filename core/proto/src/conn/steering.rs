@@ -79,6 +79,19 @@ impl Connection {
         &self.paths.policy
     }
 
+    /// Asks the peer to treat the subflows on `path` as backup (or not) with MP_PRIO, and
+    /// honours it for what we send. Under handover and interactive service the policy sets
+    /// these flags itself; this is for aggregate and redundant service, or tests.
+    pub fn set_path_backup(&mut self, path: PathId, backup: bool) {
+        for i in 0..self.subflows.len() {
+            if self.subflows[i].path == Some(path) {
+                self.set_backup_flag(i, backup);
+            }
+        }
+        self.paths.pinned_backup.retain(|&(p, _)| p != path);
+        self.paths.pinned_backup.push((path, backup));
+    }
+
     /// The path that carries the data under handover and interactive service.
     pub fn active_path(&self) -> Option<PathId> {
         self.paths.active
@@ -123,7 +136,14 @@ impl Connection {
             ServiceType::Aggregate | ServiceType::Redundant => {
                 self.paths.active = None;
                 for i in 0..self.subflows.len() {
-                    self.set_backup_flag(i, false);
+                    let pinned = self.subflows[i].path.and_then(|p| {
+                        self.paths
+                            .pinned_backup
+                            .iter()
+                            .find(|&&(q, _)| q == p)
+                            .map(|&(_, b)| b)
+                    });
+                    self.set_backup_flag(i, pinned.unwrap_or(false));
                 }
             }
             ServiceType::Handover | ServiceType::Interactive => self.steer_single(now),
@@ -230,6 +250,17 @@ impl Connection {
     /// Earliest time a silent subflow would be declared dead.
     pub(crate) fn dead_subflow_deadline(&self) -> Option<std::time::Instant> {
         let dead_after = self.paths.policy.dead_after;
+        // Only while some other subflow answers: otherwise there is nothing to fall back to
+        // and the retransmission timers judge the connection.
+        let now = self.last_input;
+        let answering = self
+            .subflows
+            .iter()
+            .filter(|e| e.usable() && self.unresponsive_since(e).is_none_or(|t| t > now))
+            .count();
+        if answering == 0 {
+            return None;
+        }
         self.subflows
             .iter()
             .filter(|e| e.sf.state.is_synchronized() && !e.sf.is_closed())

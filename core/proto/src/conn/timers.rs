@@ -64,6 +64,7 @@ impl Connection {
         self.steer(now);
         self.manage_paths(now, rng);
         self.after_input(now);
+        self.timers_handled(now);
     }
 
     /// A subflow's retransmission timer fired: if another subflow can carry its outstanding
