@@ -2,6 +2,7 @@
 
 mod ci;
 mod deps;
+mod fuzz;
 mod sh;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy (-D warnings), every test; installs what it needs
   deps           install the system packages the tests need (apt, npm), then exit
+  fuzz [--seconds N]   run the libFuzzer targets (stable toolchain) for N seconds each
 ";
 
 fn main() -> ExitCode {
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "ci" => ci::run(rest),
         "deps" => deps::install_all(),
+        "fuzz" => fuzz::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
