@@ -12,10 +12,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 fn small_buffers() -> ConnectionConfig {
-    let mut c = ConnectionConfig::default();
-    c.send_buffer = 256 * 1024;
-    c.receive_buffer = 64 * 1024;
-    c
+    ConnectionConfig {
+        send_buffer: 256 * 1024,
+        receive_buffer: 64 * 1024,
+        ..ConnectionConfig::default()
+    }
 }
 
 #[test]
