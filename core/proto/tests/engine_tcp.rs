@@ -78,7 +78,7 @@ fn a_lost_window_update_is_recovered_by_the_persist_probe() {
     let dropped = Rc::new(Cell::new(0u32));
     let n = dropped.clone();
     t.sim.set_middlebox(Box::new(move |src, _dst, _buf| {
-        if d.get() && src == sa(SERVER) {
+        if d.get() && *src == sa(SERVER) {
             n.set(n.get() + 1);
             return false;
         }
@@ -99,7 +99,7 @@ fn idle_connection_stays_up_with_keepalives() {
     let p = probes.clone();
     t.sim.set_middlebox(Box::new(move |src, dst, buf| {
         if let Ok((r, off)) = parse_udp_payload(buf, src.port(), dst.port()) {
-            if src == sa(WIFI) && buf.len() == off && !r.flags.contains(TcpFlags::SYN) {
+            if *src == sa(WIFI) && buf.len() == off && !r.flags.contains(TcpFlags::SYN) {
                 p.set(p.get() + 1);
             }
         }
@@ -155,4 +155,36 @@ fn closed_subflows_pass_through_time_wait() {
         ),
         "TIME_WAIT ended"
     );
+}
+
+#[test]
+fn nat_rebinding_is_survived_by_re_joining() {
+    // A NAT in front of the client changes the external port of the WiFi flow at 2 s: the
+    // server sees an unknown address pair, answers it with a RST, the client's subflow dies
+    // and the path manager joins again through the new binding.
+    let mut t = Transfer::single_path(6, base_link(), base_link(), 20_000_000, 5_000_000);
+    let rebound = Rc::new(Cell::new(false));
+    let r2 = rebound.clone();
+    let inside = sa(WIFI);
+    let outside = std::net::SocketAddr::new(inside.ip(), 50_001);
+    t.sim.set_middlebox(Box::new(move |src, dst, _buf| {
+        if r2.get() {
+            if *src == inside {
+                *src = outside;
+            } else if *dst == outside {
+                *dst = inside;
+            }
+        }
+        true
+    }));
+    let flag = rebound.clone();
+    t.sim.at(Duration::from_secs(2), move |_| flag.set(true));
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("NAT rebinding");
+    let ev: Vec<Event> = t.client_app().events.iter().map(|e| e.1.clone()).collect();
+    let ups = ev
+        .iter()
+        .filter(|e| matches!(e, Event::PathUp { .. }))
+        .count();
+    assert_eq!(ups, 2, "joined again after the rebinding: {ev:?}");
 }
