@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's build and CI driver. Every command installs what it needs.
 
+mod bench;
 mod ci;
 mod deps;
 mod fuzz;
@@ -13,6 +14,7 @@ commands:
   ci             fmt check, clippy (-D warnings), every test; installs what it needs
   deps           install the system packages the tests need (apt, npm), then exit
   fuzz [--seconds N]   run the libFuzzer targets (stable toolchain) for N seconds each
+  bench [sim|cpu|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
 ";
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "deps" => deps::install_all(),
         "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

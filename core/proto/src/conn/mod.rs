@@ -140,6 +140,9 @@ pub(crate) struct SubflowEntry {
     pub reported_up: bool,
     /// `on_subflow_closed` already ran for it.
     pub closed_handled: bool,
+    /// The silence (last segment received at this time) whose outstanding data was already
+    /// reinjected elsewhere.
+    pub silence_handled: Option<Instant>,
 }
 
 impl SubflowEntry {
@@ -165,6 +168,7 @@ impl SubflowEntry {
             fastclose: false,
             reported_up: false,
             closed_handled: false,
+            silence_handled: None,
         }
     }
 
@@ -617,6 +621,7 @@ impl Connection {
         }
         consider(self.paths.poll_timeout());
         consider(self.steering_deadline());
+        consider(self.silence_deadline());
         consider(self.dead_subflow_deadline());
         t
     }

@@ -247,6 +247,63 @@ impl Connection {
         Some(since + quiet)
     }
 
+    /// Earliest time a subflow with data outstanding turns unresponsive and its data should
+    /// be reinjected on another one (every policy, client and server side).
+    pub(crate) fn silence_deadline(&self) -> Option<std::time::Instant> {
+        if !self.is_mptcp() {
+            return None;
+        }
+        let others = self.subflows.iter().filter(|e| e.usable()).count() > 1;
+        if !others {
+            return None;
+        }
+        self.subflows
+            .iter()
+            .filter(|e| e.usable() && e.silence_handled != Some(e.sf.last_received))
+            .filter_map(|e| self.unresponsive_since(e))
+            .min()
+    }
+
+    /// Reinjects the outstanding data of subflows that went silent onto the others, once per
+    /// silence: a blackholed path then costs little more than an RTT of the healthy one,
+    /// instead of a retransmission timeout of the dead one.
+    pub(crate) fn reinject_silent(&mut self, now: std::time::Instant) {
+        if !self.is_mptcp() {
+            return;
+        }
+        let data_una = self.data_una;
+        let mut ranges = Vec::new();
+        for i in 0..self.subflows.len() {
+            let e = &self.subflows[i];
+            if !e.usable() || e.silence_handled == Some(e.sf.last_received) {
+                continue;
+            }
+            if !self.unresponsive_since(e).is_some_and(|t| t <= now) {
+                continue;
+            }
+            let healthy_other = self.subflows.iter().enumerate().any(|(j, o)| {
+                j != i && o.usable() && self.unresponsive_since(o).is_none_or(|t| t > now)
+            });
+            if !healthy_other {
+                continue;
+            }
+            for seg in e.sf.sent.iter() {
+                if seg.len > 0 && !seg.syn && !seg.sacked {
+                    let end = seg.dsn + seg.len as u64;
+                    if end > data_una {
+                        ranges.push(seg.dsn.max(data_una)..end);
+                    }
+                }
+            }
+            let e = &mut self.subflows[i];
+            e.silence_handled = Some(e.sf.last_received);
+        }
+        for r in ranges {
+            self.stats.bytes_reinjected += r.end - r.start;
+            self.reinject.insert(r);
+        }
+    }
+
     /// Earliest time a silent subflow would be declared dead.
     pub(crate) fn dead_subflow_deadline(&self) -> Option<std::time::Instant> {
         let dead_after = self.paths.policy.dead_after;
