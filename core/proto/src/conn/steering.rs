@@ -278,15 +278,19 @@ impl Connection {
             if !e.usable() || e.silence_handled == Some(e.sf.last_received) {
                 continue;
             }
-            if !self.unresponsive_since(e).is_some_and(|t| t <= now) {
+            if self.unresponsive_since(e).is_none_or(|t| t > now) {
                 continue;
             }
             let healthy_other = self.subflows.iter().enumerate().any(|(j, o)| {
                 j != i && o.usable() && self.unresponsive_since(o).is_none_or(|t| t > now)
             });
+            // Handled either way: with nowhere healthy to go, the timers judge this silence.
+            let heard = e.sf.last_received;
+            self.subflows[i].silence_handled = Some(heard);
             if !healthy_other {
                 continue;
             }
+            let e = &self.subflows[i];
             for seg in e.sf.sent.iter() {
                 if seg.len > 0 && !seg.syn && !seg.sacked {
                     let end = seg.dsn + seg.len as u64;
@@ -295,8 +299,6 @@ impl Connection {
                     }
                 }
             }
-            let e = &mut self.subflows[i];
-            e.silence_handled = Some(e.sf.last_received);
         }
         for r in ranges {
             self.stats.bytes_reinjected += r.end - r.start;
