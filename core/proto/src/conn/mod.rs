@@ -229,7 +229,10 @@ pub struct Connection {
     /// Ranges any subflow may (re)send: data stranded on a dead subflow.
     pub(crate) reinject: RangeSet,
     pub(crate) app_closed: bool,
-    pub(crate) data_fin_sent_at: Option<Instant>,
+    /// Our DATA_FIN went out at least once (a DATA_ACK may then cover it).
+    pub(crate) data_fin_sent: bool,
+    /// When our DATA_FIN is due again if not acknowledged (None: send it when possible).
+    pub(crate) data_fin_rtx_at: Option<Instant>,
     pub(crate) data_fin_acked: bool,
     pub(crate) persist_at: Option<Instant>,
     /// Send one segment past the peer's window to learn whether it reopened.
@@ -360,7 +363,8 @@ impl Connection {
             peer_wnd_end: 1,
             reinject: RangeSet::new(),
             app_closed: false,
-            data_fin_sent_at: None,
+            data_fin_sent: false,
+            data_fin_rtx_at: None,
             data_fin_acked: false,
             persist_at: None,
             probe_window: false,
@@ -661,13 +665,19 @@ impl Connection {
         if self.data_fin_acked || self.fallback.is_some() {
             return None;
         }
+        self.data_fin_rtx_at
+    }
+
+    /// Records that the DATA_FIN went out: it is due again after an RTO unless acknowledged.
+    pub(crate) fn on_data_fin_sent(&mut self, now: Instant) {
         let rto = self
             .subflows
             .iter()
             .map(|e| e.sf.rtt.rto())
             .min()
             .unwrap_or(Duration::from_secs(1));
-        self.data_fin_sent_at.map(|t| t + rto)
+        self.data_fin_sent = true;
+        self.data_fin_rtx_at = Some(now + rto);
     }
 
     /// Statistics, with one entry per subflow.
