@@ -100,7 +100,7 @@ fn mangled_transfer(seed: u64) {
 
 #[test]
 fn mangled_live_connections_never_panic() {
-    for seed in 0..40 {
+    for seed in 0..100 {
         mangled_transfer(seed);
     }
 }
