@@ -4,6 +4,7 @@ use crate::connection::{ConnRef, Connection, PathFactory, wait_connected};
 use crate::convert;
 use crate::driver::{ConnRt, EndpointRef, Shared};
 use crate::error::{Error, Result};
+use crate::raw::RawConfig;
 use crate::socket::{DefaultBinder, Interface, SocketBinder, SocketOptions};
 use braid_proto::random::SystemRandom;
 use braid_proto::{
@@ -20,7 +21,8 @@ pub enum Carrier {
     /// TCP-in-UDP on ordinary UDP sockets: no privileges needed.
     #[default]
     Udp,
-    /// Genuine TCP on raw IP sockets (Linux, CAP_NET_RAW). Not available yet.
+    /// Genuine TCP on raw IP sockets (Linux, CAP_NET_RAW and CAP_NET_ADMIN): real MPTCP on
+    /// the wire, to the Linux kernel or any MPTCP peer. See [`crate::raw`].
     Raw,
 }
 
@@ -45,6 +47,7 @@ pub struct ClientBuilder {
     connection: ConnectionConfig,
     socket_buffer: usize,
     binder: Arc<dyn SocketBinder>,
+    raw: RawConfig,
 }
 
 impl Default for ClientBuilder {
@@ -58,6 +61,7 @@ impl Default for ClientBuilder {
             connection: ConnectionConfig::default(),
             socket_buffer: 4 << 20,
             binder: Arc::new(DefaultBinder),
+            raw: RawConfig::default(),
         }
     }
 }
@@ -131,21 +135,38 @@ impl ClientBuilder {
         self
     }
 
+    /// Raw carrier settings: mark, client port range, firewall handling.
+    pub fn raw_config(mut self, raw: RawConfig) -> Self {
+        self.raw = raw;
+        self
+    }
+
     /// Starts the client's driver. Must be called inside a tokio runtime.
+    ///
+    /// With [`Carrier::Raw`], checks the privileges and the firewall rule now (see
+    /// [`crate::raw`]): `Error::NotPermitted` or `Error::FirewallRuleMissing` say what is
+    /// missing.
     pub fn build(self) -> Result<Client> {
-        if self.carrier == Carrier::Raw {
-            return Err(Error::Unsupported("the raw carrier"));
-        }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::InvalidArgument(
                 "Client::build must be called inside a tokio runtime".into(),
             ));
         }
+        let framing = match self.carrier {
+            Carrier::Udp => Framing::TcpInUdp,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Carrier::Raw => {
+                crate::raw::prepare(&self.raw)?;
+                Framing::Tcp
+            }
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Carrier::Raw => return Err(Error::Unsupported("the raw carrier outside Linux")),
+        };
         let mut connection = self.connection;
         connection.policy = self.policy;
         let ep = Endpoint::new(
             EndpointConfig {
-                framing: Framing::TcpInUdp,
+                framing,
                 connection: connection.clone(),
                 listen: false,
                 ..EndpointConfig::default()
@@ -185,6 +206,7 @@ impl ClientBuilder {
                         send_buffer: self.socket_buffer,
                         recv_buffer: self.socket_buffer,
                     },
+                    raw: (self.carrier == Carrier::Raw).then_some(self.raw),
                 }),
             }),
         })
@@ -215,7 +237,7 @@ impl Client {
         crate::driver::lock(&self.inner.interfaces).clone()
     }
 
-    /// Connects to a Braid server (a direct MPTCP peer over the UDP carrier).
+    /// Connects to a Braid server or, with the raw carrier, to any MPTCP (or TCP) server.
     pub async fn connect(&self, remote: SocketAddr) -> Result<Connection> {
         let ifaces = self.interfaces();
         let shared = &self.inner.endpoint.shared;
@@ -228,11 +250,7 @@ impl Client {
                 interface: iface.clone(),
                 remote: iface.via.unwrap_or(remote),
             };
-            match crate::socket::open_path_socket(
-                &info,
-                &*self.inner.paths.binder,
-                self.inner.paths.opts,
-            ) {
+            match self.inner.paths.open(&info) {
                 Ok((sock, local)) => opened.push((*id, iface.clone(), sock, local)),
                 Err(e) => {
                     log::warn!("interface {} unusable for {remote}: {e}", iface.label());

@@ -1,6 +1,6 @@
 //! A Braid connection as a tokio byte stream.
 
-use crate::driver::{ConnRt, Shared};
+use crate::driver::{ConnRt, NewSocket, Shared};
 use crate::error::{Error, Result};
 use crate::event::Events;
 use crate::socket::{Interface, PathInfo, SocketBinder, SocketOptions, open_path_socket};
@@ -17,9 +17,24 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub(crate) struct PathFactory {
     pub binder: Arc<dyn SocketBinder>,
     pub opts: SocketOptions,
+    /// Raw carrier settings; `None` for the UDP carrier.
+    pub raw: Option<crate::raw::RawConfig>,
 }
 
 impl PathFactory {
+    /// Opens the socket of one path, for the client's carrier.
+    pub(crate) fn open(&self, info: &PathInfo) -> Result<(NewSocket, SocketAddr)> {
+        match &self.raw {
+            None => open_path_socket(info, &*self.binder, self.opts)
+                .map(|(s, local)| (NewSocket::Udp(s), local)),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Some(raw) => crate::raw::open_path(info, &*self.binder, raw, self.opts)
+                .map(|(s, local)| (NewSocket::Raw(s), local)),
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Some(_) => Err(Error::Unsupported("the raw carrier outside Linux")),
+        }
+    }
+
     /// Opens the socket for `iface` towards `remote` and adds it as a path of `h`.
     pub(crate) fn add_path(
         &self,
@@ -34,7 +49,7 @@ impl PathFactory {
             interface: iface.clone(),
             remote: iface.via.unwrap_or(remote),
         };
-        let (sock, local) = open_path_socket(&info, &*self.binder, self.opts)?;
+        let (sock, local) = self.open(&info)?;
         let mut st = shared.lock();
         if st.stopped {
             return Err(Error::EndpointClosed);

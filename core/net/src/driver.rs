@@ -96,10 +96,26 @@ impl Wake for SockWaker {
     }
 }
 
-/// One UDP socket of the endpoint.
+/// What a path socket is: UDP (TCP-in-UDP), or raw IP (genuine TCP, Linux).
+enum SockIo {
+    Udp {
+        io: tokio::net::UdpSocket,
+        udp: UdpSocketState,
+    },
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Raw(crate::raw::RawSocket),
+}
+
+/// A socket the runtime opened for a path or a listener, not yet registered.
+pub(crate) enum NewSocket {
+    Udp(std::net::UdpSocket),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Raw(crate::raw::RawSocket),
+}
+
+/// One socket of the endpoint.
 pub(crate) struct PathSock {
-    io: tokio::net::UdpSocket,
-    udp: UdpSocketState,
+    io: SockIo,
     pub local: SocketAddr,
     /// (relay address, the remote it stands for): see `Interface::via`.
     via: Option<(SocketAddr, SocketAddr)>,
@@ -227,16 +243,24 @@ impl Shared {
 }
 
 impl State {
-    /// Registers a socket (must be called inside the runtime). The driver polls it next time.
+    /// Registers a UDP or raw socket (must be called inside the runtime). The driver polls
+    /// it next time.
     pub(crate) fn add_socket(
         &mut self,
         wake: &Arc<WakeQueue>,
-        sock: std::net::UdpSocket,
+        sock: NewSocket,
         local: SocketAddr,
         via: Option<(SocketAddr, SocketAddr)>,
     ) -> io::Result<SockId> {
-        let io = tokio::net::UdpSocket::from_std(sock)?;
-        let udp = UdpSocketState::new((&io).into())?;
+        let io = match sock {
+            NewSocket::Udp(sock) => {
+                let io = tokio::net::UdpSocket::from_std(sock)?;
+                let udp = UdpSocketState::new((&io).into())?;
+                SockIo::Udp { io, udp }
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            NewSocket::Raw(raw) => SockIo::Raw(raw),
+        };
         let id = self.next_sock;
         self.next_sock += 1;
         let waker = Arc::new(SockWaker {
@@ -253,7 +277,6 @@ impl State {
             id,
             PathSock {
                 io,
-                udp,
                 local,
                 via,
                 waker: waker.clone(),
@@ -401,8 +424,13 @@ impl Driver {
         sock.waker.queued.store(false, Ordering::Release);
         let waker = Waker::from(sock.waker.clone());
         let mut cx = Context::from_waker(&waker);
+        let (io, udp) = match &sock.io {
+            SockIo::Udp { io, udp } => (io, udp),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            SockIo::Raw(raw) => return Self::recv_raw(raw, &mut cx, &mut self.rx, ep, stats),
+        };
         for _ in 0..RX_BUDGET {
-            match sock.io.poll_recv_ready(&mut cx) {
+            match io.poll_recv_ready(&mut cx) {
                 Poll::Pending => return false,
                 Poll::Ready(Err(e)) => {
                     log::warn!("socket {}: {e}", sock.local);
@@ -412,9 +440,8 @@ impl Driver {
             }
             let mut slices: Vec<IoSliceMut<'_>> =
                 self.rx.chunks_mut(RX_SLOT).map(IoSliceMut::new).collect();
-            let res = sock.io.try_io(Interest::READABLE, || {
-                sock.udp
-                    .recv((&sock.io).into(), &mut slices, &mut self.meta)
+            let res = io.try_io(Interest::READABLE, || {
+                udp.recv(io.into(), &mut slices, &mut self.meta)
             });
             let n = match res {
                 Ok(n) => n,
@@ -455,6 +482,39 @@ impl Driver {
         true
     }
 
+    /// Reads what a raw socket has, one segment per call, a bounded number of times.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn recv_raw(
+        raw: &crate::raw::RawSocket,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        ep: &mut Endpoint,
+        stats: &mut DriverStats,
+    ) -> bool {
+        for _ in 0..RX_BUDGET * 8 {
+            match raw.poll_recv(cx, buf) {
+                Poll::Pending => return false,
+                Poll::Ready(Err(e)) => {
+                    log::debug!("receive on raw {}: {e}", raw.local());
+                    continue;
+                }
+                Poll::Ready(Ok(None)) => continue,
+                Poll::Ready(Ok(Some(r))) => {
+                    stats.recv_calls += 1;
+                    stats.datagrams_in += 1;
+                    let seg = &buf[r.start..r.end];
+                    if ep
+                        .handle_segment(Instant::now(), r.local, r.remote, seg)
+                        .is_err()
+                    {
+                        stats.dropped_in += 1;
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// Sends one batch; `Blocked` when the socket has no room (the socket's waker is armed).
     fn send_batch(st: &mut State, b: &Batch) -> Sent {
         if b.segs == 0 {
@@ -466,6 +526,28 @@ impl Driver {
         };
         let Some(sock) = st.socks.get(&id) else {
             return Sent::Done;
+        };
+        let (io, udp) = match &sock.io {
+            SockIo::Udp { io, udp } => (io, udp),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            SockIo::Raw(raw) => {
+                // One segment per batch (max_segments is 1 for raw sockets).
+                let waker = Waker::from(sock.waker.clone());
+                let mut cx = Context::from_waker(&waker);
+                return match raw.poll_send(&mut cx, b.key.0, b.key.1, &b.buf[..b.len]) {
+                    Poll::Pending => Sent::Blocked,
+                    Poll::Ready(Ok(())) => {
+                        st.stats.send_calls += 1;
+                        st.stats.datagrams_out += 1;
+                        Sent::Done
+                    }
+                    Poll::Ready(Err(e)) => {
+                        log::debug!("send raw {} -> {}: {e}", b.key.0, b.key.1);
+                        st.stats.dropped_out += 1;
+                        Sent::Done
+                    }
+                };
+            }
         };
         let mut dest = b.key.1;
         if let Some((via, remote)) = sock.via {
@@ -483,9 +565,7 @@ impl Driver {
         let waker = Waker::from(sock.waker.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            let res = sock.io.try_io(Interest::WRITABLE, || {
-                sock.udp.try_send((&sock.io).into(), &t)
-            });
+            let res = io.try_io(Interest::WRITABLE, || udp.try_send(io.into(), &t));
             match res {
                 Ok(()) => {
                     st.stats.send_calls += 1;
@@ -493,7 +573,7 @@ impl Driver {
                     return Sent::Done;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match sock.io.poll_send_ready(&mut cx) {
+                    match io.poll_send_ready(&mut cx) {
                         Poll::Pending => return Sent::Blocked,
                         Poll::Ready(Ok(())) => continue,
                         Poll::Ready(Err(_)) => return Sent::Done,
@@ -513,7 +593,11 @@ impl Driver {
     fn max_segments(st: &State, local: &SocketAddr) -> usize {
         st.route_of(local)
             .and_then(|id| st.socks.get(&id))
-            .map_or(1, |s| s.udp.max_gso_segments().max(1))
+            .map_or(1, |s| match &s.io {
+                SockIo::Udp { udp, .. } => udp.max_gso_segments().max(1),
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                SockIo::Raw(_) => 1,
+            })
     }
 
     /// Drains the engine's transmits. Returns true if the budget ran out with more to send.

@@ -63,6 +63,15 @@ pub enum Error {
     Tls(#[from] rustls::Error),
     #[error("too many connections")]
     TooManyConnections,
+    /// The process lacks a privilege (raw carrier: CAP_NET_RAW, CAP_NET_ADMIN).
+    #[error("permission denied: {what}")]
+    NotPermitted { what: &'static str },
+    /// The raw carrier's firewall rule (dropping the kernel's RSTs) is missing and could not
+    /// be installed; `rule` is the command that installs it.
+    #[error(
+        "the raw carrier needs a firewall rule dropping the kernel's TCP RSTs from its ports, and it is missing ({reason}); install it as root with: {rule}"
+    )]
+    FirewallRuleMissing { rule: String, reason: String },
     #[error(transparent)]
     Io(#[from] io::Error),
 }

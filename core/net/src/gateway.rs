@@ -214,6 +214,24 @@ pub struct Gateway {
 impl Gateway {
     /// Listens on `addr` (UDP). Resolves the allowlist's host names now.
     pub async fn bind(addr: SocketAddr, cfg: GatewayConfig) -> Result<Gateway> {
+        Self::bind_carrier(addr, cfg, None).await
+    }
+
+    /// Listens on `addr` with the raw carrier (Linux, root): clients speak genuine MPTCP, so
+    /// kernel MPTCP clients can use the gateway too (see [`Server::bind_raw`]).
+    pub async fn bind_raw(
+        addr: SocketAddr,
+        cfg: GatewayConfig,
+        raw: crate::raw::RawConfig,
+    ) -> Result<Gateway> {
+        Self::bind_carrier(addr, cfg, Some(raw)).await
+    }
+
+    async fn bind_carrier(
+        addr: SocketAddr,
+        cfg: GatewayConfig,
+        raw: Option<crate::raw::RawConfig>,
+    ) -> Result<Gateway> {
         let allow = Allowlist::parse(&cfg.allow).await?;
         let server_cfg = ServerConfig {
             // The engine refuses SYNs past these; the gateway's own limits come after.
@@ -223,7 +241,10 @@ impl Gateway {
             ..ServerConfig::default()
         }
         .with_buffers(cfg.connection_buffer);
-        let server = Server::bind(addr, server_cfg)?;
+        let server = match raw {
+            None => Server::bind(addr, server_cfg)?,
+            Some(raw) => Server::bind_raw(addr, server_cfg, raw)?,
+        };
         log::info!("gateway listening on {}", server.local_addr());
         Ok(Gateway {
             server,

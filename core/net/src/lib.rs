@@ -5,6 +5,8 @@
 //! - [`Connection`] is a tokio `AsyncRead + AsyncWrite` byte stream with path events.
 //! - [`Server`] accepts Braid connections; [`gateway`] relays them to TCP servers (RFC 8803).
 //! - [`tls`] runs rustls over a connection; [`emulator`] fakes WiFi and cellular on loopback.
+//! - [`raw`]: the raw carrier (Linux): genuine TCP on raw IP sockets, for interoperating with
+//!   the kernel's MPTCP ([`Carrier::Raw`], [`Server::bind_raw`]).
 //!
 //! Each endpoint (client or server) runs one driver task that owns the engine, the sockets
 //! and the timer; connection handles share the engine with it behind a mutex.
@@ -17,6 +19,7 @@ pub mod emulator;
 pub mod error;
 pub mod event;
 pub mod gateway;
+pub mod raw;
 pub mod server;
 pub mod socket;
 pub mod tls;
@@ -30,5 +33,6 @@ pub use connection::{Connection, Monitor, OwnedReadHalf, OwnedWriteHalf, ReadHal
 pub use driver::DriverStats;
 pub use error::{Error, Result};
 pub use event::{ConnectionEvent, Events};
+pub use raw::{FirewallBackend, FirewallMode, RawConfig};
 pub use server::{Server, ServerConfig};
 pub use socket::{DefaultBinder, Interface, PathInfo, SocketBinder};

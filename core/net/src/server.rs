@@ -1,7 +1,8 @@
-//! The listening side: accepts Braid connections on a UDP socket.
+//! The listening side: accepts Braid connections on a UDP socket, or MPTCP connections on a
+//! raw socket (`Server::bind_raw`).
 
 use crate::connection::{ConnRef, Connection};
-use crate::driver::{DriverStats, EndpointRef, Shared};
+use crate::driver::{DriverStats, EndpointRef, NewSocket, Shared};
 use crate::error::{Error, Result};
 use crate::socket::{SocketOptions, open_listen_socket};
 use braid_proto::endpoint::EndpointStats;
@@ -65,16 +66,57 @@ impl Server {
                 "Server::bind must be called inside a tokio runtime".into(),
             ));
         }
-        let (sock, local) = open_listen_socket(
-            addr,
-            SocketOptions {
-                send_buffer: cfg.socket_buffer,
-                recv_buffer: cfg.socket_buffer,
-            },
-        )?;
+        let (sock, local) = open_listen_socket(addr, Self::socket_options(&cfg))?;
+        Self::start(NewSocket::Udp(sock), local, Framing::TcpInUdp, cfg)
+    }
+
+    /// Listens on `addr` with the raw carrier (Linux, CAP_NET_RAW and CAP_NET_ADMIN): genuine
+    /// MPTCP on the wire, so Linux kernel MPTCP clients (and Braid clients with
+    /// [`crate::Carrier::Raw`]) can connect. `addr` may be a wildcard address; port 0 picks
+    /// one. The port is reserved with a kernel TCP socket that never listens and added to the
+    /// firewall rule that drops the kernel's RSTs (see [`crate::raw`]). Must be called inside
+    /// a tokio runtime.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn bind_raw(
+        addr: SocketAddr,
+        cfg: ServerConfig,
+        raw: crate::raw::RawConfig,
+    ) -> Result<Server> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidArgument(
+                "Server::bind_raw must be called inside a tokio runtime".into(),
+            ));
+        }
+        let (sock, local) = crate::raw::open_listen(addr, &raw, Self::socket_options(&cfg))?;
+        Self::start(NewSocket::Raw(sock), local, Framing::Tcp, cfg)
+    }
+
+    /// The raw carrier exists on Linux only.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn bind_raw(
+        _addr: SocketAddr,
+        _cfg: ServerConfig,
+        _raw: crate::raw::RawConfig,
+    ) -> Result<Server> {
+        Err(Error::Unsupported("the raw carrier outside Linux"))
+    }
+
+    fn socket_options(cfg: &ServerConfig) -> SocketOptions {
+        SocketOptions {
+            send_buffer: cfg.socket_buffer,
+            recv_buffer: cfg.socket_buffer,
+        }
+    }
+
+    fn start(
+        sock: NewSocket,
+        local: SocketAddr,
+        framing: Framing,
+        cfg: ServerConfig,
+    ) -> Result<Server> {
         let ep = Endpoint::new(
             EndpointConfig {
-                framing: Framing::TcpInUdp,
+                framing,
                 connection: cfg.connection.clone(),
                 listen: true,
                 max_connections: cfg.max_connections,

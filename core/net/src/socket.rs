@@ -164,7 +164,7 @@ pub(crate) struct SocketOptions {
 }
 
 /// Turns an OS error while binding into the error the application sees.
-fn bind_error(iface: &Interface, e: io::Error) -> Error {
+pub(crate) fn bind_error(iface: &Interface, e: io::Error) -> Error {
     let name = iface.label();
     match e.kind() {
         io::ErrorKind::NotFound => Error::InterfaceNotFound(name),
@@ -207,39 +207,7 @@ pub(crate) fn open_path_socket(
     } else {
         Domain::IPV6
     };
-    if let Some(ip) = iface.local_addr {
-        if ip.is_ipv4() != path.remote.is_ipv4() {
-            return Err(Error::InvalidArgument(format!(
-                "interface {} has address {ip}, which cannot reach {}",
-                iface.label(),
-                path.remote
-            )));
-        }
-    }
-    let ip = match iface.local_addr {
-        Some(ip) => ip,
-        None => {
-            // Ask the OS which source address this interface would use for the remote.
-            let probe = new_udp(domain).map_err(|e| bind_error(iface, e))?;
-            binder
-                .bind(probe.as_raw_fd(), path)
-                .map_err(|e| bind_error(iface, e))?;
-            probe
-                .connect(&path.remote.into())
-                .map_err(|e| bind_error(iface, e))?;
-            probe
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .map(|a| a.ip())
-                .ok_or_else(|| {
-                    bind_error(
-                        iface,
-                        io::Error::other("could not learn the interface's source address"),
-                    )
-                })?
-        }
-    };
+    let ip = source_ip(path, binder)?;
     let sock = new_udp(domain).map_err(|e| bind_error(iface, e))?;
     if domain == Domain::IPV6 {
         let _ = sock.set_only_v6(true);
@@ -256,6 +224,46 @@ pub(crate) fn open_path_socket(
         .and_then(|a| a.as_socket())
         .ok_or_else(|| bind_error(iface, io::Error::other("socket has no local address")))?;
     Ok((sock.into(), local))
+}
+
+/// The source address of a path: the interface's own, or the one the OS would use on the
+/// interface for the remote (learned with a throwaway connected UDP socket).
+pub(crate) fn source_ip(path: &PathInfo, binder: &dyn SocketBinder) -> Result<IpAddr, Error> {
+    let iface = &path.interface;
+    if let Some(ip) = iface.local_addr {
+        if ip.is_ipv4() != path.remote.is_ipv4() {
+            return Err(Error::InvalidArgument(format!(
+                "interface {} has address {ip}, which cannot reach {}",
+                iface.label(),
+                path.remote
+            )));
+        }
+        return Ok(ip);
+    }
+    let domain = if path.remote.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    // Ask the OS which source address this interface would use for the remote.
+    let probe = new_udp(domain).map_err(|e| bind_error(iface, e))?;
+    binder
+        .bind(probe.as_raw_fd(), path)
+        .map_err(|e| bind_error(iface, e))?;
+    probe
+        .connect(&path.remote.into())
+        .map_err(|e| bind_error(iface, e))?;
+    probe
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.ip())
+        .ok_or_else(|| {
+            bind_error(
+                iface,
+                io::Error::other("could not learn the interface's source address"),
+            )
+        })
 }
 
 /// A listening socket for a server or gateway.

@@ -1,0 +1,354 @@
+//! Shared by the interop tests (and the interop benchmark, which includes this file): Braid
+//! in a namespace on its own tokio runtime, async transfers hashed with SHA-256, and the
+//! kernel's end of a transfer with MPTCP_INFO watched while it runs.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use braid::{Carrier, ConnectionEvent, ConnectionStats, Interface, InterfaceKind, ServiceType};
+use braid_netbed::kernel::{self, MptcpInfo, SubflowAddrs};
+use braid_netbed::transfer::{self, ReceiveReport, Sampler, SendReport};
+use braid_netbed::{Link, Side, Testbed};
+use ring::digest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Every interop test runs alone: the numbers they print mean something on 2 cores, and the
+/// testbeds' relays do not compete.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A current-thread tokio runtime: it lives on the calling thread, so in its namespace.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs the future made by `f` on a new thread inside `side`'s namespace, on that thread's
+/// own runtime.
+pub fn braid_in<F, Fut, T>(tb: &Testbed, side: Side, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    tb.spawn_in(side, move || runtime().block_on(f()))
+        .expect("enter the namespace")
+}
+
+/// The phone's interfaces as Braid sees them: WiFi first (preferred), then cellular.
+pub fn phone_interfaces() -> [Interface; 2] {
+    [
+        Interface::new(InterfaceKind::Wifi).with_name(Link::Wifi.iface(Side::Phone)),
+        Interface::new(InterfaceKind::Cellular).with_name(Link::Cell.iface(Side::Phone)),
+    ]
+}
+
+/// A client builder with both phone interfaces.
+pub fn phone_client(carrier: Carrier, service: ServiceType) -> braid::ClientBuilder {
+    let [w, c] = phone_interfaces();
+    braid::Client::builder()
+        .carrier(carrier)
+        .service(service)
+        .interface(w)
+        .interface(c)
+        .connect_timeout(Duration::from_secs(10))
+}
+
+/// Writes `len` pattern bytes; `progress` follows what was written.
+pub async fn send_async(
+    w: &mut (impl AsyncWrite + Unpin),
+    len: u64,
+    progress: Option<&AtomicU64>,
+) -> io::Result<SendReport> {
+    let start = Instant::now();
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < len {
+        let n = (len - sent).min(buf.len() as u64) as usize;
+        transfer::fill_pattern(sent, &mut buf[..n]);
+        w.write_all(&buf[..n]).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("send: after {sent} of {len} bytes: {e}"))
+        })?;
+        ctx.update(&buf[..n]);
+        sent += n as u64;
+        if let Some(p) = progress {
+            p.store(sent, Ordering::Relaxed);
+        }
+    }
+    w.shutdown().await?;
+    Ok(SendReport {
+        bytes: sent,
+        sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Reads to EOF with SHA-256 and 10 ms progress samples.
+pub async fn receive_async(
+    r: &mut (impl AsyncRead + Unpin),
+    progress: Option<&AtomicU64>,
+) -> io::Result<ReceiveReport> {
+    let started = Instant::now();
+    let mut sampler = Sampler::new(started);
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut total, mut first_byte, mut last_byte) = (0u64, None, None);
+    loop {
+        let n = r
+            .read(&mut buf)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("receive: after {total} bytes: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let now = Instant::now();
+        ctx.update(&buf[..n]);
+        total += n as u64;
+        first_byte.get_or_insert(now - started);
+        last_byte = Some(now - started);
+        sampler.record(now, total);
+        if let Some(p) = progress {
+            p.store(total, Ordering::Relaxed);
+        }
+    }
+    Ok(ReceiveReport {
+        bytes: total,
+        sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
+        started,
+        first_byte,
+        last_byte,
+        samples: sampler.finish(Instant::now()),
+    })
+}
+
+/// What the Braid end of an exchange saw.
+#[derive(Debug)]
+pub struct BraidEnd {
+    pub sent: SendReport,
+    pub received: ReceiveReport,
+    /// Taken after both directions finished, before the connection was dropped.
+    pub stats: ConnectionStats,
+    pub events: Vec<ConnectionEvent>,
+}
+
+/// Sends `upload` bytes and reads to EOF at the same time; `progress` follows the bytes read.
+pub async fn braid_exchange(
+    conn: braid::Connection,
+    upload: u64,
+    progress: Option<Arc<AtomicU64>>,
+) -> io::Result<BraidEnd> {
+    let mut events = conn.events();
+    let monitor = conn.monitor();
+    let (mut r, mut w) = conn.into_split();
+    let sender = async move { send_async(&mut w, upload, None).await.map(|s| (s, w)) };
+    let receiver = async move {
+        receive_async(&mut r, progress.as_deref())
+            .await
+            .map(|x| (x, r))
+    };
+    let (sent, received) = tokio::join!(sender, receiver);
+    let (sent, w) = sent?;
+    let (received, r) = received?;
+    // Everything is written and read, but what was written may still be unacknowledged:
+    // the connection (and this runtime) must live until it has closed (both DATA_FINs).
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ConnectionEvent::Closed(e))) => {
+                seen.push(ConnectionEvent::Closed(e.clone()));
+                break Some(e);
+            }
+            Ok(Some(e)) => seen.push(e),
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    let stats = monitor.stats().unwrap_or_default();
+    if stats.bytes_acked < upload {
+        return Err(io::Error::other(format!(
+            "only {} of {upload} bytes acknowledged by the peer (closed: {closed:?})",
+            stats.bytes_acked
+        )));
+    }
+    drop(r.reunite(w));
+    Ok(BraidEnd {
+        sent,
+        received,
+        stats,
+        events: seen,
+    })
+}
+
+/// MPTCP state the kernel reported while a transfer ran.
+#[derive(Clone, Debug, Default)]
+pub struct KernelView {
+    pub is_mptcp: bool,
+    /// Most subflows seen at once (the first included).
+    pub max_subflows: u8,
+    /// The longest subflow list seen.
+    pub subflows: Vec<SubflowAddrs>,
+    /// The last MPTCP_INFO read.
+    pub info: Option<MptcpInfo>,
+    /// Every MPTCP_INFO read, with its time since the watch started.
+    pub history: Vec<(Duration, MptcpInfo)>,
+}
+
+/// Reads MPTCP_INFO and the subflow list every `every` until stopped.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<KernelView>,
+}
+
+impl Watch {
+    pub fn start(s: &TcpStream, every: Duration) -> io::Result<Watch> {
+        let s = s.try_clone()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut v = KernelView::default();
+            loop {
+                v.is_mptcp |= kernel::is_mptcp(&s);
+                if let Ok(info) = kernel::mptcp_info(&s) {
+                    v.max_subflows = v.max_subflows.max(info.total_subflows());
+                    v.history.push((start.elapsed(), info.clone()));
+                    v.info = Some(info);
+                }
+                if let Ok(list) = kernel::subflow_addrs(&s) {
+                    if list.len() > v.subflows.len() {
+                        v.subflows = list;
+                    }
+                }
+                if flag.load(Ordering::Relaxed) {
+                    return v;
+                }
+                std::thread::sleep(every);
+            }
+        });
+        Ok(Watch { stop, handle })
+    }
+
+    pub fn stop(self) -> KernelView {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("watch thread")
+    }
+}
+
+/// What the kernel end of an exchange saw.
+#[derive(Debug)]
+pub struct KernelEnd {
+    pub sent: SendReport,
+    pub received: ReceiveReport,
+    pub view: KernelView,
+}
+
+/// The kernel side of an exchange on an accepted (or connected) stream: sends `download`
+/// bytes and reads to EOF at the same time, watching MPTCP_INFO; closes once both are done.
+/// `during` runs on the calling thread while the transfer goes on, with the stream.
+pub fn kernel_exchange(
+    s: TcpStream,
+    download: u64,
+    timeout: Duration,
+    during: impl FnOnce(&TcpStream),
+) -> io::Result<KernelEnd> {
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let watch = Watch::start(&s, Duration::from_millis(50))?;
+    let mut w = s.try_clone()?;
+    let sender = std::thread::spawn(move || -> io::Result<SendReport> {
+        let r = transfer::send(&mut w, download, None)?;
+        w.shutdown(Shutdown::Write)?;
+        Ok(r)
+    });
+    let mut rd = s.try_clone()?;
+    let receiver = std::thread::spawn(move || transfer::receive(&mut rd, None));
+    during(&s);
+    let received = receiver.join().expect("receiver thread")?;
+    let sent = sender.join().expect("sender thread")?;
+    let view = watch.stop();
+    Ok(KernelEnd {
+        sent,
+        received,
+        view,
+    })
+}
+
+/// A plain byte sink/source echo server for a kernel TCP socket is not needed: see
+/// `kernel_exchange`. This checks one direction's integrity with a clear message.
+pub fn check_same(what: &str, sent: &SendReport, received: &ReceiveReport) {
+    assert_eq!(
+        received.bytes, sent.bytes,
+        "{what}: {} bytes sent, {} received",
+        sent.bytes, received.bytes
+    );
+    assert_eq!(
+        transfer::hex(&received.sha256),
+        transfer::hex(&sent.sha256),
+        "{what}: SHA-256 differs"
+    );
+}
+
+/// Reads everything from `s` into nothing, then closes (for servers that only sink).
+pub fn drain(mut s: TcpStream) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        match s.read(&mut buf)? {
+            0 => return Ok(n),
+            k => n += k as u64,
+        }
+    }
+}
+
+/// Writes a line to the real stderr (the harness captures `eprintln!`).
+pub fn say(msg: &str) {
+    let _ = std::io::stderr().write_all(format!("{msg}\n").as_bytes());
+}
+
+/// `ss -tin` in a namespace, for the log when something goes wrong.
+pub fn ss(tb: &Testbed, side: Side) -> String {
+    tb.command(side, "ss")
+        .args(["-tinH"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The server's address on `link`, with `port`.
+pub fn server_addr(link: Link, port: u16) -> SocketAddr {
+    SocketAddr::from((link.addr(Side::Server), port))
+}
+
+/// Short description of a Braid connection's paths, for logs.
+pub fn describe_paths(stats: &ConnectionStats) -> String {
+    stats
+        .paths
+        .iter()
+        .map(|p| {
+            format!(
+                "[{:?} {:?}->{:?} {} backup={} sent={} recv={} rtx={}]",
+                p.kind,
+                p.local,
+                p.remote,
+                p.state,
+                p.backup,
+                p.bytes_sent,
+                p.bytes_received,
+                p.retransmissions
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
