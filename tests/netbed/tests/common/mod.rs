@@ -352,3 +352,89 @@ pub fn describe_paths(stats: &ConnectionStats) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Reads a Braid connection to EOF with SHA-256 and samples, calling `hook(conn, total)`
+/// after every read (to act on the connection while it receives).
+pub async fn receive_with(
+    conn: &mut braid::Connection,
+    mut hook: impl FnMut(&braid::Connection, u64),
+) -> io::Result<ReceiveReport> {
+    let started = Instant::now();
+    let mut sampler = Sampler::new(started);
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut total, mut first_byte, mut last_byte) = (0u64, None, None);
+    loop {
+        let n = conn
+            .read(&mut buf)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("receive: after {total} bytes: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let now = Instant::now();
+        ctx.update(&buf[..n]);
+        total += n as u64;
+        first_byte.get_or_insert(now - started);
+        last_byte = Some(now - started);
+        sampler.record(now, total);
+        hook(conn, total);
+    }
+    Ok(ReceiveReport {
+        bytes: total,
+        sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
+        started,
+        first_byte,
+        last_byte,
+        samples: sampler.finish(Instant::now()),
+    })
+}
+
+/// Waits (up to 60 s) for the connection's Closed event; the events seen on the way.
+pub async fn wait_closed(events: &mut braid::Events) -> Vec<ConnectionEvent> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        let done = matches!(e, ConnectionEvent::Closed(_));
+        seen.push(e);
+        if done {
+            break;
+        }
+    }
+    seen
+}
+
+/// Per-link delivered bytes in one direction, sampled over time.
+#[derive(Clone, Debug, Default)]
+pub struct LinkSamples {
+    pub at: Vec<(Instant, [u64; 2])>,
+}
+
+impl LinkSamples {
+    pub fn take(&mut self, tb: &Testbed, dir: braid_netbed::Direction) {
+        let get = |l: Link| {
+            let c = tb.counters(l);
+            match dir {
+                braid_netbed::Direction::Up => c.up.delivered().bytes,
+                braid_netbed::Direction::Down => c.down.delivered().bytes,
+            }
+        };
+        self.at
+            .push((Instant::now(), [get(Link::Wifi), get(Link::Cell)]));
+    }
+
+    /// Bytes per link delivered between `from` and `to` (nearest samples).
+    pub fn delta(&self, from: Instant, to: Instant) -> [u64; 2] {
+        let at = |t: Instant| {
+            self.at
+                .iter()
+                .rev()
+                .find(|(s, _)| *s <= t)
+                .or(self.at.first())
+                .map(|(_, v)| *v)
+                .unwrap_or([0, 0])
+        };
+        let (a, b) = (at(from), at(to));
+        [b[0] - a[0], b[1] - a[1]]
+    }
+}
