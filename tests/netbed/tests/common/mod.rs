@@ -65,7 +65,7 @@ pub fn phone_client(carrier: Carrier, service: ServiceType) -> braid::ClientBuil
         .connect_timeout(Duration::from_secs(10))
 }
 
-/// Writes `len` pattern bytes; `progress` follows what was written.
+/// Writes `len` pattern bytes (without shutting down); `progress` follows what was written.
 pub async fn send_async(
     w: &mut (impl AsyncWrite + Unpin),
     len: u64,
@@ -87,7 +87,7 @@ pub async fn send_async(
             p.store(sent, Ordering::Relaxed);
         }
     }
-    w.shutdown().await?;
+    w.flush().await?;
     Ok(SendReport {
         bytes: sent,
         sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
@@ -144,6 +144,9 @@ pub struct BraidEnd {
 }
 
 /// Sends `upload` bytes and reads to EOF at the same time; `progress` follows the bytes read.
+/// The write side is shut down (DATA_FIN) only once both are done: the kernel refuses
+/// MP_JOINs on a connection whose peer has sent DATA_FIN (its socket is in CLOSE_WAIT), so a
+/// download must not half-close early.
 pub async fn braid_exchange(
     conn: braid::Connection,
     upload: u64,
@@ -159,8 +162,9 @@ pub async fn braid_exchange(
             .map(|x| (x, r))
     };
     let (sent, received) = tokio::join!(sender, receiver);
-    let (sent, w) = sent?;
+    let (sent, mut w) = sent?;
     let (received, r) = received?;
+    w.shutdown().await?;
     // Everything is written and read, but what was written may still be unacknowledged:
     // the connection (and this runtime) must live until it has closed (both DATA_FINs).
     let mut seen = Vec::new();
