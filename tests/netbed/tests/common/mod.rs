@@ -144,9 +144,9 @@ pub struct BraidEnd {
 }
 
 /// Sends `upload` bytes and reads to EOF at the same time; `progress` follows the bytes read.
-/// The write side is shut down (DATA_FIN) only once both are done: the kernel refuses
-/// MP_JOINs on a connection whose peer has sent DATA_FIN (its socket is in CLOSE_WAIT), so a
-/// download must not half-close early.
+/// The write side is shut down (DATA_FIN) after the upload; with nothing to upload, only
+/// after the download: the kernel refuses MP_JOINs on a connection whose peer has sent
+/// DATA_FIN (its socket is in CLOSE_WAIT), so a download must not half-close early.
 pub async fn braid_exchange(
     conn: braid::Connection,
     upload: u64,
@@ -155,7 +155,13 @@ pub async fn braid_exchange(
     let mut events = conn.events();
     let monitor = conn.monitor();
     let (mut r, mut w) = conn.into_split();
-    let sender = async move { send_async(&mut w, upload, None).await.map(|s| (s, w)) };
+    let sender = async move {
+        let s = send_async(&mut w, upload, None).await?;
+        if upload > 0 {
+            w.shutdown().await?;
+        }
+        Ok::<_, io::Error>((s, w))
+    };
     let receiver = async move {
         receive_async(&mut r, progress.as_deref())
             .await
@@ -164,7 +170,9 @@ pub async fn braid_exchange(
     let (sent, received) = tokio::join!(sender, receiver);
     let (sent, mut w) = sent?;
     let (received, r) = received?;
-    w.shutdown().await?;
+    if upload == 0 {
+        w.shutdown().await?;
+    }
     // Everything is written and read, but what was written may still be unacknowledged:
     // the connection (and this runtime) must live until it has closed (both DATA_FINs).
     let mut seen = Vec::new();
