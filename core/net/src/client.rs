@@ -1,0 +1,411 @@
+//! The client: an endpoint with a set of interfaces, opening connections over all of them.
+
+use crate::connection::{ConnRef, Connection, PathFactory, wait_connected};
+use crate::convert;
+use crate::driver::{ConnRt, EndpointRef, Shared};
+use crate::error::{Error, Result};
+use crate::socket::{DefaultBinder, Interface, SocketBinder, SocketOptions};
+use braid_proto::random::SystemRandom;
+use braid_proto::{
+    ConnectionConfig, Endpoint, EndpointConfig, Framing, PathId, PathSpec, Policy, ServiceType,
+};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How segments travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Carrier {
+    /// TCP-in-UDP on ordinary UDP sockets: no privileges needed.
+    #[default]
+    Udp,
+    /// Genuine TCP on raw IP sockets (Linux, CAP_NET_RAW). Not available yet.
+    Raw,
+}
+
+impl std::str::FromStr for Carrier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "udp" => Ok(Carrier::Udp),
+            "raw" => Ok(Carrier::Raw),
+            _ => Err(format!("unknown carrier '{s}' (expected udp or raw)")),
+        }
+    }
+}
+
+/// Settings of a [`Client`].
+pub struct ClientBuilder {
+    policy: Policy,
+    interfaces: Vec<Interface>,
+    carrier: Carrier,
+    connect_timeout: Duration,
+    linger: Duration,
+    connection: ConnectionConfig,
+    socket_buffer: usize,
+    binder: Arc<dyn SocketBinder>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            interfaces: Vec::new(),
+            carrier: Carrier::Udp,
+            connect_timeout: Duration::from_secs(15),
+            linger: Duration::from_secs(30),
+            connection: ConnectionConfig::default(),
+            socket_buffer: 4 << 20,
+            binder: Arc::new(DefaultBinder),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Service type and thresholds (DESIGN §4).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Service type with default thresholds.
+    pub fn service(mut self, service: ServiceType) -> Self {
+        self.policy = Policy::new(service);
+        self
+    }
+
+    /// An interface to use; the first is the preferred one. Without any, one path follows
+    /// the OS's default route.
+    pub fn interface(mut self, iface: Interface) -> Self {
+        self.interfaces.push(iface);
+        self
+    }
+
+    pub fn carrier(mut self, carrier: Carrier) -> Self {
+        self.carrier = carrier;
+        self
+    }
+
+    /// How long `connect` waits for the handshake.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// How long a dropped connection may take to deliver what it has before it is aborted.
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.linger = d;
+        self
+    }
+
+    /// Connection send buffer (bytes written and not yet acknowledged).
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.connection.send_buffer = bytes;
+        self
+    }
+
+    /// Connection receive buffer (also the advertised window).
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.connection.receive_buffer = bytes;
+        self.connection.subflow.window_scale =
+            braid_proto::subflow::SubflowConfig::scale_for(bytes);
+        self
+    }
+
+    /// OS socket buffers asked for each UDP socket.
+    pub fn socket_buffer(mut self, bytes: usize) -> Self {
+        self.socket_buffer = bytes;
+        self
+    }
+
+    /// Every engine setting at once (policy is still taken from `policy`).
+    pub fn connection_config(mut self, cfg: ConnectionConfig) -> Self {
+        self.connection = cfg;
+        self
+    }
+
+    /// How sockets get bound to interfaces (Android: `Network.bindSocket`).
+    pub fn binder(mut self, binder: Arc<dyn SocketBinder>) -> Self {
+        self.binder = binder;
+        self
+    }
+
+    /// Starts the client's driver. Must be called inside a tokio runtime.
+    pub fn build(self) -> Result<Client> {
+        if self.carrier == Carrier::Raw {
+            return Err(Error::Unsupported("the raw carrier"));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidArgument(
+                "Client::build must be called inside a tokio runtime".into(),
+            ));
+        }
+        let mut connection = self.connection;
+        connection.policy = self.policy;
+        let ep = Endpoint::new(
+            EndpointConfig {
+                framing: Framing::TcpInUdp,
+                connection: connection.clone(),
+                listen: false,
+                ..EndpointConfig::default()
+            },
+            Box::new(SystemRandom::new()),
+        );
+        let shared = Shared::new(ep, self.linger, 0);
+        let endpoint = EndpointRef::spawn(shared);
+        let mut ifaces = if self.interfaces.is_empty() {
+            vec![Interface::default()]
+        } else {
+            self.interfaces
+        };
+        let mut listed = Vec::new();
+        {
+            let mut st = endpoint.shared.lock();
+            for iface in ifaces.drain(..) {
+                let id = match iface.index {
+                    Some(i) => i,
+                    None => {
+                        st.next_path_id += 1;
+                        st.next_path_id
+                    }
+                };
+                listed.push((id, iface));
+            }
+        }
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                endpoint,
+                connection,
+                connect_timeout: self.connect_timeout,
+                interfaces: Mutex::new(listed),
+                paths: Arc::new(PathFactory {
+                    binder: self.binder,
+                    opts: SocketOptions {
+                        send_buffer: self.socket_buffer,
+                        recv_buffer: self.socket_buffer,
+                    },
+                }),
+            }),
+        })
+    }
+}
+
+struct ClientInner {
+    endpoint: EndpointRef,
+    connection: ConnectionConfig,
+    connect_timeout: Duration,
+    interfaces: Mutex<Vec<(PathId, Interface)>>,
+    paths: Arc<PathFactory>,
+}
+
+/// Opens Braid connections over every available interface. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl Client {
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Interfaces in use, with their path ids.
+    pub fn interfaces(&self) -> Vec<(PathId, Interface)> {
+        crate::driver::lock(&self.inner.interfaces).clone()
+    }
+
+    /// Connects to a Braid server (a direct MPTCP peer over the UDP carrier).
+    pub async fn connect(&self, remote: SocketAddr) -> Result<Connection> {
+        let ifaces = self.interfaces();
+        let shared = &self.inner.endpoint.shared;
+        // Open every path's socket first; an interface that cannot be used is skipped.
+        let mut opened = Vec::new();
+        let mut first_err = None;
+        for (id, iface) in &ifaces {
+            let info = crate::socket::PathInfo {
+                id: *id,
+                interface: iface.clone(),
+                remote: iface.via.unwrap_or(remote),
+            };
+            match crate::socket::open_path_socket(
+                &info,
+                &*self.inner.paths.binder,
+                self.inner.paths.opts,
+            ) {
+                Ok((sock, local)) => opened.push((*id, iface.clone(), sock, local)),
+                Err(e) => {
+                    log::warn!("interface {} unusable for {remote}: {e}", iface.label());
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if opened.is_empty() {
+            return Err(first_err.unwrap_or(Error::NoUsableInterface(remote)));
+        }
+        let h = {
+            let mut st = shared.lock();
+            if st.stopped {
+                return Err(Error::EndpointClosed);
+            }
+            let now = Instant::now();
+            let mut socks = Vec::new();
+            let mut specs = Vec::new();
+            for (id, iface, sock, local) in opened {
+                let via = iface.via.map(|v| (v, remote));
+                let sid = st.add_socket(&shared.wake, sock, local, via)?;
+                socks.push((id, sid));
+                specs.push(PathSpec::new(id, iface.kind, local));
+            }
+            let mut specs = specs.into_iter();
+            let first = specs.next().ok_or(Error::NoUsableInterface(remote))?;
+            let h = st
+                .ep
+                .connect(now, Some(self.inner.connection.clone()), first, remote);
+            for spec in specs {
+                st.ep.add_path(now, h, spec);
+            }
+            let mut rt = ConnRt::new(true);
+            rt.client_managed = true;
+            for &(id, sid) in &socks {
+                st.set_socket_owner(sid, (h, id));
+            }
+            rt.socks = socks;
+            st.conns.insert(h, rt);
+            h
+        };
+        shared.wake.wake_driver();
+        let conn = Connection::new(ConnRef::new(
+            shared.clone(),
+            h,
+            remote,
+            Some(self.inner.paths.clone()),
+        ));
+        let timeout = self.inner.connect_timeout;
+        match tokio::time::timeout(timeout, wait_connected(shared, h, remote)).await {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                conn.abort();
+                Err(Error::ConnectTimeout {
+                    remote,
+                    after: timeout,
+                })
+            }
+        }
+    }
+
+    /// Connects to `target` (`host:port`) through a Braid gateway (RFC 8803 Convert).
+    ///
+    /// The Convert Connect TLV names an IP address, so `target` is resolved here, on the
+    /// client, with the OS resolver; the first address is used. Returns once the gateway has
+    /// accepted the target, with the stream positioned after the gateway's answer.
+    pub async fn connect_via(&self, gateway: SocketAddr, target: &str) -> Result<Connection> {
+        let addr = resolve(target).await?;
+        let mut conn = self.connect(gateway).await?;
+        conn.write_all(&convert::encode_connect(addr))
+            .await
+            .map_err(Error::Io)?;
+        let mut header = [0u8; convert::HEADER_LEN];
+        conn.read_exact(&mut header).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Convert(convert::ConvertError::Malformed(
+                    "gateway closed the connection before answering",
+                ))
+            } else {
+                Error::Io(e)
+            }
+        })?;
+        let len = convert::message_len(&header)?;
+        let mut msg = vec![0u8; len];
+        msg[..convert::HEADER_LEN].copy_from_slice(&header);
+        conn.read_exact(&mut msg[convert::HEADER_LEN..])
+            .await
+            .map_err(Error::Io)?;
+        let m = convert::decode(&msg)?;
+        match m.error {
+            None => Ok(conn),
+            Some((convert::ErrorCode::NotAuthorized, _)) => Err(Error::NotAllowed { target: addr }),
+            Some((code, _)) => Err(Error::Gateway { target: addr, code }),
+        }
+    }
+
+    /// A new interface came up: every live connection opens a path on it.
+    pub fn interface_available(&self, iface: Interface) -> Result<PathId> {
+        let shared = &self.inner.endpoint.shared;
+        let id = {
+            let mut st = shared.lock();
+            match iface.index {
+                Some(i) => i,
+                None => {
+                    st.next_path_id += 1;
+                    st.next_path_id
+                }
+            }
+        };
+        {
+            let mut list = crate::driver::lock(&self.inner.interfaces);
+            list.retain(|(p, _)| *p != id);
+            list.push((id, iface.clone()));
+        }
+        let conns: Vec<_> = {
+            let st = shared.lock();
+            st.conns
+                .iter()
+                .filter(|(_, rt)| rt.client_managed && rt.closed.is_none())
+                .map(|(h, _)| *h)
+                .collect()
+        };
+        for h in conns {
+            let remote = match shared.lock().ep.connection(h) {
+                Some(c) => c.remote(),
+                None => continue,
+            };
+            if let Err(e) = self.inner.paths.add_path(shared, h, id, &iface, remote) {
+                log::warn!("interface {}: no path for {remote}: {e}", iface.label());
+            }
+        }
+        Ok(id)
+    }
+
+    /// An interface went away: its paths are dropped from every connection at once.
+    pub fn interface_lost(&self, id: PathId) {
+        crate::driver::lock(&self.inner.interfaces).retain(|(p, _)| *p != id);
+        let shared = &self.inner.endpoint.shared;
+        let mut st = shared.lock();
+        let now = Instant::now();
+        let conns: Vec<_> = st
+            .conns
+            .iter()
+            .filter(|(_, rt)| rt.client_managed)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in conns {
+            st.drop_path(now, h, id);
+        }
+        drop(st);
+        shared.wake.wake_driver();
+    }
+
+    /// Runtime counters of the client's endpoint.
+    pub fn driver_stats(&self) -> crate::driver::DriverStats {
+        self.inner.endpoint.shared.lock().stats
+    }
+}
+
+/// Resolves `host:port` to one address.
+pub(crate) async fn resolve(target: &str) -> Result<SocketAddr> {
+    if let Ok(a) = target.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let mut addrs = tokio::net::lookup_host(target)
+        .await
+        .map_err(|e| Error::Resolve {
+            host: target.to_string(),
+            reason: e.to_string(),
+        })?;
+    addrs.next().ok_or_else(|| Error::Resolve {
+        host: target.to_string(),
+        reason: "no addresses".into(),
+    })
+}

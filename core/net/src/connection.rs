@@ -1,0 +1,464 @@
+//! A Braid connection as a tokio byte stream.
+
+use crate::driver::{ConnRt, Shared};
+use crate::error::{Error, Result};
+use crate::event::Events;
+use crate::socket::{Interface, PathInfo, SocketBinder, SocketOptions, open_path_socket};
+use braid_proto::{ConnectionHandle, ConnectionStats, PathId, PathSpec, ReadError, WriteError};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What it takes to open path sockets (client side).
+pub(crate) struct PathFactory {
+    pub binder: Arc<dyn SocketBinder>,
+    pub opts: SocketOptions,
+}
+
+impl PathFactory {
+    /// Opens the socket for `iface` towards `remote` and adds it as a path of `h`.
+    pub(crate) fn add_path(
+        &self,
+        shared: &Shared,
+        h: ConnectionHandle,
+        id: PathId,
+        iface: &Interface,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        let info = PathInfo {
+            id,
+            interface: iface.clone(),
+            remote: iface.via.unwrap_or(remote),
+        };
+        let (sock, local) = open_path_socket(&info, &*self.binder, self.opts)?;
+        let mut st = shared.lock();
+        if st.stopped {
+            return Err(Error::EndpointClosed);
+        }
+        if !st.conns.contains_key(&h) {
+            return Err(Error::Closed(braid_proto::CloseError::Aborted));
+        }
+        let via = iface.via.map(|v| (v, remote));
+        let sid = st.add_socket(&shared.wake, sock, local, via)?;
+        st.set_socket_owner(sid, (h, id));
+        if let Some(rt) = st.conns.get_mut(&h) {
+            rt.socks.push((id, sid));
+        }
+        st.ep
+            .add_path(Instant::now(), h, PathSpec::new(id, iface.kind, local));
+        drop(st);
+        shared.wake.wake_driver();
+        Ok(())
+    }
+}
+
+/// The application's hold on a connection: dropping the last one closes it gracefully
+/// (DATA_FIN), then aborts it if it has not finished within the linger time.
+pub(crate) struct ConnRef {
+    pub shared: Arc<Shared>,
+    pub h: ConnectionHandle,
+    pub remote: SocketAddr,
+    pub paths: Option<Arc<PathFactory>>,
+}
+
+impl Drop for ConnRef {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        let linger = st.linger;
+        if let Some(rt) = st.conns.get_mut(&self.h) {
+            rt.app_held = false;
+            if rt.closed.is_none() {
+                rt.linger_until = Some(Instant::now() + linger);
+                if let Some(c) = st.ep.connection_mut(self.h) {
+                    c.shutdown();
+                    // Unread data will never be read.
+                    let mut sink = [0u8; 4096];
+                    while matches!(c.read(&mut sink), Ok(n) if n > 0) {}
+                }
+            }
+        }
+        drop(st);
+        self.shared.wake.wake_driver();
+    }
+}
+
+impl ConnRef {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        h: ConnectionHandle,
+        remote: SocketAddr,
+        paths: Option<Arc<PathFactory>>,
+    ) -> Self {
+        Self {
+            shared,
+            h,
+            remote,
+            paths,
+        }
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.shared.lock();
+        let Some(c) = st.ep.connection_mut(self.h) else {
+            return Poll::Ready(Err(gone(&st, self.h)));
+        };
+        let dst = buf.initialize_unfilled();
+        if dst.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        match c.read(dst) {
+            Ok(n) => {
+                buf.advance(n);
+                drop(st);
+                if n > 0 {
+                    // A read may open the receive window: the engine may want to say so.
+                    self.shared.wake.wake_driver();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(ReadError::Blocked) => {
+                if let Some(rt) = st.conns.get_mut(&self.h) {
+                    rt.read_waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Err(ReadError::ConnectionLost(e)) => Poll::Ready(Err(Error::Closed(e).into_io())),
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut st = self.shared.lock();
+        let Some(c) = st.ep.connection_mut(self.h) else {
+            return Poll::Ready(Err(gone(&st, self.h)));
+        };
+        match c.write(data) {
+            Ok(n) => {
+                drop(st);
+                if n > 0 {
+                    self.shared.wake.wake_driver();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Err(WriteError::Blocked) => {
+                if let Some(rt) = st.conns.get_mut(&self.h) {
+                    rt.write_waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Err(WriteError::Closed) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write side already shut down",
+            ))),
+            Err(WriteError::ConnectionLost(e)) => Poll::Ready(Err(Error::Closed(e).into_io())),
+        }
+    }
+
+    fn shutdown(&self) {
+        let mut st = self.shared.lock();
+        if let Some(c) = st.ep.connection_mut(self.h) {
+            c.shutdown();
+        }
+        drop(st);
+        self.shared.wake.wake_driver();
+    }
+
+    fn events(&self) -> Events {
+        let st = self.shared.lock();
+        let rx = match st.conns.get(&self.h) {
+            Some(rt) => rt.events.subscribe(),
+            None => tokio::sync::broadcast::channel(1).1,
+        };
+        Events { rx }
+    }
+
+    fn stats(&self) -> ConnectionStats {
+        let st = self.shared.lock();
+        st.ep
+            .connection(self.h)
+            .map(|c| c.stats())
+            .unwrap_or_default()
+    }
+}
+
+fn gone(st: &crate::driver::State, _h: ConnectionHandle) -> io::Error {
+    if st.stopped {
+        Error::EndpointClosed.into_io()
+    } else {
+        Error::Closed(braid_proto::CloseError::Aborted).into_io()
+    }
+}
+
+/// Waits until the handshake completes or fails.
+pub(crate) async fn wait_connected(
+    shared: &Shared,
+    h: ConnectionHandle,
+    remote: SocketAddr,
+) -> Result<()> {
+    std::future::poll_fn(|cx| {
+        let mut st = shared.lock();
+        if st.stopped {
+            return Poll::Ready(Err(Error::EndpointClosed));
+        }
+        let Some(rt) = st.conns.get_mut(&h) else {
+            return Poll::Ready(Err(Error::EndpointClosed));
+        };
+        if rt.connected {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = &rt.closed {
+            return Poll::Ready(Err(Error::ConnectFailed {
+                remote,
+                reason: e.clone(),
+            }));
+        }
+        rt.connect_waker = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// One Braid connection: a reliable byte stream over every usable path.
+///
+/// `poll_shutdown` sends DATA_FIN (the write side closes, reading goes on). Dropping the
+/// connection closes it gracefully and aborts it if the peer does not finish in time.
+pub struct Connection {
+    inner: Arc<ConnRef>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("handle", &self.inner.h)
+            .field("remote", &self.inner.remote)
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(inner: ConnRef) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The address the connection was opened to (or accepted from).
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote
+    }
+
+    /// Path and state changes from now on.
+    pub fn events(&self) -> Events {
+        self.inner.events()
+    }
+
+    pub fn stats(&self) -> ConnectionStats {
+        self.inner.stats()
+    }
+
+    /// Sends DATA_FIN after the buffered data (same as `poll_shutdown`).
+    pub fn finish(&self) {
+        self.inner.shutdown();
+    }
+
+    /// Tears the connection down at once (MP_FASTCLOSE).
+    pub fn abort(&self) {
+        let mut st = self.inner.shared.lock();
+        if let Some(c) = st.ep.connection_mut(self.inner.h) {
+            c.abort();
+        }
+        drop(st);
+        self.inner.shared.wake.wake_driver();
+    }
+
+    /// Opens a subflow on another interface. Returns the path's id.
+    pub fn add_path(&self, iface: Interface) -> Result<PathId> {
+        let Some(f) = &self.inner.paths else {
+            return Err(Error::Unsupported("adding paths to an accepted connection"));
+        };
+        let id = {
+            let mut st = self.inner.shared.lock();
+            match iface.index {
+                Some(i) => i,
+                None => {
+                    st.next_path_id += 1;
+                    st.next_path_id
+                }
+            }
+        };
+        f.add_path(
+            &self.inner.shared,
+            self.inner.h,
+            id,
+            &iface,
+            self.inner.remote,
+        )?;
+        Ok(id)
+    }
+
+    /// The interface behind `path` is gone: its subflows are dropped and its socket closed.
+    pub fn remove_path(&self, path: PathId) {
+        let mut st = self.inner.shared.lock();
+        st.drop_path(Instant::now(), self.inner.h, path);
+        drop(st);
+        self.inner.shared.wake.wake_driver();
+    }
+
+    /// Paths with a socket, and their local addresses.
+    pub fn paths(&self) -> Vec<(PathId, SocketAddr)> {
+        let st = self.inner.shared.lock();
+        st.conns
+            .get(&self.inner.h)
+            .map(|rt: &ConnRt| {
+                rt.socks
+                    .iter()
+                    .filter_map(|(p, id)| st.socket_local(*id).map(|a| (*p, a)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Halves that can move to different tasks.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (
+            OwnedReadHalf {
+                inner: self.inner.clone(),
+            },
+            OwnedWriteHalf { inner: self.inner },
+        )
+    }
+
+    /// Borrowed halves.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (
+            ReadHalf { inner: &self.inner },
+            WriteHalf { inner: &self.inner },
+        )
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.inner.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.shutdown();
+        Poll::Ready(Ok(()))
+    }
+}
+
+macro_rules! read_half {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                self.inner.poll_read(cx, buf)
+            }
+        }
+    };
+}
+
+macro_rules! write_half {
+    ($t:ty) => {
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.inner.poll_write(cx, buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.inner.shutdown();
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+
+/// The reading half of a connection, owned.
+pub struct OwnedReadHalf {
+    inner: Arc<ConnRef>,
+}
+
+/// The writing half of a connection, owned.
+pub struct OwnedWriteHalf {
+    inner: Arc<ConnRef>,
+}
+
+/// The reading half of a borrowed connection.
+pub struct ReadHalf<'a> {
+    inner: &'a Arc<ConnRef>,
+}
+
+/// The writing half of a borrowed connection.
+pub struct WriteHalf<'a> {
+    inner: &'a Arc<ConnRef>,
+}
+
+read_half!(OwnedReadHalf);
+read_half!(ReadHalf<'_>);
+write_half!(OwnedWriteHalf);
+write_half!(WriteHalf<'_>);
+
+impl OwnedWriteHalf {
+    pub fn abort(&self) {
+        Connection {
+            inner: self.inner.clone(),
+        }
+        .abort();
+    }
+
+    pub fn stats(&self) -> ConnectionStats {
+        self.inner.stats()
+    }
+}
+
+impl OwnedReadHalf {
+    /// Puts the halves back together (both must come from the same connection).
+    pub fn reunite(
+        self,
+        w: OwnedWriteHalf,
+    ) -> std::result::Result<Connection, (Self, OwnedWriteHalf)> {
+        if Arc::ptr_eq(&self.inner, &w.inner) {
+            drop(w);
+            Ok(Connection { inner: self.inner })
+        } else {
+            Err((self, w))
+        }
+    }
+
+    pub fn events(&self) -> Events {
+        self.inner.events()
+    }
+}

@@ -1,0 +1,329 @@
+//! RFC 8803 (0-RTT TCP Convert Protocol) messages, as far as a gateway needs them.
+//!
+//! Every message starts with a 4-byte fixed header: version (1), total length of the
+//! Convert message in 32-bit words (header included), 16 unassigned bits. TLVs follow:
+//! type (8 bits), length of the whole TLV in 32-bit words (8 bits), value. We use:
+//! - Connect TLV (type 10): remote port (16 bits), remote address as 128-bit IPv6
+//!   (IPv4 as IPv4-mapped), then TCP options, which we skip.
+//! - Error TLV (type 30): error code (8 bits), a value byte, optional padding.
+//!
+//! Decoding never panics: every length is checked against the input.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+pub const VERSION: u8 = 1;
+pub const TLV_INFO: u8 = 1;
+pub const TLV_CONNECT: u8 = 10;
+pub const TLV_ERROR: u8 = 30;
+/// Fixed header bytes.
+pub const HEADER_LEN: usize = 4;
+/// Longest message we accept: the length field counts at most 255 words.
+pub const MAX_LEN: usize = 255 * 4;
+
+/// RFC 8803 §8.4 error codes (IANA "Convert Errors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    UnsupportedVersion,
+    MalformedMessage,
+    UnsupportedMessage,
+    MissingCookie,
+    NotAuthorized,
+    UnsupportedTcpOption,
+    ResourceExceeded,
+    NetworkFailure,
+    ConnectionReset,
+    DestinationUnreachable,
+    Other(u8),
+}
+
+impl ErrorCode {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            ErrorCode::UnsupportedVersion => 0,
+            ErrorCode::MalformedMessage => 1,
+            ErrorCode::UnsupportedMessage => 2,
+            ErrorCode::MissingCookie => 3,
+            ErrorCode::NotAuthorized => 32,
+            ErrorCode::UnsupportedTcpOption => 33,
+            ErrorCode::ResourceExceeded => 64,
+            ErrorCode::NetworkFailure => 65,
+            ErrorCode::ConnectionReset => 96,
+            ErrorCode::DestinationUnreachable => 97,
+            ErrorCode::Other(c) => c,
+        }
+    }
+
+    pub fn from_u8(c: u8) -> Self {
+        match c {
+            0 => ErrorCode::UnsupportedVersion,
+            1 => ErrorCode::MalformedMessage,
+            2 => ErrorCode::UnsupportedMessage,
+            3 => ErrorCode::MissingCookie,
+            32 => ErrorCode::NotAuthorized,
+            33 => ErrorCode::UnsupportedTcpOption,
+            64 => ErrorCode::ResourceExceeded,
+            65 => ErrorCode::NetworkFailure,
+            96 => ErrorCode::ConnectionReset,
+            97 => ErrorCode::DestinationUnreachable,
+            c => ErrorCode::Other(c),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            ErrorCode::UnsupportedVersion => "unsupported version",
+            ErrorCode::MalformedMessage => "malformed message",
+            ErrorCode::UnsupportedMessage => "unsupported message",
+            ErrorCode::MissingCookie => "missing cookie",
+            ErrorCode::NotAuthorized => "not authorized",
+            ErrorCode::UnsupportedTcpOption => "unsupported TCP option",
+            ErrorCode::ResourceExceeded => "resource exceeded",
+            ErrorCode::NetworkFailure => "network failure",
+            ErrorCode::ConnectionReset => "connection reset or refused by the destination",
+            ErrorCode::DestinationUnreachable => "destination unreachable",
+            ErrorCode::Other(c) => return write!(f, "error code {c}"),
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("unsupported Convert version {0}")]
+    UnsupportedVersion(u8),
+    #[error("malformed Convert message: {0}")]
+    Malformed(&'static str),
+    #[error("Convert message has no Connect TLV")]
+    NoConnect,
+}
+
+impl ConvertError {
+    /// The code to answer with in an Error TLV.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ConvertError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            ConvertError::Malformed(_) => ErrorCode::MalformedMessage,
+            ConvertError::NoConnect => ErrorCode::UnsupportedMessage,
+        }
+    }
+}
+
+/// A decoded Convert message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub connect: Option<SocketAddr>,
+    pub error: Option<(ErrorCode, u8)>,
+}
+
+/// Reads the fixed header: the total message length in bytes (header included).
+pub fn message_len(header: &[u8; HEADER_LEN]) -> Result<usize, ConvertError> {
+    if header[0] != VERSION {
+        return Err(ConvertError::UnsupportedVersion(header[0]));
+    }
+    let words = header[1] as usize;
+    if words == 0 {
+        return Err(ConvertError::Malformed("total length is zero"));
+    }
+    Ok(words * 4)
+}
+
+/// Decodes a whole message (`bytes.len()` must equal the header's total length).
+pub fn decode(bytes: &[u8]) -> Result<Message, ConvertError> {
+    let header: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(ConvertError::Malformed("shorter than the fixed header"))?;
+    let len = message_len(header)?;
+    if len != bytes.len() {
+        return Err(ConvertError::Malformed("length does not match the header"));
+    }
+    let mut msg = Message {
+        connect: None,
+        error: None,
+    };
+    let mut rest = &bytes[HEADER_LEN..];
+    while !rest.is_empty() {
+        if rest.len() < 2 {
+            return Err(ConvertError::Malformed("truncated TLV"));
+        }
+        let kind = rest[0];
+        let tlv_len = rest[1] as usize * 4;
+        if tlv_len == 0 {
+            return Err(ConvertError::Malformed("TLV length is zero"));
+        }
+        let tlv = rest
+            .get(..tlv_len)
+            .ok_or(ConvertError::Malformed("TLV runs past the message"))?;
+        match kind {
+            TLV_CONNECT => {
+                if msg.connect.is_some() {
+                    return Err(ConvertError::Malformed("two Connect TLVs"));
+                }
+                if tlv.len() < 20 {
+                    return Err(ConvertError::Malformed("Connect TLV too short"));
+                }
+                let port = u16::from_be_bytes([tlv[2], tlv[3]]);
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&tlv[4..20]);
+                let v6 = Ipv6Addr::from(a);
+                let ip = match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => IpAddr::V6(v6),
+                };
+                // TCP options after the address are allowed and ignored.
+                msg.connect = Some(SocketAddr::new(ip, port));
+            }
+            TLV_ERROR => {
+                // At least one word: type, length, code, value.
+                msg.error = Some((ErrorCode::from_u8(tlv[2]), tlv[3]));
+            }
+            // Info, Supported TCP Extensions, Cookie, ... carry nothing we act on.
+            _ => {}
+        }
+        rest = &rest[tlv_len..];
+    }
+    Ok(msg)
+}
+
+fn header(out: &mut Vec<u8>, total_len: usize) {
+    out.push(VERSION);
+    out.push((total_len / 4) as u8);
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// The client's message: fixed header and a Connect TLV naming `target`.
+pub fn encode_connect(target: SocketAddr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    header(&mut out, 24);
+    out.push(TLV_CONNECT);
+    out.push(5);
+    out.extend_from_slice(&target.port().to_be_bytes());
+    let v6 = match target.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    out.extend_from_slice(&v6.octets());
+    out
+}
+
+/// The gateway's success answer: the fixed header alone.
+pub fn encode_ok() -> Vec<u8> {
+    let mut out = Vec::with_capacity(4);
+    header(&mut out, 4);
+    out
+}
+
+/// The gateway's refusal: fixed header and an Error TLV.
+pub fn encode_error(code: ErrorCode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8);
+    header(&mut out, 8);
+    out.extend_from_slice(&[TLV_ERROR, 1, code.to_u8(), 0]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_round_trip_v4_and_v6() {
+        for target in ["192.0.2.7:443", "[2001:db8::1]:8080", "127.0.0.1:1"] {
+            let t: SocketAddr = target.parse().unwrap();
+            let bytes = encode_connect(t);
+            assert_eq!(bytes.len(), 24);
+            assert_eq!(message_len(bytes[..4].try_into().unwrap()), Ok(24));
+            let m = decode(&bytes).unwrap();
+            assert_eq!(m.connect, Some(t));
+            assert_eq!(m.error, None);
+        }
+    }
+
+    #[test]
+    fn v4_is_sent_mapped() {
+        let bytes = encode_connect("10.1.2.3:80".parse().unwrap());
+        assert_eq!(&bytes[..8], &[1, 6, 0, 0, 10, 5, 0, 80]);
+        assert_eq!(&bytes[8..20], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        assert_eq!(&bytes[20..], &[10, 1, 2, 3]);
+    }
+
+    #[test]
+    fn ok_and_error_round_trip() {
+        let m = decode(&encode_ok()).unwrap();
+        assert_eq!((m.connect, m.error), (None, None));
+        for code in [
+            ErrorCode::NotAuthorized,
+            ErrorCode::ConnectionReset,
+            ErrorCode::DestinationUnreachable,
+            ErrorCode::Other(200),
+        ] {
+            let m = decode(&encode_error(code)).unwrap();
+            assert_eq!(m.error, Some((code, 0)));
+        }
+    }
+
+    #[test]
+    fn connect_with_tcp_options_is_accepted() {
+        let mut b = encode_connect("192.0.2.1:25".parse().unwrap());
+        b[1] = 7;
+        b[5] = 7;
+        b.extend_from_slice(&[2, 4, 5, 0xb4, 1, 1, 1, 0]);
+        let m = decode(&b).unwrap();
+        assert_eq!(m.connect, Some("192.0.2.1:25".parse().unwrap()));
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors() {
+        let good = encode_connect("192.0.2.1:25".parse().unwrap());
+        let mut bad_version = good.clone();
+        bad_version[0] = 2;
+        assert_eq!(
+            decode(&bad_version),
+            Err(ConvertError::UnsupportedVersion(2))
+        );
+        let mut zero_len = good.clone();
+        zero_len[1] = 0;
+        assert!(decode(&zero_len).is_err());
+        let mut long = good.clone();
+        long[1] = 7;
+        assert!(decode(&long).is_err());
+        let mut tlv_past_end = good.clone();
+        tlv_past_end[5] = 6;
+        assert!(decode(&tlv_past_end).is_err());
+        let mut tlv_zero = good.clone();
+        tlv_zero[5] = 0;
+        assert!(decode(&tlv_zero).is_err());
+        let mut short_connect = vec![1, 2, 0, 0, TLV_CONNECT, 1, 0, 80];
+        assert!(decode(&short_connect).is_err());
+        short_connect.truncate(3);
+        assert!(decode(&short_connect).is_err());
+        let mut twice = good.clone();
+        twice[1] = 11;
+        twice.extend_from_slice(&good[4..]);
+        assert!(decode(&twice).is_err());
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn never_panics_on_any_short_input() {
+        // Exhaustive over 1..=3 byte bodies and a pseudo-random sweep of longer ones.
+        let mut x: u64 = 0x1234_5678;
+        for len in 0..64usize {
+            for _ in 0..2000 {
+                let mut b = Vec::with_capacity(len);
+                for _ in 0..len {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b.push(x as u8);
+                }
+                if len >= 2 {
+                    b[0] = 1;
+                    b[1] = (len / 4) as u8;
+                }
+                let _ = decode(&b);
+            }
+        }
+    }
+}

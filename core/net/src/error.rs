@@ -1,0 +1,88 @@
+//! The one error type of the crate.
+
+use crate::convert::{ConvertError, ErrorCode};
+use braid_proto::CloseError;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("interface {0} not found")]
+    InterfaceNotFound(String),
+    #[error("permission denied binding a socket to interface {interface}: {source}")]
+    PermissionDenied {
+        interface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("address not available on interface {interface}: {source}")]
+    AddressNotAvailable {
+        interface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open a socket on interface {interface}: {source}")]
+    Bind {
+        interface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no usable interface to reach {0}")]
+    NoUsableInterface(SocketAddr),
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("connecting to {remote} timed out after {after:?}")]
+    ConnectTimeout { remote: SocketAddr, after: Duration },
+    #[error("connecting to {remote} failed: {reason}")]
+    ConnectFailed {
+        remote: SocketAddr,
+        reason: CloseError,
+    },
+    #[error("connection closed: {0}")]
+    Closed(CloseError),
+    #[error("the gateway does not allow connections to {target}")]
+    NotAllowed { target: SocketAddr },
+    #[error("the gateway could not connect to {target}: {code}")]
+    Gateway { target: SocketAddr, code: ErrorCode },
+    #[error("bad Convert message: {0}")]
+    Convert(#[from] ConvertError),
+    #[error("the endpoint's driver has stopped")]
+    EndpointClosed,
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("too many connections")]
+    TooManyConnections,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Error {
+    /// An `io::Error` carrying this error, for the `AsyncRead`/`AsyncWrite` paths.
+    pub(crate) fn into_io(self) -> io::Error {
+        match self {
+            Error::Io(e) => e,
+            Error::Closed(CloseError::Reset) => {
+                io::Error::new(io::ErrorKind::ConnectionReset, self)
+            }
+            Error::Closed(CloseError::Aborted) => {
+                io::Error::new(io::ErrorKind::ConnectionAborted, self)
+            }
+            Error::Closed(CloseError::TimedOut) => io::Error::new(io::ErrorKind::TimedOut, self),
+            Error::Closed(_) => io::Error::new(io::ErrorKind::BrokenPipe, self),
+            other => io::Error::other(other),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,103 @@
+//! What a connection reports to the application.
+
+use braid_proto::{CloseError, Event, InterfaceKind, PathId, SwitchReason};
+use std::net::SocketAddr;
+use tokio::sync::broadcast;
+
+/// A change in a connection's paths or state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnectionEvent {
+    /// The handshake completed.
+    Connected,
+    /// The peer does not speak MPTCP: plain TCP on one path from now on.
+    FellBackToTcp,
+    PathUp {
+        path: PathId,
+        kind: InterfaceKind,
+    },
+    PathDown {
+        path: PathId,
+        kind: InterfaceKind,
+    },
+    PathSwitched {
+        from: Option<PathId>,
+        to: PathId,
+        reason: SwitchReason,
+    },
+    BackupChanged {
+        path: PathId,
+        backup: bool,
+    },
+    /// The peer announced an address the connection may join.
+    AddressAnnounced {
+        addr: SocketAddr,
+    },
+    /// The cellular byte budget is used up.
+    BudgetExhausted {
+        bytes: u64,
+    },
+    Closed(CloseError),
+}
+
+impl ConnectionEvent {
+    /// Readable/Writable are for the runtime's wakers, not for the application.
+    pub(crate) fn from_engine(ev: &Event) -> Option<Self> {
+        Some(match ev {
+            Event::Connected => ConnectionEvent::Connected,
+            Event::FellBackToTcp => ConnectionEvent::FellBackToTcp,
+            Event::Readable | Event::Writable => return None,
+            Event::PathUp { path, kind } => ConnectionEvent::PathUp {
+                path: *path,
+                kind: *kind,
+            },
+            Event::PathDown { path, kind } => ConnectionEvent::PathDown {
+                path: *path,
+                kind: *kind,
+            },
+            Event::PathSwitched { from, to, reason } => ConnectionEvent::PathSwitched {
+                from: *from,
+                to: *to,
+                reason: *reason,
+            },
+            Event::PathBackupChanged { path, backup } => ConnectionEvent::BackupChanged {
+                path: *path,
+                backup: *backup,
+            },
+            Event::AddressAnnounced { addr } => ConnectionEvent::AddressAnnounced { addr: *addr },
+            Event::BudgetExhausted { bytes } => ConnectionEvent::BudgetExhausted { bytes: *bytes },
+            Event::Closed(e) => ConnectionEvent::Closed(e.clone()),
+        })
+    }
+}
+
+/// A stream of a connection's events from the moment it was subscribed.
+pub struct Events {
+    pub(crate) rx: broadcast::Receiver<ConnectionEvent>,
+}
+
+impl Events {
+    /// The next event; `None` once the connection is gone. Events the receiver was too slow
+    /// for are skipped.
+    pub async fn recv(&mut self) -> Option<ConnectionEvent> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    log::debug!("event receiver lagged, {n} events skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// An event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<ConnectionEvent> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The listening side: accepts Braid connections on a UDP socket.
+
+use crate::connection::{ConnRef, Connection};
+use crate::driver::{DriverStats, EndpointRef, Shared};
+use crate::error::{Error, Result};
+use crate::socket::{SocketOptions, open_listen_socket};
+use braid_proto::endpoint::EndpointStats;
+use braid_proto::random::SystemRandom;
+use braid_proto::{ConnectionConfig, Endpoint, EndpointConfig, Framing};
+use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Settings of a [`Server`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub connection: ConnectionConfig,
+    /// Most connections at once (the engine refuses more with a RST).
+    pub max_connections: usize,
+    /// Most handshakes in progress at once (SYN flood protection).
+    pub max_half_open: usize,
+    /// Established connections waiting for `accept`; more are aborted.
+    pub backlog: usize,
+    /// OS buffer size asked for the listening socket.
+    pub socket_buffer: usize,
+    /// How long a dropped connection may take to finish before it is aborted.
+    pub linger: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            connection: ConnectionConfig::default(),
+            max_connections: 4096,
+            max_half_open: 256,
+            backlog: 1024,
+            socket_buffer: 8 << 20,
+            linger: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets both connection buffers (and the window scale that goes with them).
+    pub fn with_buffers(mut self, bytes: usize) -> Self {
+        self.connection.send_buffer = bytes;
+        self.connection.receive_buffer = bytes;
+        self.connection.subflow.window_scale =
+            braid_proto::subflow::SubflowConfig::scale_for(bytes);
+        self
+    }
+}
+
+/// Accepts Braid connections. Dropping it stops accepting; open connections go on.
+pub struct Server {
+    endpoint: EndpointRef,
+    local: SocketAddr,
+}
+
+impl Server {
+    /// Listens on `addr` (port 0 picks one). Must be called inside a tokio runtime.
+    pub fn bind(addr: SocketAddr, cfg: ServerConfig) -> Result<Server> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidArgument(
+                "Server::bind must be called inside a tokio runtime".into(),
+            ));
+        }
+        let (sock, local) = open_listen_socket(
+            addr,
+            SocketOptions {
+                send_buffer: cfg.socket_buffer,
+                recv_buffer: cfg.socket_buffer,
+            },
+        )?;
+        let ep = Endpoint::new(
+            EndpointConfig {
+                framing: Framing::TcpInUdp,
+                connection: cfg.connection.clone(),
+                listen: true,
+                max_connections: cfg.max_connections,
+                max_half_open: cfg.max_half_open,
+                announce: Vec::new(),
+            },
+            Box::new(SystemRandom::new()),
+        );
+        let shared = Shared::new(ep, cfg.linger, cfg.backlog);
+        {
+            let mut st = shared.lock();
+            st.add_socket(&shared.wake, sock, local, None)?;
+        }
+        let endpoint = EndpointRef::spawn(shared);
+        Ok(Server { endpoint, local })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The next established connection; `None` once the endpoint has stopped.
+    pub async fn accept(&self) -> Option<Connection> {
+        let shared: &std::sync::Arc<Shared> = &self.endpoint.shared;
+        let h = std::future::poll_fn(|cx| {
+            let mut st = shared.lock();
+            while let Some(h) = st.incoming.pop_front() {
+                if let Some(rt) = st.conns.get_mut(&h) {
+                    rt.pending_accept = false;
+                    rt.app_held = true;
+                    return Poll::Ready(Some(h));
+                }
+            }
+            if st.stopped {
+                return Poll::Ready(None);
+            }
+            st.incoming_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        let remote = shared
+            .lock()
+            .ep
+            .connection(h)
+            .map(|c| c.remote())
+            .unwrap_or(self.local);
+        Some(Connection::new(ConnRef::new(
+            shared.clone(),
+            h,
+            remote,
+            None,
+        )))
+    }
+
+    /// The engine's counters (segments, refusals, malformed input).
+    pub fn endpoint_stats(&self) -> EndpointStats {
+        self.endpoint.shared.lock().ep.stats()
+    }
+
+    /// The runtime's counters (datagrams, send calls, drops).
+    pub fn driver_stats(&self) -> DriverStats {
+        self.endpoint.shared.lock().stats
+    }
+
+    /// Connections the engine holds (any state).
+    pub fn connection_count(&self) -> usize {
+        self.endpoint.shared.lock().ep.connection_count()
+    }
+}
