@@ -1,0 +1,190 @@
+//! The exported API driven from Rust, the way the bindings drive it: objects behind `Arc`,
+//! async calls awaited from a runtime that is not the library's.
+
+use braid_ffi::*;
+use braid_ffi_testing::BraidTestNetwork;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn client(net: &BraidTestNetwork, service: ServiceType) -> Arc<BraidClient> {
+    let iface = |kind, name: &str| BraidInterface {
+        kind,
+        name: None,
+        index: None,
+        local_addr: Some("127.0.0.1".into()),
+        via: Some(net.path_via(name.into()).unwrap()),
+    };
+    let config = BraidConfig {
+        service_type: service,
+        interfaces: vec![
+            iface(InterfaceKind::Wifi, "wifi"),
+            iface(InterfaceKind::Cellular, "cellular"),
+        ],
+        connect_timeout_ms: 5000,
+        ..BraidConfig::default()
+    };
+    BraidClient::new(Some(config), None).unwrap()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Writes `data` and reads the echo at the same time; returns what came back.
+async fn echo(conn: &Arc<BraidConnection>, data: Vec<u8>) -> Vec<u8> {
+    let len = data.len();
+    let w = conn.clone();
+    let writer = tokio::spawn(async move {
+        for chunk in data.chunks(64 * 1024) {
+            w.clone().write(chunk.to_vec()).await.unwrap();
+        }
+        w.finish().unwrap();
+    });
+    let mut got = Vec::with_capacity(len);
+    loop {
+        let b = conn.clone().read(65536).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&b);
+    }
+    writer.await.unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_through_gateway_over_two_paths() {
+    let net = BraidTestNetwork::new().unwrap();
+    let c = client(&net, ServiceType::Aggregate);
+    assert_eq!(c.interfaces().len(), 2);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let data = pattern(3 << 20);
+    let got = echo(&conn, data.clone()).await;
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "echo differs");
+    let s = conn.stats();
+    assert!(s.mptcp && s.bytes_received >= data.len() as u64, "{s:?}");
+    assert!(net.path_delivered_bytes("wifi".into()).unwrap() > 0);
+    assert!(net.path_delivered_bytes("cellular".into()).unwrap() > 0);
+    assert_eq!(net.relayed_connections(), 1);
+    conn.clone().close().await;
+    assert!(matches!(
+        conn.clone().read(10).await,
+        Err(BraidError::Closed(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_active_path_switches_paths() {
+    let net = BraidTestNetwork::new().unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let events = conn.subscribe();
+    // Traffic on WiFi first.
+    let got = echo_round(&conn, 200_000).await;
+    assert_eq!(got, 200_000);
+    net.kill_path("wifi".into()).unwrap();
+    let wifi = c.interfaces()[0].path_id;
+    eprintln!("interfaces {:?} paths {:?}", c.interfaces(), conn.paths());
+    if std::env::var("SILENT").is_err() { c.interface_lost(wifi); }
+    eprintln!("after: paths {:?}", conn.paths());
+    let conn2 = conn.clone();
+    let traffic = tokio::spawn(async move { echo_round(&conn2, 500_000).await });
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    let switched = loop {
+        let Ok(e) = tokio::time::timeout(Duration::from_secs(20), events.clone().next()).await
+        else {
+            panic!("no path switch within 20 s; events: {seen:?}; {:?}", conn.stats());
+        };
+        let e = e.expect("event stream ended");
+        seen.push(e.clone());
+        if let BraidEvent::PathSwitched { .. } = e {
+            break e;
+        }
+    };
+    eprintln!("switch after {:?}: {seen:?}", t0.elapsed());
+    match switched {
+        BraidEvent::PathSwitched { from_path, to_path, .. } => {
+            assert_eq!(from_path, Some(wifi));
+            assert_ne!(to_path, wifi);
+        }
+        _ => unreachable!(),
+    }
+    let n = tokio::time::timeout(Duration::from_secs(30), traffic)
+        .await
+        .expect("transfer stalled after the switch")
+        .unwrap();
+    assert_eq!(n, 500_000);
+    events.close();
+    assert_eq!(events.clone().next().await, None);
+}
+
+/// One write of `len` bytes and its echo; returns the bytes read back.
+async fn echo_round(conn: &Arc<BraidConnection>, len: usize) -> usize {
+    let w = conn.clone();
+    let data = pattern(len);
+    let writer = tokio::spawn(async move { w.write(data).await });
+    let mut got = 0;
+    while got < len {
+        let b = conn.clone().read(65536).await.unwrap();
+        assert!(!b.is_empty(), "echo ended early");
+        got += b.len();
+    }
+    writer.await.unwrap().unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_refusals_are_typed_errors() {
+    let net = BraidTestNetwork::new().unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let e = c
+        .clone()
+        .connect_via(net.gateway(), net.refused_target())
+        .await
+        .err()
+        .expect("refused target connected");
+    assert!(matches!(e, BraidError::Refused(_)), "{e:?}");
+    assert!(e.to_string().contains(&net.refused_target()), "{e}");
+    let e = c
+        .clone()
+        .connect_via(net.gateway(), net.forbidden_target())
+        .await
+        .err()
+        .expect("forbidden target connected");
+    assert!(matches!(e, BraidError::NotAllowed(_)), "{e:?}");
+}
+
+#[test]
+fn bad_arguments_are_invalid_argument_errors() {
+    let bad = BraidConfig {
+        interfaces: vec![BraidInterface {
+            kind: InterfaceKind::Wifi,
+            name: None,
+            index: None,
+            local_addr: Some("not an ip".into()),
+            via: None,
+        }],
+        ..BraidConfig::default()
+    };
+    let e = BraidClient::new(Some(bad), None).err().unwrap();
+    assert!(matches!(e, BraidError::InvalidArgument(_)), "{e:?}");
+    assert!(e.to_string().contains("not an ip"));
+    let zero = BraidConfig {
+        connect_timeout_ms: 0,
+        ..BraidConfig::default()
+    };
+    assert!(matches!(
+        BraidClient::new(Some(zero), None).err().unwrap(),
+        BraidError::InvalidArgument(_)
+    ));
+}
