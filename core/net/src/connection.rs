@@ -321,6 +321,13 @@ impl Connection {
             .unwrap_or_default()
     }
 
+    /// A handle for watching the connection from elsewhere; it does not keep it open.
+    pub fn monitor(&self) -> Monitor {
+        Monitor {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// Halves that can move to different tasks.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         (
@@ -460,5 +467,30 @@ impl OwnedReadHalf {
 
     pub fn events(&self) -> Events {
         self.inner.events()
+    }
+}
+
+/// Watches a connection without owning it (stats and events while the halves are busy).
+#[derive(Clone)]
+pub struct Monitor {
+    inner: std::sync::Weak<ConnRef>,
+}
+
+impl Monitor {
+    /// Statistics, or `None` once the application dropped the connection.
+    pub fn stats(&self) -> Option<ConnectionStats> {
+        self.inner.upgrade().map(|c| c.stats())
+    }
+
+    pub fn events(&self) -> Option<Events> {
+        self.inner.upgrade().map(|c| c.events())
+    }
+}
+
+impl OwnedWriteHalf {
+    pub fn monitor(&self) -> Monitor {
+        Monitor {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 }

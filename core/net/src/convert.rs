@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn connect_with_tcp_options_is_accepted() {
         let mut b = encode_connect("192.0.2.1:25".parse().unwrap());
-        b[1] = 7;
+        b[1] = 8;
         b[5] = 7;
         b.extend_from_slice(&[2, 4, 5, 0xb4, 1, 1, 1, 0]);
         let m = decode(&b).unwrap();

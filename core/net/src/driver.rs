@@ -595,7 +595,14 @@ impl Driver {
     fn dispatch_events(&mut self, st: &mut State) {
         while let Some(h) = st.ep.accept() {
             let mut rt = ConnRt::new(false);
-            rt.pending_accept = true;
+            if st.refs == 0 {
+                // The listener is gone: nobody will accept this one.
+                if let Some(c) = st.ep.connection_mut(h) {
+                    c.abort();
+                }
+            } else {
+                rt.pending_accept = true;
+            }
             st.conns.insert(h, rt);
         }
         while let Some((h, ev)) = st.ep.poll_event() {

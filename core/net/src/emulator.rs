@@ -156,16 +156,17 @@ impl PathEmulator {
         let up = Arc::new(Direction::new(up, seed));
         let down = Arc::new(Direction::new(down, seed ^ 0x5a5a));
         let tasks = Arc::new(Mutex::new(Vec::new()));
-        let mut t = Vec::new();
-        t.push(tokio::spawn(up.clone().deliver(sock.clone())));
-        t.push(tokio::spawn(down.clone().deliver(sock.clone())));
-        t.push(tokio::spawn(Self::client_side(
-            sock,
-            upstream,
-            up.clone(),
-            down.clone(),
-            tasks.clone(),
-        )));
+        let t = vec![
+            tokio::spawn(up.clone().deliver(sock.clone())),
+            tokio::spawn(down.clone().deliver(sock.clone())),
+            tokio::spawn(Self::client_side(
+                sock,
+                upstream,
+                up.clone(),
+                down.clone(),
+                tasks.clone(),
+            )),
+        ];
         lock(&tasks).extend(t);
         Ok(PathEmulator {
             local,

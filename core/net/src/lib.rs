@@ -26,7 +26,7 @@ pub use braid_proto::{
     ServiceType, SwitchReason,
 };
 pub use client::{Carrier, Client, ClientBuilder};
-pub use connection::{Connection, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use connection::{Connection, Monitor, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use driver::DriverStats;
 pub use error::{Error, Result};
 pub use event::{ConnectionEvent, Events};

@@ -139,7 +139,7 @@ impl Endpoint {
         let cfg = cfg.unwrap_or_else(|| self.cfg.connection.clone());
         let key = self.unique_key();
         let h = self.new_handle();
-        let mut conn = Connection::new(Role::Client, cfg, self.cfg.framing, key, remote);
+        let mut conn = Connection::new(now, Role::Client, cfg, self.cfg.framing, key, remote);
         conn.add_path(now, path.clone());
         let iss = self.rng.next_u32();
         conn.open_initial(now, Some(path.id), path.kind, path.local, iss);
@@ -221,6 +221,15 @@ impl Endpoint {
         };
         let payload = &bytes[off..];
         if let Some(&(h, id)) = self.by_tuple.get(&(local, remote)) {
+            if self.is_new_join_on_old_tuple(h, id, &repr) {
+                // The peer re-created a subflow from the same address and port (UDP
+                // carrier: one socket per path): the old subflow is dead on its side.
+                if let Some(c) = self.conns.get_mut(&h) {
+                    c.drop_subflow(now, id);
+                }
+                self.sync_tuples(h);
+                return self.on_syn(now, local, remote, &repr);
+            }
             if let Some(c) = self.conns.get_mut(&h) {
                 c.handle_segment(now, id, &repr, payload);
                 c.manage_paths(now, &mut *self.rng);
@@ -236,6 +245,21 @@ impl Endpoint {
             self.queue_rst(local, remote, &repr, payload.len(), None);
         }
         Err(Dropped::NoConnection)
+    }
+
+    /// A SYN with MP_JOIN for the same connection, on the address pair of a subflow that is
+    /// past its handshake (not a retransmission of that subflow's own SYN).
+    fn is_new_join_on_old_tuple(&self, h: ConnectionHandle, id: SubflowId, seg: &TcpRepr) -> bool {
+        if !seg.flags.contains(TcpFlags::SYN) || seg.flags.contains(TcpFlags::ACK) {
+            return false;
+        }
+        let Some(c) = self.conns.get(&h) else {
+            return false;
+        };
+        let joins_us = seg.options.mptcp.iter().any(|o| {
+            matches!(o, MptcpOption::MpJoin(MpJoin::Syn { token, .. }) if *token == c.local_token())
+        });
+        joins_us && c.subflow_replaced_by_syn(id, seg.seq.0)
     }
 
     fn after_conn_input(&mut self, h: ConnectionHandle) {
@@ -308,6 +332,7 @@ impl Endpoint {
         let key = self.unique_key();
         let h = self.new_handle();
         let mut conn = Connection::new(
+            now,
             Role::Server,
             self.cfg.connection.clone(),
             self.cfg.framing,
@@ -444,6 +469,31 @@ impl Endpoint {
     pub fn remove_path(&mut self, now: Instant, h: ConnectionHandle, path: crate::path::PathId) {
         if let Some(c) = self.conns.get_mut(&h) {
             c.remove_path(now, path);
+            // A lazy backup may be needed now.
+            c.manage_paths(now, &mut *self.rng);
+        }
+        self.after_conn_input(h);
+    }
+
+    /// Quality hints for `path` on connection `h` (weak signal, metered).
+    pub fn interface_quality(
+        &mut self,
+        now: Instant,
+        h: ConnectionHandle,
+        path: crate::path::PathId,
+        q: crate::conn::PathQuality,
+    ) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.interface_quality(now, path, q);
+        }
+        self.after_conn_input(h);
+    }
+
+    /// Changes the service type of a live connection.
+    pub fn set_policy(&mut self, now: Instant, h: ConnectionHandle, policy: crate::policy::Policy) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.set_policy(now, policy);
+            c.manage_paths(now, &mut *self.rng);
         }
         self.after_conn_input(h);
     }

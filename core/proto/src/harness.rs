@@ -74,6 +74,10 @@ pub struct App {
     pub arrivals: Vec<(Instant, u64)>,
     pub events: Vec<(Instant, Event)>,
     pub closed: bool,
+    /// Offset of the first received byte that differs from the peer's stream (the peer's
+    /// stream seed is `expect_seed`), for diagnosing corruption.
+    pub expect_seed: Option<u64>,
+    pub first_mismatch: Option<u64>,
     pub connected_at: Option<Instant>,
     pub finished_at: Option<Instant>,
     scratch: Vec<u8>,
@@ -94,6 +98,8 @@ impl App {
             arrivals: Vec::new(),
             events: Vec::new(),
             closed: false,
+            expect_seed: None,
+            first_mismatch: None,
             connected_at: None,
             finished_at: None,
             scratch: vec![0u8; 64 * 1024],
@@ -131,6 +137,8 @@ pub struct Host {
     /// Server side: bytes each accepted connection sends back.
     pub accept_send: u64,
     pub accept_seed: u64,
+    /// Stream seed accepted connections should receive (checked byte by byte).
+    pub expect_seed: Option<u64>,
     scratch: Vec<u8>,
 }
 
@@ -141,6 +149,7 @@ impl Host {
             apps: Vec::new(),
             accept_send: 0,
             accept_seed: 0,
+            expect_seed: None,
             scratch: vec![0u8; 65_536],
         }
     }
@@ -167,8 +176,9 @@ impl Host {
     /// Moves application data in and out of every connection.
     pub fn pump(&mut self, now: Instant) {
         while let Some(h) = self.ep.accept() {
-            self.apps
-                .push(App::new(h, self.accept_send, self.accept_seed));
+            let mut app = App::new(h, self.accept_send, self.accept_seed);
+            app.expect_seed = self.expect_seed;
+            self.apps.push(app);
         }
         while let Some((h, ev)) = self.ep.poll_event() {
             if let Some(app) = self.apps.iter_mut().find(|a| a.handle == h) {
@@ -224,6 +234,17 @@ impl Host {
                     Ok(n) => {
                         if let Some(ctx) = app.recv_hash.as_mut() {
                             ctx.update(&self.scratch[..n]);
+                        }
+                        if let (Some(seed), None) = (app.expect_seed, app.first_mismatch) {
+                            let mut want = vec![0u8; n];
+                            fill_stream(seed, app.received, &mut want);
+                            if let Some(k) = want
+                                .iter()
+                                .zip(&self.scratch[..n])
+                                .position(|(a, b)| a != b)
+                            {
+                                app.first_mismatch = Some(app.received + k as u64);
+                            }
                         }
                         app.received += n as u64;
                         app.arrivals.push((now, app.received));
@@ -312,10 +333,18 @@ pub struct Outcome {
     pub server_received: u64,
     pub client_sha: Option<[u8; 32]>,
     pub server_sha: Option<[u8; 32]>,
+    /// Stream offsets of the first wrong byte each side received, if any.
+    pub client_mismatch: Option<u64>,
+    pub server_mismatch: Option<u64>,
 }
 
 impl Outcome {
     pub fn assert_intact(&self, what: &str) {
+        assert_eq!(
+            (self.server_mismatch, self.client_mismatch),
+            (None, None),
+            "{what}: first wrong byte (server, client)"
+        );
         assert!(
             self.done,
             "{what}: transfer did not finish in {:?} (server got {} of {}, client got {} of {})",
@@ -370,6 +399,7 @@ impl Transfer {
         );
         server.accept_send = s2c;
         server.accept_seed = SERVER_SEED;
+        server.expect_seed = Some(CLIENT_SEED);
         let addrs = [sa(WIFI), sa(CELL)];
         let kinds = [InterfaceKind::Wifi, InterfaceKind::Cellular];
         let client_ips: Vec<IpAddr> = addrs.iter().take(paths.len()).map(|a| a.ip()).collect();
@@ -459,6 +489,8 @@ impl Transfer {
             server_received: sapp.map_or(0, |a| a.received),
             client_sha: capp.received_sha,
             server_sha: sapp.and_then(|a| a.received_sha),
+            client_mismatch: capp.first_mismatch,
+            server_mismatch: sapp.and_then(|a| a.first_mismatch),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Policy {
     pub cellular_budget: Option<u64>,
     /// Minimum delay between attempts to re-create a subflow that died.
     pub recreate_backoff: Duration,
+    /// A subflow silent this long with data outstanding, while another subflow works, is
+    /// declared dead (its data is reinjected and the path manager re-creates it later).
+    pub dead_after: Duration,
 }
 
 impl Default for Policy {
@@ -86,6 +89,7 @@ impl Default for Policy {
             allow_cellular: true,
             cellular_budget: None,
             recreate_backoff: Duration::from_millis(500),
+            dead_after: Duration::from_secs(5),
         }
     }
 }

@@ -132,11 +132,10 @@ fn reno_friendly_region_for_a_small_bdp() {
     assert!(cc.window() as f64 > 4.0 * w_cubic(w_max, k, t));
 }
 
-/// Slow start with the RTT rising by `rise` from round `at` on (rounds as in `mark`).
-fn hystart_run(rise: Duration, at: usize, rounds: usize, mark: bool) -> (Cubic, Vec<u64>) {
+/// Slow start with the RTT rising by `rise` from round `at` on.
+fn hystart_run(rise: Duration, at: usize, rounds: usize) -> (Cubic, Vec<u64>) {
     let base = Duration::from_millis(100);
     let mut m = Model::new(MSS, base);
-    m.mark_rounds = mark;
     let mut cc = Cubic::new(MSS);
     let mut windows = vec![];
     for r in 0..rounds {
@@ -150,71 +149,39 @@ fn hystart_run(rise: Duration, at: usize, rounds: usize, mark: bool) -> (Cubic, 
 }
 
 #[test]
-fn hystart_leaves_slow_start_when_the_rtt_rises() {
-    for mark in [false, true] {
-        // Threshold: clamp(100 ms / 8, 4, 16) = 12.5 ms.
-        let (cc, w) = hystart_run(Duration::from_millis(15), 4, 14, mark);
-        // 10 → 20 → 40 → 80 → (RTT rises: CSS after 8 samples) ~ ×1.25 per round for 5
-        // rounds, then congestion avoidance with ssthresh = window.
-        assert_eq!(w[..4], [20, 40, 80, 160], "marks {mark}");
-        assert!(w[4] < 320 && w[4] > 160, "{w:?}");
-        for pair in w[4..9].windows(2) {
-            let ratio = pair[1] as f64 / pair[0] as f64;
-            assert!(
-                (1.2..1.3).contains(&ratio),
-                "CSS grows by 1/4 per round: {w:?}"
-            );
-        }
-        assert!(!cc.in_slow_start(), "marks {mark}: {w:?}");
-        // 160 + 8 + 152/4 = 206 segments after the first CSS round, × 1.25⁴ ≈ 503.
-        assert!((450 * MSS..550 * MSS).contains(&cc.ssthresh()), "{w:?}");
-        // Loss-free exit: no reduction.
-        assert!(w.windows(2).all(|p| p[1] >= p[0]), "{w:?}");
-    }
+fn slow_start_ends_when_the_rtt_rises() {
+    // Threshold: clamp(100 ms / 8, 4, 16) = 12.5 ms.
+    let (cc, w) = hystart_run(Duration::from_millis(15), 4, 10);
+    // 10 → 20 → 40 → 80 → 160, then the RTT rises: after eight high samples slow start ends
+    // (the seven ACKs before the eighth sample still grew it: 167 segments), and congestion
+    // avoidance grows slowly from there, without a loss.
+    assert_eq!(w[..4], [20, 40, 80, 160]);
+    assert!(!cc.in_slow_start(), "{w:?}");
+    assert_eq!(cc.ssthresh(), 167 * MSS, "{w:?}");
+    assert!(w[9] < 2 * 167, "no more doubling: {w:?}");
+    assert!(w.windows(2).all(|p| p[1] >= p[0]), "loss-free exit: {w:?}");
 }
 
 #[test]
 fn hystart_ignores_small_rtt_changes() {
-    let (cc, w) = hystart_run(Duration::from_millis(10), 4, 9, false);
-    assert!(cc.in_slow_start() && !cc.in_css());
+    let (cc, w) = hystart_run(Duration::from_millis(10), 4, 9);
+    assert!(cc.in_slow_start());
     assert_eq!(*w.last().unwrap(), 10 << 9);
 }
 
 #[test]
-fn hystart_resumes_slow_start_after_a_spurious_rise() {
-    let base = Duration::from_millis(100);
-    let mut m = Model::new(MSS, base);
-    let mut cc = Cubic::new(MSS);
-    for _ in 0..3 {
-        m.round(&mut cc);
-    }
-    m.rtt = base + Duration::from_millis(20);
-    m.round(&mut cc);
-    assert!(cc.in_css());
-    m.rtt = base;
-    m.round(&mut cc);
-    assert!(cc.in_slow_start() && !cc.in_css());
-    let w = cc.window();
-    m.round(&mut cc);
-    assert_eq!(cc.window(), 2 * w, "doubling again");
-}
-
-#[test]
-fn first_avoidance_stage_after_hystart_starts_at_the_window() {
-    // Nine rounds: the fifth CSS round is complete, avoidance starts with the next ACK.
-    let (mut cc, _) = hystart_run(Duration::from_millis(15), 4, 9, false);
-    assert!(cc.in_css());
-    let w_exit = cc.window();
+fn first_avoidance_stage_after_the_exit_starts_at_the_window() {
+    let (mut cc, _) = hystart_run(Duration::from_millis(15), 4, 6);
+    assert!(!cc.in_slow_start());
+    let w_exit = cc.ssthresh();
     let mut m = Model::new(MSS, Duration::from_millis(115));
     m.round(&mut cc);
-    assert_eq!(
-        cc.w_max(),
-        w_exit,
-        "W_max = window at the start of avoidance"
+    assert!(
+        cc.w_max() >= w_exit,
+        "W_max starts at the window: {} < {w_exit}",
+        cc.w_max()
     );
-    assert_eq!(cc.k(), Some(Duration::ZERO));
-    assert_eq!(cc.ssthresh(), w_exit);
-    assert!(!cc.in_slow_start());
+    assert!(cc.k().is_some());
 }
 
 #[test]

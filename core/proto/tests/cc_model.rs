@@ -18,8 +18,6 @@ pub struct Model {
     pub srtt: Option<Duration>,
     pub app_limited: bool,
     pub in_recovery: bool,
-    /// Calls `on_round_start` at the first ACK of each round.
-    pub mark_rounds: bool,
 }
 
 impl Model {
@@ -31,7 +29,6 @@ impl Model {
             srtt: None,
             app_limited: false,
             in_recovery: false,
-            mark_rounds: false,
         }
     }
 
@@ -63,9 +60,6 @@ impl Model {
             let bytes = self.mss.min(window - acked);
             acked += bytes;
             let now = start + self.rtt * (j as u32 + 1) / acks as u32;
-            if self.mark_rounds && j == 0 {
-                cc.on_round_start(now);
-            }
             let before = cc.window();
             if let Some(p) = paths.get_mut(me) {
                 p.cwnd = before;

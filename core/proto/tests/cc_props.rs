@@ -27,9 +27,6 @@ enum Op {
         at_us: u64,
     },
     SetMss(u64),
-    RoundStart {
-        at_us: u64,
-    },
 }
 
 /// Microseconds up to about 17 minutes, in any order (clocks are not trusted to be monotonic).
@@ -61,7 +58,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (at(), bytes()).prop_map(|(at_us, in_flight)| Op::Loss { at_us, in_flight }),
         1 => at().prop_map(|at_us| Op::Rto { at_us }),
         1 => prop_oneof![0u64..70_000, any::<u64>()].prop_map(Op::SetMss),
-        1 => at().prop_map(|at_us| Op::RoundStart { at_us }),
     ]
 }
 
@@ -131,7 +127,6 @@ proptest! {
                     cc.set_mss(m);
                     mss = m.clamp(1, MAX_MSS);
                 }
-                Op::RoundStart { at_us } => cc.on_round_start(base + Duration::from_micros(at_us)),
             }
             prop_assert!(cc.window() >= mss, "{}: window {} < mss {}", alg, cc.window(), mss);
             prop_assert!(cc.window() <= MAX_WINDOW);

@@ -673,3 +673,169 @@ fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// A client established against the kernel's keys, ready to receive signalling.
+fn client_established() -> (Peer, ConnectionHandle, u32, u32) {
+    let mut c = Peer::client(&[CLIENT_KEY, 999]);
+    let h = c.ep.connect(
+        c.now,
+        None,
+        PathSpec::new(1, InterfaceKind::Wifi, sa(CLIENT)),
+        sa(SERVER),
+    );
+    let _syn = c.recv_one();
+    let mut sa_ = syn_template();
+    sa_.src_port = 5499;
+    sa_.dst_port = 54258;
+    sa_.flags = TcpFlags::SYN | TcpFlags::ACK;
+    sa_.seq = SeqNum(5555);
+    sa_.ack = SeqNum(1000);
+    sa_.options.mptcp.clear();
+    sa_.options
+        .push_mptcp(mpc(MpCapableKeys::SynAck {
+            sender_key: SERVER_KEY,
+        }))
+        .unwrap();
+    c.send(SERVER, CLIENT, &sa_, &[]);
+    let _third = c.recv_one();
+    c.events();
+    (c, h, 5556, 1000)
+}
+
+fn server_ack(seq: u32, ack: u32) -> TcpRepr {
+    let mut s = ack_template(seq, ack);
+    s.src_port = 5499;
+    s.dst_port = 54258;
+    s.options
+        .push_mptcp(Dss {
+            data_ack: Some(DataSeq::Wide(CLIENT_IDSN + 1)),
+            mapping: None,
+            data_fin: false,
+        })
+        .unwrap();
+    s
+}
+
+#[test]
+fn forged_add_addr_is_ignored_and_a_genuine_one_is_echoed_and_joined() {
+    let (mut c, h, seq, ack) = client_established();
+    // Server proves it has our key (DSS), so joins are allowed.
+    c.send(SERVER, CLIENT, &server_ack(seq, ack), &[]);
+    let _ = c.recv();
+    let announced: std::net::IpAddr = "10.31.1.3".parse().unwrap();
+    // Like the kernel, the ADD_ADDR goes on an ACK without DSS (no room for both).
+    let mut forged = ack_template(seq, ack);
+    forged.src_port = 5499;
+    forged.dst_port = 54258;
+    forged
+        .options
+        .push_mptcp(MptcpOption::AddAddr(AddAddr {
+            addr_id: 5,
+            addr: announced,
+            port: Some(5499),
+            hmac: Some(0x1122_3344_5566_7788),
+        }))
+        .unwrap();
+    c.send(SERVER, CLIENT, &forged, &[]);
+    assert!(
+        !c.events()
+            .iter()
+            .any(|e| matches!(e, Event::AddressAnnounced { .. }))
+    );
+    assert!(
+        c.recv().iter().all(|s| !s.2.flags.contains(TcpFlags::SYN)),
+        "no join to a forged address"
+    );
+
+    let hmac = add_addr_hmac(SERVER_KEY, CLIENT_KEY, 5, announced, Some(5499));
+    let mut genuine = ack_template(seq, ack);
+    genuine.src_port = 5499;
+    genuine.dst_port = 54258;
+    genuine
+        .options
+        .push_mptcp(MptcpOption::AddAddr(AddAddr {
+            addr_id: 5,
+            addr: announced,
+            port: Some(5499),
+            hmac: Some(hmac),
+        }))
+        .unwrap();
+    c.send(SERVER, CLIENT, &genuine, &[]);
+    assert!(c.events().contains(&Event::AddressAnnounced {
+        addr: sa("10.31.1.3:5499")
+    }));
+    let out = c.recv();
+    let echo = out.iter().find_map(|s| {
+        s.2.options.mptcp.iter().find_map(|o| match o {
+            MptcpOption::AddAddr(a) if a.is_echo() => Some(*a),
+            _ => None,
+        })
+    });
+    assert_eq!(
+        echo.map(|a| a.addr_id),
+        Some(5),
+        "ADD_ADDR echoed: {out:#?}"
+    );
+    let join = out
+        .iter()
+        .find(|s| s.2.flags.contains(TcpFlags::SYN) && s.1 == sa("10.31.1.3:5499"))
+        .expect("a join SYN to the announced address");
+    assert!(matches!(
+        mptcp_of(&join.2)[0],
+        MptcpOption::MpJoin(MpJoin::Syn {
+            token: 0xf67bddb8,
+            ..
+        })
+    ));
+    let _ = h;
+}
+
+#[test]
+fn replayed_join_never_attaches() {
+    // The kernel's join goes through (its nonces), then an attacker who captured it replays
+    // the SYN and the third ACK from another port: the server answers with a fresh nonce, so
+    // the captured HMAC no longer matches.
+    let (mut p, synack) = server_after_syn(&[SERVER_KEY, 0, 77, JOIN_SERVER_NONCE as u64]);
+    let mut ack = ack_template(1001, synack.seq.0.wrapping_add(1));
+    ack.options
+        .push_mptcp(mpc(MpCapableKeys::Ack {
+            sender_key: CLIENT_KEY,
+            receiver_key: SERVER_KEY,
+        }))
+        .unwrap();
+    p.send(CLIENT, SERVER, &ack, &[]);
+    let hmac: [u8; 20] = unhex("30c26988c1f2bbb98dd59aac7290fa5328bcd29e")
+        .try_into()
+        .unwrap();
+    for (from, port) in [(CLIENT_CELL, 52735u16), ("10.31.2.1:40000", 40000)] {
+        let mut syn = join_syn(0xf67bddb8);
+        syn.src_port = port;
+        p.send(from, SERVER, &syn, &[]);
+        let out = p.recv();
+        let synack = out
+            .iter()
+            .find(|s| s.2.flags.contains(TcpFlags::SYN) && s.1 == sa(from))
+            .map(|s| s.2)
+            .expect("SYN/ACK for the join");
+        let mut third = ack_template(syn.seq.0.wrapping_add(1), synack.seq.0.wrapping_add(1));
+        third.src_port = port;
+        third
+            .options
+            .push_mptcp(MptcpOption::MpJoin(MpJoin::Ack { hmac }))
+            .unwrap();
+        p.send(from, SERVER, &third, &[]);
+    }
+    let out = p.recv();
+    let rsts: Vec<_> = out
+        .iter()
+        .filter(|s| s.2.flags.contains(TcpFlags::RST))
+        .collect();
+    assert_eq!(rsts.len(), 1, "only the replay is refused: {out:#?}");
+    assert_eq!(rsts[0].1, sa("10.31.2.1:40000"));
+    let h = p.ep.accept().unwrap();
+    assert_eq!(
+        p.ep.connection(h).unwrap().stats().paths.len(),
+        2,
+        "the genuine join only"
+    );
+}

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::aimd::Aimd;
-use super::hystart::{CSS_GROWTH_DIVISOR, HyStart, Phase};
+use super::hystart::HyStart;
 use super::{Ack, CongestionControl, Coupling, window_from_f64};
 
 /// RFC 9438 §5: C = 0.4 segments/s³.
@@ -70,11 +70,6 @@ impl Cubic {
     pub fn k(&self) -> Option<Duration> {
         self.epoch
             .map(|e| Duration::try_from_secs_f64(e.k).unwrap_or(Duration::MAX))
-    }
-
-    /// HyStart++ is in Conservative Slow Start.
-    pub fn in_css(&self) -> bool {
-        self.w.in_slow_start() && self.hystart.phase() == Phase::Conservative
     }
 
     /// W_cubic(t) in bytes, t in seconds since the epoch start.
@@ -184,14 +179,8 @@ impl CongestionControl for Cubic {
     }
 
     fn on_ack(&mut self, ack: &Ack, _coupling: &Coupling<'_>) {
-        let hystart = self.hystart.active() && self.w.in_slow_start();
-        if hystart
-            && self
-                .hystart
-                .on_ack(ack.newly_acked, ack.in_flight, ack.rtt_sample)
-                == Phase::Done
-        {
-            // CSS ran its rounds without the RTT coming back down: congestion avoidance.
+        if self.w.in_slow_start() && self.hystart.on_sample(ack.rtt_sample) {
+            // A queue is building: congestion avoidance from the current window.
             self.w.ssthresh = self.w.cwnd;
         }
         if !self.w.in_slow_start() {
@@ -205,8 +194,7 @@ impl CongestionControl for Cubic {
         }
         let mut acked = ack.newly_acked;
         if self.w.in_slow_start() {
-            let divisor = if self.in_css() { CSS_GROWTH_DIVISOR } else { 1 };
-            acked = self.w.slow_start(acked, divisor);
+            acked = self.w.slow_start(acked, 1);
             if acked == 0 {
                 return;
             }
@@ -248,14 +236,5 @@ impl CongestionControl for Cubic {
 
     fn name(&self) -> &'static str {
         "cubic"
-    }
-
-    fn on_round_start(&mut self, _now: Instant) {
-        if self.hystart.active() && self.w.in_slow_start() {
-            self.hystart.mark_round();
-            if self.hystart.phase() == Phase::Done {
-                self.w.ssthresh = self.w.cwnd;
-            }
-        }
     }
 }

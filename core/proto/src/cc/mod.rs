@@ -124,12 +124,6 @@ pub trait CongestionControl: Send + std::fmt::Debug {
         0
     }
     fn name(&self) -> &'static str;
-    /// Optional round marker for HyStart++ (RFC 9406): a subflow that tracks sequence numbers
-    /// may call this just before `on_ack` for the ACK that acknowledges the highest sequence
-    /// number sent when the previous round began. Once it has been called, a controller stops
-    /// estimating rounds itself (it otherwise counts acknowledged bytes against the bytes in
-    /// flight at the round's start). Controllers without round-based logic ignore it.
-    fn on_round_start(&mut self, _now: Instant) {}
 }
 
 /// The congestion controllers a subflow can run.
@@ -137,7 +131,8 @@ pub trait CongestionControl: Send + std::fmt::Debug {
 pub enum Algorithm {
     /// NewReno-style AIMD (RFC 5681, RFC 3465 byte counting).
     Reno,
-    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406): the default, as on Linux, Windows and Apple.
+    /// CUBIC (RFC 9438) with a delay-based slow-start exit (see `hystart`): the default, as
+    /// on Linux, Windows and Apple.
     #[default]
     Cubic,
     /// Linked Increases (RFC 6356): coupled, fair to single-path TCP at shared bottlenecks.

@@ -40,6 +40,9 @@ pub enum SwitchReason {
     InterfaceLost,
     /// Retransmission timeouts piled up on the old path.
     RetransmissionTimeouts,
+    /// The old path stopped answering: nothing came back for well over an RTT with data
+    /// outstanding (an early sign of a dead link, before any timeout).
+    Unresponsive,
     /// The old path's RTT rose past the policy threshold.
     HighRtt,
     /// The old path was flagged weak and loses packets.

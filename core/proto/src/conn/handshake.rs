@@ -37,12 +37,7 @@ impl Connection {
         let mut e = SubflowEntry::new(id, sf, path, kind);
         e.initial = true;
         if !self.cfg.mptcp {
-            self.fallback = Some(Fallback {
-                subflow: id,
-                tx_delta: 0,
-                rx_delta: 0,
-                announce_infinite: false,
-            });
+            self.fallback = Some(Fallback::from_start(id));
         }
         self.subflows.push(e);
         self.stats.subflows_opened += 1;
@@ -71,12 +66,7 @@ impl Connection {
             }
             _ => {
                 self.mptcp = false;
-                self.fallback = Some(Fallback {
-                    subflow: id,
-                    tx_delta: 0,
-                    rx_delta: 0,
-                    announce_infinite: false,
-                });
+                self.fallback = Some(Fallback::from_start(id));
             }
         }
         self.subflows.push(e);
@@ -317,12 +307,8 @@ impl Connection {
     pub(crate) fn fall_back_at_start(&mut self, idx: usize) {
         let id = self.subflows[idx].id;
         self.mptcp = false;
-        self.fallback = Some(Fallback {
-            subflow: id,
-            tx_delta: 0,
-            rx_delta: 0,
-            announce_infinite: false,
-        });
+        self.fallback = Some(Fallback::from_start(id));
+        self.fell_back_reported = true;
         self.events.push_back(Event::FellBackToTcp);
     }
 

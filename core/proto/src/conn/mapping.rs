@@ -2,6 +2,7 @@
 //! numbers. A mapping may cover many segments (the kernel maps whole TSO bursts at once), so
 //! mappings are kept until the subflow has received past their end.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,47 +24,56 @@ impl RxMapping {
     }
 }
 
+/// Mappings sorted by subflow offset. Lookups are binary searches: with DSS checksums a
+/// subflow may hold a whole receive window of bytes (thousands of mappings) waiting.
 #[derive(Debug, Default)]
 pub struct MappingTable {
-    maps: Vec<RxMapping>,
+    maps: VecDeque<RxMapping>,
 }
 
-/// Mappings older than this many entries are pruned even if not yet passed (bounds memory
-/// against a peer that sends a mapping per byte).
-const MAX_MAPPINGS: usize = 256;
+/// Most mappings kept per subflow: bounds memory against a peer that maps every byte
+/// separately. 16 Ki mappings of full segments cover more than a 16 MB window.
+const MAX_MAPPINGS: usize = 16 * 1024;
 
 impl MappingTable {
-    /// Records a mapping. An identical one is ignored; a different mapping for the same
-    /// bytes replaces the old one only if it starts at the same subflow offset.
+    /// Records a mapping. One starting at the same subflow offset replaces the old: a
+    /// retransmission carries the mapping (and checksum) of the bytes it actually holds,
+    /// which for data the peer already acknowledged at the data level may be filler.
     pub fn insert(&mut self, m: RxMapping) {
         if m.len == 0 {
             return;
         }
-        if let Some(old) = self.maps.iter_mut().find(|o| o.ssn == m.ssn) {
-            if old.len < m.len {
-                *old = m;
-            }
+        let at = self.maps.partition_point(|o| o.ssn < m.ssn);
+        if let Some(old) = self.maps.get_mut(at).filter(|o| o.ssn == m.ssn) {
+            *old = m;
             return;
         }
         if self.maps.len() >= MAX_MAPPINGS {
-            self.maps.remove(0);
+            self.maps.pop_front();
+            self.maps
+                .insert(at.saturating_sub(1).min(self.maps.len()), m);
+            return;
         }
-        let at = self.maps.partition_point(|o| o.ssn < m.ssn);
         self.maps.insert(at, m);
     }
 
-    /// The mapping covering subflow offset `ssn`.
+    /// The mapping covering subflow offset `ssn`; the one starting closest below wins.
     pub fn find(&self, ssn: u64) -> Option<RxMapping> {
+        let upto = self.maps.partition_point(|m| m.ssn <= ssn);
+        // Usually the nearest one covers it; a longer, earlier mapping may too.
         self.maps
-            .iter()
+            .range(..upto)
             .rev()
-            .find(|m| m.ssn <= ssn && ssn < m.ssn + m.len)
+            .take(8)
+            .find(|m| ssn < m.ssn + m.len)
             .copied()
     }
 
-    /// Forgets mappings that end at or below `ssn` (received in full).
+    /// Forgets mappings at the front that end at or below `ssn` (received in full).
     pub fn prune_below(&mut self, ssn: u64) {
-        self.maps.retain(|m| m.ssn + m.len > ssn);
+        while self.maps.front().is_some_and(|m| m.ssn + m.len <= ssn) {
+            self.maps.pop_front();
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,5 +112,31 @@ mod tests {
         t.prune_below(11);
         assert!(t.find(5).is_none());
         assert!(t.find(11).is_some());
+    }
+
+    #[test]
+    fn replacement_and_many_mappings() {
+        let mut t = MappingTable::default();
+        for i in 0..5000u64 {
+            t.insert(RxMapping {
+                ssn: 1 + i * 10,
+                dsn: i * 10,
+                len: 10,
+                checksum: None,
+                fin: false,
+            });
+        }
+        assert_eq!(t.find(1 + 1234 * 10 + 3).unwrap().dsn, 12340);
+        t.insert(RxMapping {
+            ssn: 11,
+            dsn: 999,
+            len: 10,
+            checksum: Some(7),
+            fin: false,
+        });
+        assert_eq!(t.find(12).unwrap().dsn, 999, "same start replaces");
+        t.prune_below(1 + 4999 * 10);
+        assert_eq!(t.find(1 + 4999 * 10).unwrap().dsn, 49990);
+        assert!(t.find(5).is_none());
     }
 }

@@ -7,12 +7,14 @@
 //! engine; the wire form is `idsn + offset`.
 
 mod events;
+mod fallback;
 mod handshake;
 mod mapping;
 mod paths;
 mod recv_buf;
 mod rx;
 mod send_buf;
+mod steering;
 mod timers;
 mod tx;
 
@@ -20,6 +22,7 @@ pub use events::{CloseError, ConnectionStats, Event, PathStats, SwitchReason};
 pub use mapping::{MappingTable, RxMapping};
 pub use recv_buf::{Inserted, Reassembly};
 pub use send_buf::SendBuffer;
+pub use steering::PathQuality;
 pub use tx::Transmit;
 
 use crate::frame::Framing;
@@ -29,6 +32,7 @@ use crate::range_set::RangeSet;
 use crate::sched::{Scheduler, SchedulerKind};
 use crate::subflow::{Subflow, SubflowConfig};
 use crate::wire::TcpRstReason;
+use fallback::Fallback;
 use paths::PathManager;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -116,10 +120,14 @@ pub(crate) struct SubflowEntry {
     pub backup_remote: bool,
     pub join: Option<JoinState>,
     pub rx_maps: MappingTable,
-    /// Checksum mode: payload of the mapping being assembled, in subflow order.
-    pub staged: Vec<u8>,
+    /// Checksum mode: received bytes in subflow order, until their mapping can be verified.
+    pub checked_rx: Option<Reassembly>,
     /// Data this subflow must send (redundant copies, reinjection targeted at it).
     pub own_queue: RangeSet,
+    /// Data offsets this subflow carried that the peer has not acknowledged at the data
+    /// level: what must be reinjected if it dies (a subflow ACK alone proves nothing — the
+    /// peer may have dropped the bytes, e.g. on a checksum failure).
+    pub carried: RangeSet,
     /// MP_PRIO to send (the backup flag we want the peer to use for this subflow).
     pub prio_pending: Option<bool>,
     /// MP_FAIL to send (data offset of the mapping that failed its checksum).
@@ -148,8 +156,9 @@ impl SubflowEntry {
             backup_remote: false,
             join: None,
             rx_maps: MappingTable::default(),
-            staged: Vec::new(),
+            checked_rx: None,
             own_queue: RangeSet::new(),
+            carried: RangeSet::new(),
             prio_pending: None,
             fail_pending: None,
             rst_reason: None,
@@ -184,17 +193,6 @@ pub enum ConnState {
     Established,
     /// Over for the application; subflows may still be finishing.
     Closed,
-}
-
-/// Fallback to plain TCP: the data stream is the one subflow's byte stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Fallback {
-    pub subflow: SubflowId,
-    /// Data offset = subflow offset + this, for each direction.
-    pub tx_delta: u64,
-    pub rx_delta: u64,
-    /// An infinite mapping still has to be signalled to the peer (MP_FAIL fallback).
-    pub announce_infinite: bool,
 }
 
 pub struct Connection {
@@ -238,10 +236,14 @@ pub struct Connection {
     /// Data offset of the peer's DATA_FIN once known.
     pub(crate) peer_fin: Option<u64>,
     pub(crate) peer_fin_consumed: bool,
-    /// MP_FAIL sent: discard data until the peer's infinite mapping arrives.
-    pub(crate) rx_fallback_pending: bool,
-    /// Subflow offset where the peer's plain byte stream starts after an infinite mapping.
-    pub(crate) rx_fallback_from: u64,
+    /// We sent MP_FAIL for the mapping at this data offset: data from there on is dropped
+    /// until the peer's infinite mapping says where its plain stream resumes.
+    pub(crate) rx_fail_dsn: Option<u64>,
+    pub(crate) fell_back_reported: bool,
+    /// Highest data offset ever sent (a fallback may rewind `data_nxt`).
+    pub(crate) sent_high: u64,
+    /// Time of the last segment or timer the connection handled (reads have no clock).
+    pub(crate) last_input: Instant,
 
     pub(crate) subflows: Vec<SubflowEntry>,
     pub(crate) next_subflow_id: u32,
@@ -319,6 +321,7 @@ impl std::error::Error for ReadError {}
 impl Connection {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        now: Instant,
         role: Role,
         cfg: ConnectionConfig,
         framing: Framing,
@@ -358,8 +361,10 @@ impl Connection {
             recv: Reassembly::new(1, cfg.receive_buffer),
             peer_fin: None,
             peer_fin_consumed: false,
-            rx_fallback_pending: false,
-            rx_fallback_from: 0,
+            rx_fail_dsn: None,
+            fell_back_reported: false,
+            sent_high: 1,
+            last_input: now,
             subflows: Vec::new(),
             next_subflow_id: 0,
             scheduler,
@@ -444,6 +449,14 @@ impl Connection {
     pub fn read(&mut self, dst: &mut [u8]) -> Result<usize, ReadError> {
         let window_before = self.recv.window();
         let n = self.recv.read(dst);
+        if n > 0 && self.checksum {
+            // Verified mappings may have been waiting for window space.
+            for i in 0..self.subflows.len() {
+                if self.subflows[i].checked_rx.is_some() {
+                    self.drain_checked(self.last_input, i);
+                }
+            }
+        }
         if n > 0 {
             self.stats.bytes_received += n as u64;
             self.maybe_window_update(window_before);
@@ -567,7 +580,40 @@ impl Connection {
             }
         }
         consider(self.paths.poll_timeout());
+        consider(self.steering_deadline());
+        consider(self.dead_subflow_deadline());
         t
+    }
+
+    #[doc(hidden)]
+    pub fn debug_timers(&self) -> String {
+        let mut out = format!(
+            "persist {:?} datafin {:?} nopath {:?} paths {:?}\n",
+            self.persist_at,
+            self.data_fin_retransmit_at(),
+            self.no_path_since,
+            self.paths.poll_timeout()
+        ) + &format!(
+            "recv rcv_nxt {} reinject {:?} peer_wnd_end {}\n",
+            self.recv.rcv_nxt(),
+            self.reinject.first(),
+            self.peer_wnd_end
+        );
+        for e in &self.subflows {
+            out += &format!(
+                "  sf {:?} {:?} join {:?} t {:?} rcv_nxt {} checked {:?} carried {:?}\n",
+                e.id,
+                e.sf.state,
+                e.join,
+                e.sf.poll_timeout(),
+                e.sf.rcv_nxt(),
+                e.checked_rx
+                    .as_ref()
+                    .map(|b| (b.read_pos(), b.readable(), b.buffered())),
+                e.carried.first()
+            );
+        }
+        out
     }
 
     fn data_fin_retransmit_at(&self) -> Option<Instant> {
@@ -624,6 +670,29 @@ impl Connection {
             .map(|e| (e.sf.local, e.sf.remote, e.id))
     }
 
+    /// Whether a SYN with sequence number `seq` on subflow `id`'s address pair starts a new
+    /// subflow (the old one is synchronized and this is not its own SYN again).
+    pub(crate) fn subflow_replaced_by_syn(&self, id: SubflowId, seq: u32) -> bool {
+        self.index_of(id).is_some_and(|i| {
+            let sf = &self.subflows[i].sf;
+            sf.state.is_synchronized() && sf.irs() != seq || sf.is_closed()
+        })
+    }
+
+    /// Forgets a subflow the peer has abandoned, reinjecting what it carried.
+    pub(crate) fn drop_subflow(&mut self, now: Instant, id: SubflowId) {
+        if let Some(i) = self.index_of(id) {
+            let e = &mut self.subflows[i];
+            if !e.sf.is_closed() {
+                e.sf.abort();
+                e.sf.drop_pending_rst();
+            }
+            self.on_subflow_closed(now, i);
+            self.subflows.remove(i);
+            self.tuples_changed = true;
+        }
+    }
+
     /// Every subflow has finished (or been reset) and sent what it had to.
     pub(crate) fn subflows_done(&self) -> bool {
         self.subflows
@@ -631,13 +700,14 @@ impl Connection {
             .all(|e| e.sf.is_closed() && e.sf.next_control().is_none())
     }
 
-    /// Paths the connection may use (client side).
+    /// Paths the connection may use (client side); same as `interface_available`.
     pub fn add_path(&mut self, now: Instant, spec: PathSpec) {
-        self.paths.add_local(now, spec);
+        self.interface_available(now, spec);
     }
 
+    /// Same as `interface_lost`.
     pub fn remove_path(&mut self, now: Instant, id: PathId) {
-        self.paths.remove_local(now, id);
+        self.interface_lost(now, id);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{Connection, Event, Role, SubflowEntry};
 use crate::path::{PathId, PathSpec};
-use crate::policy::Policy;
+use crate::policy::{Policy, ServiceType};
 use crate::random::Random;
 use crate::subflow::CloseReason;
 use crate::wire::{self, AddAddr, MptcpOption, RemoveAddr};
@@ -21,6 +21,7 @@ pub(crate) struct LocalPath {
     /// Earliest time a new subflow may be attempted (back-off after failures).
     pub retry_at: Option<Instant>,
     pub failures: u32,
+    pub quality: super::steering::PathQuality,
 }
 
 /// A remote address: the one we connected to (id 0) or one the peer announced.
@@ -55,6 +56,16 @@ pub(crate) struct PathManager {
     next_local_id: u8,
     /// Forged ADD_ADDRs (bad HMAC) ignored.
     pub rejected_add_addr: u64,
+    /// The path carrying data under handover and interactive service.
+    pub active: Option<PathId>,
+    pub switched_at: Option<Instant>,
+    /// Since when the preferred path has looked healthy (for failback).
+    pub healthy_since: Option<Instant>,
+    pub budget_exhausted: bool,
+    /// The active path was lost with nowhere to go yet: reported when the next takes over.
+    pub left: Option<(PathId, super::SwitchReason)>,
+    /// Cellular bytes of subflows that are gone (still count against the budget).
+    pub cellular_closed_bytes: u64,
 }
 
 impl PathManager {
@@ -68,6 +79,12 @@ impl PathManager {
             removals: VecDeque::new(),
             next_local_id: 0,
             rejected_add_addr: 0,
+            active: None,
+            switched_at: None,
+            healthy_since: None,
+            budget_exhausted: false,
+            left: None,
+            cellular_closed_bytes: 0,
         }
     }
 
@@ -77,7 +94,9 @@ impl PathManager {
             p.available = true;
             p.retry_at = None;
             p.failures = 0;
-            return p.addr_id;
+            let id = p.addr_id;
+            self.cancel_removal(id);
+            return id;
         }
         let addr_id = self.next_local_id;
         self.next_local_id = self.next_local_id.wrapping_add(1);
@@ -87,14 +106,32 @@ impl PathManager {
             available: true,
             retry_at: None,
             failures: 0,
+            quality: Default::default(),
         });
         addr_id
     }
 
+    /// The interface is gone: no new subflows on it, and the peer is told to drop the
+    /// subflows from its address (REMOVE_ADDR) instead of waiting for them to time out.
     pub fn remove_local(&mut self, _now: Instant, id: PathId) {
         if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == id) {
+            if p.available && !self.removals.contains(&p.addr_id) {
+                self.removals.push_back(p.addr_id);
+            }
             p.available = false;
         }
+    }
+
+    /// Queues a REMOVE_ADDR for one of our address ids.
+    pub fn announce_removal(&mut self, addr_id: u8) {
+        if !self.removals.contains(&addr_id) {
+            self.removals.push_back(addr_id);
+        }
+    }
+
+    /// The interface came back: a REMOVE_ADDR for it that has not gone out yet is moot.
+    fn cancel_removal(&mut self, addr_id: u8) {
+        self.removals.retain(|&id| id != addr_id);
     }
 
     pub fn local(&self, id: PathId) -> Option<&LocalPath> {
@@ -193,7 +230,12 @@ impl PathManager {
     }
 
     /// The next signalling option to send. `local_key`/`remote_key` authenticate ADD_ADDR.
-    pub fn next_signal(&mut self, local_key: u64, remote_key: u64) -> Option<MptcpOption> {
+    pub fn next_signal(
+        &mut self,
+        now: Instant,
+        local_key: u64,
+        remote_key: u64,
+    ) -> Option<MptcpOption> {
         if let Some(echo) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr(echo));
         }
@@ -203,9 +245,7 @@ impl PathManager {
         let i = self.due_announcement(None)?;
         let a = &mut self.announcements[i];
         a.attempts += 1;
-        // The first transmission is marked sent by the caller's clock via handle_timeout;
-        // record a send time far enough in the past to be replaced.
-        a.sent_at = Some(Instant::now());
+        a.sent_at = Some(now);
         let port = Some(a.addr.port());
         let hmac = wire::add_addr_hmac(local_key, remote_key, a.id, a.addr.ip(), port);
         Some(MptcpOption::AddAddr(AddAddr {
@@ -216,12 +256,22 @@ impl PathManager {
         }))
     }
 
-    /// What the policy allows on this subflow for data now.
+    /// Cellular may carry data: allowed and within budget.
+    pub fn cellular_allowed(&self) -> bool {
+        self.policy.allow_cellular && !self.budget_exhausted
+    }
+
+    /// What the policy allows on this subflow for data now: cost rules, and under handover
+    /// and interactive service only the active path (the caller falls back to any usable
+    /// subflow when the active one has none).
     pub fn data_allowed(&self, e: &SubflowEntry) -> bool {
-        if e.kind.is_cellular() && !self.policy.allow_cellular {
+        if e.kind.is_cellular() && !self.cellular_allowed() {
             return false;
         }
-        true
+        match (self.policy.service, self.active, e.path) {
+            (ServiceType::Handover | ServiceType::Interactive, Some(a), Some(p)) => a == p,
+            _ => true,
+        }
     }
 }
 
@@ -252,7 +302,17 @@ impl Connection {
             if lp.retry_at.is_some_and(|t| t > now) {
                 continue;
             }
-            if lp.spec.kind.is_cellular() && !self.paths.policy.allow_cellular {
+            // A due retry is consumed whether or not a subflow can be opened now; the next
+            // segment or timer looks again.
+            if let Some(p) = self
+                .paths
+                .locals
+                .iter_mut()
+                .find(|p| p.spec.id == lp.spec.id)
+            {
+                p.retry_at = None;
+            }
+            if !self.wants_subflow(lp.spec.id, now) {
                 continue;
             }
             for &(rid, raddr) in &remotes {
@@ -303,13 +363,16 @@ impl Connection {
         self.fully_established || self.role == Role::Server
     }
 
-    /// The backup flag a new subflow on `lp` asks for.
+    /// The backup flag a new subflow on `lp` asks for: under handover everything but the
+    /// active path is a backup.
     fn wants_backup(&self, lp: &LocalPath) -> bool {
-        use crate::policy::ServiceType;
         match self.paths.policy.service {
             ServiceType::Handover => {
-                let primary = self.paths.locals.first().map(|p| p.spec.id);
-                primary != Some(lp.spec.id)
+                let active = self
+                    .paths
+                    .active
+                    .or_else(|| self.paths.locals.first().map(|p| p.spec.id));
+                active != Some(lp.spec.id)
             }
             _ => false,
         }

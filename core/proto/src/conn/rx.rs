@@ -3,7 +3,7 @@
 //! sequence number.
 
 use super::handshake::Verdict;
-use super::{CloseError, ConnState, Connection, Event, Fallback, RxMapping};
+use super::{CloseError, ConnState, Connection, Event, Reassembly, RxMapping};
 use crate::cc::{Coupling, PathState};
 use crate::seq::unwrap32;
 use crate::subflow::{CloseReason, RxOutcome};
@@ -24,6 +24,7 @@ impl Connection {
         let Some(idx) = self.index_of(id) else {
             return;
         };
+        self.last_input = now;
         match self.handshake_segment(idx, seg) {
             Verdict::Continue => {}
             Verdict::Drop => return,
@@ -60,19 +61,27 @@ impl Connection {
         } else if out.ack.valid && !out.established {
             self.confirm_join(idx);
         }
-        if self.is_mptcp() && (was_synchronized || out.established) {
+        if self.mptcp && (was_synchronized || out.established) {
             self.process_mptcp_options(now, idx, seg, &out, payload.len());
-        } else if self.fallback.is_some() {
-            self.fallback_ack(idx, &out);
+        }
+        if self.fallback.is_some() {
+            self.fallback_ack(idx, out.ack.valid, out.ack.window);
         }
         if let Some((ssn, skip)) = out.data {
             if let Some(data) = payload.get(skip..) {
                 self.place_data(now, idx, ssn, data);
             }
         }
+        if self.fallback.is_none()
+            && self.subflows[idx].sf.state == crate::subflow::State::CloseWait
+        {
+            // The peer closed this subflow (not the connection): close our side too.
+            self.subflows[idx].sf.close();
+        }
         if self.subflows.get(idx).is_some_and(|e| e.sf.is_closed()) {
             self.on_subflow_closed(now, idx);
         }
+        self.steer(now);
         self.after_input(now);
     }
 
@@ -113,18 +122,6 @@ impl Connection {
             };
             self.close(err);
         }
-    }
-
-    /// Plain TCP: the subflow's cumulative ACK is the data ACK.
-    fn fallback_ack(&mut self, idx: usize, out: &RxOutcome) {
-        let Some(fb) = self.fallback else { return };
-        let e = &self.subflows[idx];
-        if e.id != fb.subflow || !out.ack.valid {
-            return;
-        }
-        let ack = e.sf.snd_una() + fb.tx_delta;
-        let window = out.ack.window;
-        self.on_data_ack_offset(ack.min(self.data_end()), window);
     }
 
     fn process_mptcp_options(
@@ -174,7 +171,7 @@ impl Connection {
                         }
                     }
                 }
-                MptcpOption::MpFail(f) => self.on_mp_fail(now, idx, f.dsn),
+                MptcpOption::MpFail(f) => self.on_mp_fail(idx, f.dsn),
                 MptcpOption::MpFastClose(_) | MptcpOption::MpTcpRst(_) => {}
                 MptcpOption::MpJoin(_) => {}
             }
@@ -217,7 +214,10 @@ impl Connection {
             let ssn = unwrap32(m.ssn, self.subflows[idx].sf.rcv_nxt());
             let dsn = self.expand_peer_dsn(m.dsn);
             if m.data_len == 0 {
-                self.on_infinite_mapping(idx, ssn, dsn);
+                let single = self.subflows.iter().filter(|e| e.usable()).count() <= 1;
+                if single {
+                    self.on_infinite_mapping(idx, ssn, dsn);
+                }
                 return;
             }
             let standalone_fin = dss.data_fin && m.ssn == 0 && m.data_len == 1;
@@ -279,6 +279,7 @@ impl Connection {
             self.reinject.remove_below(self.data_una);
             for e in &mut self.subflows {
                 e.own_queue.remove_below(self.data_una);
+                e.carried.remove_below(self.data_una);
             }
             self.release_send_buffer();
         }
@@ -324,53 +325,61 @@ impl Connection {
     fn place_data(&mut self, now: Instant, idx: usize, ssn: u64, data: &[u8]) {
         let rcv_before = self.recv.rcv_nxt();
         let full_sized = data.len() + 40 >= self.subflows[idx].sf.effective_mss() as usize;
-        let mut accepted_to = ssn;
-        let fb = self.fallback;
-        if let Some(fb) = fb.filter(|f| f.subflow == self.subflows[idx].id) {
-            accepted_to = self.place_fallback(ssn, data, &fb);
-        } else if self.is_mptcp() {
-            if self.subflows[idx].rx_maps.find(ssn).is_none()
-                && !self.seen_dss
-                && self.subflows[idx].initial
-                && self.subflows.len() == 1
-                && !self.checksum
-            {
-                // Data with no mapping before any DSS: a middlebox strips our options.
-                // RFC 8684 §3.7: continue as plain TCP.
-                self.fall_back_midstream(idx);
-                if let Some(fb) = self.fallback {
-                    accepted_to = self.place_fallback(ssn, data, &fb);
-                }
-            } else if self.checksum {
-                accepted_to = self.place_checked(now, idx, ssn, data);
-            } else {
-                accepted_to = self.place_mapped(idx, ssn, data);
-            }
+        if self.fallback.is_none()
+            && self.mptcp
+            && self.subflows[idx].rx_maps.find(ssn).is_none()
+            && !self.seen_dss
+            && self.subflows[idx].initial
+            && self.subflows.len() == 1
+            && !self.checksum
+        {
+            // Data with no mapping before any DSS: a middlebox strips our options.
+            self.fall_back_midstream(idx);
         }
+        let accepted_to = if self.checksum {
+            // Bytes before the peer's switch to plain TCP (if any) are checked per mapping;
+            // the plain stream after it carries no checksum.
+            let plain_from = self
+                .fallback
+                .filter(|f| f.subflow == self.subflows[idx].id)
+                .and_then(|f| f.rx.map(|(from, _)| from));
+            let end = ssn + data.len() as u64;
+            match plain_from {
+                Some(from) if ssn >= from => self.place_mapped(idx, ssn, data),
+                Some(from) if end > from => {
+                    let split = (from - ssn) as usize;
+                    let to = self.place_checked(now, idx, ssn, &data[..split]);
+                    if to == from {
+                        self.place_mapped(idx, from, &data[split..])
+                    } else {
+                        to
+                    }
+                }
+                _ => self.place_checked(now, idx, ssn, data),
+            }
+        } else {
+            self.place_mapped(idx, ssn, data)
+        };
         let e = &mut self.subflows[idx];
         if accepted_to > ssn {
             e.sf.commit_received(now, ssn..accepted_to, full_sized);
         } else {
             e.sf.request_ack();
         }
-        e.rx_maps.prune_below(e.sf.rcv_nxt());
+        // Mappings of bytes still waiting in the checked buffer are needed to drain it.
+        let keep_from = e
+            .checked_rx
+            .as_ref()
+            .map_or(e.sf.rcv_nxt(), |b| b.read_pos().min(e.sf.rcv_nxt()));
+        e.rx_maps.prune_below(keep_from);
         if self.recv.rcv_nxt() > rcv_before {
             self.events.push_back(Event::Readable);
             self.check_peer_fin(now);
         }
     }
 
-    fn place_fallback(&mut self, ssn: u64, data: &[u8], fb: &Fallback) -> u64 {
-        if ssn < fb_rx_start(fb) {
-            return ssn + data.len() as u64;
-        }
-        let dsn = ssn + fb.rx_delta;
-        let accepted = self.insert_data(dsn, data);
-        ssn + accepted
-    }
-
     /// Inserts at `dsn`; returns how many leading bytes were taken (or were already there).
-    fn insert_data(&mut self, dsn: u64, data: &[u8]) -> u64 {
+    pub(crate) fn insert_data(&mut self, dsn: u64, data: &[u8]) -> u64 {
         self.recv.insert(dsn, data);
         let end = dsn + data.len() as u64;
         end.min(self.recv.window_end()).saturating_sub(dsn).max(
@@ -379,16 +388,29 @@ impl Connection {
         )
     }
 
+    /// Places bytes by DSS mapping, or as the plain stream after a fallback; returns the
+    /// subflow offset up to which bytes were taken.
     fn place_mapped(&mut self, idx: usize, ssn: u64, data: &[u8]) -> u64 {
+        let fb = self.fallback.filter(|f| f.subflow == self.subflows[idx].id);
         let mut s = ssn;
         let mut off = 0usize;
         while off < data.len() {
+            if let Some(fb) = fb {
+                if fb.rx_dsn(s).is_some() {
+                    return self.place_plain(&fb, s, &data[off..]).unwrap_or(s);
+                }
+            }
             let Some(m) = self.subflows[idx].rx_maps.find(s) else {
                 break;
             };
             let n = (data.len() - off).min((m.ssn + m.len - s) as usize);
             let dsn = m.dsn + (s - m.ssn);
-            let took = self.insert_data(dsn, &data[off..off + n]) as usize;
+            let took = if self.rx_fail_dsn.is_some_and(|f| dsn >= f) {
+                // After our MP_FAIL: the peer resends this as plain TCP.
+                n
+            } else {
+                self.insert_data(dsn, &data[off..off + n]) as usize
+            };
             s += took as u64;
             off += took;
             if took < n {
@@ -398,51 +420,80 @@ impl Connection {
         s
     }
 
-    /// Checksum mode: a mapping's bytes are collected in subflow order and delivered only
-    /// once all of them arrived and the DSS checksum matches.
+    /// Checksum mode: bytes are first held in subflow order (out-of-order ones too, so
+    /// SACK keeps working), and a mapping's bytes go to the data level only once all of them
+    /// are there and the DSS checksum matches.
     fn place_checked(&mut self, now: Instant, idx: usize, ssn: u64, data: &[u8]) -> u64 {
-        let mut s = ssn;
-        let mut off = 0usize;
-        while off < data.len() {
-            if s != self.subflows[idx].sf.rcv_nxt() + (s - ssn) {
-                break;
-            }
-            let Some(m) = self.subflows[idx].rx_maps.find(s) else {
-                break;
-            };
-            let e = &mut self.subflows[idx];
-            let have = e.staged.len() as u64;
-            if m.ssn + have != s {
-                // Not the continuation of what is staged (restart for a new mapping).
-                if s != m.ssn {
-                    break;
-                }
-                e.staged.clear();
-            }
-            let n = (data.len() - off).min((m.ssn + m.len - s) as usize);
-            e.staged.extend_from_slice(&data[off..off + n]);
-            s += n as u64;
-            off += n;
-            if e.staged.len() as u64 == m.len {
-                let staged = std::mem::take(&mut e.staged);
-                let ok = m.checksum.is_some_and(|c| {
-                    wire::verify_dss_checksum(
-                        self.keys.remote_idsn.wrapping_add(m.dsn),
-                        m.ssn as u32,
-                        (m.len + m.fin as u64) as u16,
-                        c,
-                        &staged,
-                    )
-                });
-                if ok {
-                    self.insert_data(m.dsn, &staged);
-                } else {
-                    self.on_checksum_failure(now, idx, m.dsn);
-                    return s;
-                }
+        let capacity = self.recv.capacity();
+        let e = &mut self.subflows[idx];
+        // Only bytes some mapping covers are taken: without one they cannot be checked.
+        let end = ssn + data.len() as u64;
+        let mut covered = ssn;
+        while covered < end {
+            match e.rx_maps.find(covered) {
+                Some(m) => covered = m.ssn + m.len,
+                None => break,
             }
         }
-        s
+        let take = (covered.min(end) - ssn) as usize;
+        if take == 0 {
+            return ssn;
+        }
+        let rcv_nxt = e.sf.rcv_nxt();
+        let buf = e
+            .checked_rx
+            .get_or_insert_with(|| Reassembly::new(rcv_nxt, capacity));
+        buf.insert(ssn, &data[..take]);
+        let accepted_to = (ssn + take as u64).min(buf.window_end());
+        self.drain_checked(now, idx);
+        accepted_to
+    }
+
+    /// Moves whole, verified mappings from subflow `idx`'s checked buffer to the data level,
+    /// as far as the data-level window allows.
+    pub(crate) fn drain_checked(&mut self, now: Instant, idx: usize) {
+        loop {
+            let e = &mut self.subflows[idx];
+            let Some(buf) = e.checked_rx.as_mut() else {
+                break;
+            };
+            let at = buf.read_pos();
+            let Some(m) = e.rx_maps.find(at) else { break };
+            if m.ssn != at {
+                // The bytes before `at` of this mapping were never verified: treat as a
+                // failure rather than pass unchecked data up.
+                self.on_checksum_failure(now, idx, m.dsn);
+                break;
+            }
+            if (buf.readable() as u64) < m.len {
+                break;
+            }
+            let discard = self.rx_fail_dsn.is_some_and(|f| m.dsn >= f);
+            if !discard && m.dsn + m.len > self.recv.window_end() {
+                // The application has not read enough yet; `read` drains again.
+                break;
+            }
+            let mut bytes = vec![0u8; m.len as usize];
+            buf.read(&mut bytes);
+            if discard {
+                // After our MP_FAIL: the peer resends this as plain TCP.
+                continue;
+            }
+            let ok = m.checksum.is_some_and(|c| {
+                wire::verify_dss_checksum(
+                    self.keys.remote_idsn.wrapping_add(m.dsn),
+                    m.ssn as u32,
+                    (m.len + m.fin as u64) as u16,
+                    c,
+                    &bytes,
+                )
+            });
+            if !ok {
+                self.on_checksum_failure(now, idx, m.dsn);
+                break;
+            }
+            self.insert_data(m.dsn, &bytes);
+        }
     }
 
     /// A DSS checksum failed: with other subflows, reset this one (its data is reinjected
@@ -453,90 +504,12 @@ impl Connection {
             .iter()
             .enumerate()
             .any(|(i, e)| i != idx && e.usable());
-        self.subflows[idx].staged.clear();
+        self.subflows[idx].checked_rx = None;
         if others {
             self.reset_subflow(now, idx, TcpRstReason::MiddleboxInterference);
         } else {
-            self.subflows[idx].fail_pending = Some(dsn);
-            self.subflows[idx].rx_maps.clear();
-            let e = &self.subflows[idx];
-            // Everything after the failed mapping is discarded until the infinite mapping
-            // tells where the plain byte stream resumes.
-            self.fallback = Some(Fallback {
-                subflow: e.id,
-                tx_delta: self.data_nxt.saturating_sub(e.sf.snd_nxt()),
-                rx_delta: 0,
-                announce_infinite: false,
-            });
-            self.rx_fallback_pending = true;
-            self.checksum = false;
-            self.events.push_back(Event::FellBackToTcp);
-            e_request_ack(self, idx);
+            self.fail_rx(idx, dsn);
         }
-    }
-
-    /// The peer switched to plain TCP from `ssn` on (data offset `dsn`).
-    fn on_infinite_mapping(&mut self, idx: usize, ssn: u64, dsn: u64) {
-        let id = self.subflows[idx].id;
-        let tx_delta = match self.fallback {
-            Some(f) => f.tx_delta,
-            None => self
-                .data_nxt
-                .saturating_sub(self.subflows[idx].sf.snd_nxt()),
-        };
-        let announce = self.fallback.is_none_or(|f| f.announce_infinite);
-        self.fallback = Some(Fallback {
-            subflow: id,
-            tx_delta,
-            rx_delta: dsn.wrapping_sub(ssn),
-            announce_infinite: announce && self.fallback.is_none(),
-        });
-        self.rx_fallback_pending = false;
-        self.rx_fallback_from = ssn;
-        self.subflows[idx].rx_maps.clear();
-    }
-
-    /// We are told our data failed the peer's checksum at `dsn`: fall back to plain TCP,
-    /// resending from there with an infinite mapping.
-    fn on_mp_fail(&mut self, _now: Instant, idx: usize, dsn: u64) {
-        let off = dsn.wrapping_sub(self.keys.local_idsn);
-        if off < self.data_una || off > self.data_nxt {
-            return;
-        }
-        let others = self
-            .subflows
-            .iter()
-            .enumerate()
-            .any(|(i, e)| i != idx && e.usable());
-        if others {
-            return;
-        }
-        let e = &self.subflows[idx];
-        let snd_nxt = e.sf.snd_nxt();
-        self.fallback = Some(Fallback {
-            subflow: e.id,
-            tx_delta: off.wrapping_sub(snd_nxt),
-            rx_delta: self.fallback.map_or(0, |f| f.rx_delta),
-            announce_infinite: true,
-        });
-        // Resend everything from the failed mapping on as plain TCP bytes.
-        self.data_nxt = off;
-        self.reinject.clear();
-        self.checksum = false;
-        self.events.push_back(Event::FellBackToTcp);
-    }
-
-    /// Options stripped mid-handshake: continue as plain TCP on the initial subflow.
-    fn fall_back_midstream(&mut self, idx: usize) {
-        let e = &self.subflows[idx];
-        self.fallback = Some(Fallback {
-            subflow: e.id,
-            tx_delta: self.data_nxt.saturating_sub(e.sf.snd_nxt()),
-            rx_delta: self.recv.rcv_nxt().wrapping_sub(e.sf.rcv_nxt()),
-            announce_infinite: false,
-        });
-        self.mptcp = false;
-        self.events.push_back(Event::FellBackToTcp);
     }
 
     /// Resets subflow `idx` with an MP_TCPRST reason.
@@ -556,13 +529,9 @@ impl Connection {
         }
         e.closed_handled = true;
         let reason = e.sf.close_reason;
-        let mut stranded = Vec::new();
-        for seg in e.sf.sent.drain() {
-            if seg.len > 0 && !seg.syn {
-                stranded.push(seg.dsn..seg.dsn + seg.len as u64);
-            }
-        }
-        for r in stranded {
+        e.sf.sent.drain().for_each(drop);
+        let carried = std::mem::take(&mut e.carried);
+        for r in carried.iter() {
             let start = r.start.max(self.data_una);
             if start < r.end {
                 self.stats.bytes_reinjected += r.end - start;
@@ -575,6 +544,11 @@ impl Connection {
         }
         self.release_send_buffer();
         self.stats.subflows_closed += 1;
+        let e = &self.subflows[idx];
+        if e.kind.is_cellular() {
+            self.paths.cellular_closed_bytes +=
+                e.sf.counters.bytes_sent + e.sf.counters.bytes_received;
+        }
         self.tuples_changed = true;
         let e = &self.subflows[idx];
         if e.reported_up {
@@ -636,12 +610,4 @@ impl Connection {
             self.close(CloseError::Finished);
         }
     }
-}
-
-fn fb_rx_start(_fb: &Fallback) -> u64 {
-    0
-}
-
-fn e_request_ack(c: &mut Connection, idx: usize) {
-    c.subflows[idx].sf.request_ack();
 }

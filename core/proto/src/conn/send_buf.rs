@@ -69,6 +69,21 @@ impl SendBuffer {
         self.start += n as u64;
     }
 
+    /// Copies the bytes at `dsn..` into `dst` for a (re)transmission. Bytes already released
+    /// (acknowledged at the data level, which a subflow may still have to resend to fill its
+    /// own sequence space) become zeros: the peer discards them. Bytes past the end, which
+    /// cannot happen for data that was sent, are zeros too.
+    pub fn copy_out_filled(&self, dsn: u64, dst: &mut [u8]) {
+        let skip = (self.start.saturating_sub(dsn) as usize).min(dst.len());
+        dst[..skip].fill(0);
+        let from = dsn + skip as u64;
+        let avail = (self.end().saturating_sub(from) as usize).min(dst.len() - skip);
+        if avail > 0 {
+            self.copy_out(from, &mut dst[skip..skip + avail]);
+        }
+        dst[skip + avail..].fill(0);
+    }
+
     /// Copies the bytes at `dsn..dsn + dst.len()` into `dst`. Returns false (copying nothing)
     /// if any of them is no longer, or not yet, held.
     pub fn copy_out(&self, dsn: u64, dst: &mut [u8]) -> bool {
@@ -112,6 +127,19 @@ mod tests {
         let mut all = [0u8; 10];
         assert!(b.copy_out(1006, &mut all));
         assert_eq!(&all, b"worlabcdef");
+    }
+
+    #[test]
+    fn filled_copy_keeps_the_bytes_still_held() {
+        let mut b = SendBuffer::new(100, 16);
+        b.write(b"abcdefgh");
+        b.release_to(104);
+        let mut out = [9u8; 6];
+        b.copy_out_filled(101, &mut out);
+        assert_eq!(&out, b"\0\0\0efg", "released prefix zeroed, the rest real");
+        let mut out = [9u8; 4];
+        b.copy_out_filled(106, &mut out);
+        assert_eq!(&out, b"gh\0\0");
     }
 
     #[test]

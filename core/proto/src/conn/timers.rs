@@ -10,6 +10,7 @@ const JOIN_ACK_ATTEMPTS: u32 = 6;
 
 impl Connection {
     pub(crate) fn handle_timeout(&mut self, now: Instant, rng: &mut dyn Random) {
+        self.last_input = now;
         let mut i = 0;
         while i < self.subflows.len() {
             let rto = self.subflows[i].sf.handle_timeout(now);
@@ -41,11 +42,9 @@ impl Connection {
                 }
             }
         }
-        if let Some(t) = self.data_fin_retransmit_at() {
-            if t <= now && self.data_nxt >= self.data_end() {
-                // Resend the DATA_FIN (alone, on whichever subflow is usable).
-                self.data_fin_sent_at = None;
-            }
+        if self.data_fin_retransmit_at().is_some_and(|t| t <= now) {
+            // Resend the DATA_FIN (alone, or on the last data segment if that is resent).
+            self.data_fin_sent_at = None;
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
@@ -56,10 +55,13 @@ impl Connection {
             if live {
                 self.no_path_since = None;
             } else if since + self.cfg.no_path_timeout <= now {
+                self.no_path_since = None;
                 self.close(CloseError::TimedOut);
             }
         }
         self.paths.handle_timeout(now);
+        self.reap_dead_subflows(now);
+        self.steer(now);
         self.manage_paths(now, rng);
         self.after_input(now);
     }

@@ -142,12 +142,18 @@ impl Connection {
     /// Something only a pure ACK can carry is waiting on this subflow.
     fn has_signal(&self, idx: usize) -> bool {
         let e = &self.subflows[idx];
-        if !e.sf.state.is_synchronized() || e.sf.is_closed() {
+        if !e.usable() || !self.signals_allowed() {
             return false;
         }
         e.prio_pending.is_some()
             || e.fail_pending.is_some()
             || (self.paths.has_signal() && self.signal_carrier() == Some(idx))
+    }
+
+    /// MPTCP signals (MP_PRIO, ADD_ADDR, ...) go out only once segments carry DSS options,
+    /// i.e. after the MP_CAPABLE exchange is complete, and not after a fallback.
+    fn signals_allowed(&self) -> bool {
+        self.fully_established && self.fallback.is_none() && self.keys.remote.is_some()
     }
 
     /// The subflow that carries ADD_ADDR/REMOVE_ADDR: the first usable one.
@@ -196,19 +202,11 @@ impl Connection {
             Seg::Fin
         };
         self.add_mptcp_options(now, idx, &mut repr, kind);
-        let mut payload_ok = true;
         let len = seg.len as usize;
         let send_buf = &self.send_buf;
-        let t = self.encode_with(idx, &repr, len, buf, |out| {
-            if !send_buf.copy_out(seg.dsn, out) {
-                // Released: the peer already has these bytes at the data level; they only
-                // fill the subflow's sequence space.
-                out.fill(0);
-                payload_ok = false;
-            }
-        })?;
-        let _ = payload_ok;
-        Some(t)
+        self.encode_with(idx, &repr, len, buf, |out| {
+            send_buf.copy_out_filled(seg.dsn, out)
+        })
     }
 
     /// New data, reinjected data, or a subflow's own queue, on the subflow the scheduler
@@ -233,7 +231,12 @@ impl Connection {
         let (start, avail, from_reinject) = if let Some(r) = self.reinject.first() {
             (r.start, r.end - r.start, true)
         } else {
-            let end = self.data_end().min(self.peer_wnd_end.max(self.data_una));
+            let mut end = self.data_end().min(self.peer_wnd_end.max(self.data_una));
+            if self.data_nxt >= end && self.probe_window && self.data_nxt < self.data_end() {
+                // Zero-window probe: one byte past the window makes the peer answer with
+                // its current window (RFC 9293 §3.8.6.1).
+                end = self.data_nxt + 1;
+            }
             if self.data_nxt >= end {
                 self.arm_persist(now);
                 return None;
@@ -243,15 +246,18 @@ impl Connection {
         self.persist_at = None;
         let idx = self.pick_subflow()?;
         let t = self.send_chunk(now, idx, start, avail, buf)?;
+        self.probe_window = false;
         let sent = *self.subflows[idx].sf.sent.back()?;
         let sent_end = sent.dsn + sent.len as u64;
         if from_reinject {
             self.reinject.remove(sent.dsn..sent_end);
         } else {
             self.data_nxt = sent_end;
-            if self.scheduler.redundant() {
+            self.sent_high = self.sent_high.max(sent_end);
+            if self.scheduler.redundant() || self.duplicate_small_write(now, idx) {
+                let cellular_ok = self.paths.cellular_allowed();
                 for (j, e) in self.subflows.iter_mut().enumerate() {
-                    if j != idx && e.usable() {
+                    if j != idx && e.usable() && (cellular_ok || !e.kind.is_cellular()) {
                         e.own_queue.insert(sent.dsn..sent_end);
                     }
                 }
@@ -327,20 +333,16 @@ impl Connection {
         );
         let send_buf = &self.send_buf;
         let t = self.encode_with(idx, &repr, len as usize, buf, |out| {
-            if !send_buf.copy_out(dsn, out) {
-                out.fill(0);
-            }
+            send_buf.copy_out_filled(dsn, out)
         })?;
         let e = &mut self.subflows[idx];
         e.sf.on_data_sent(now, len, dsn, data_fin);
+        e.carried.insert(dsn..end);
         if data_fin {
             self.data_fin_sent_at = Some(now);
         }
         if e.kind.is_cellular() {
             self.stats.cellular_bytes += len as u64;
-        }
-        if let Some(fb) = self.fallback.as_mut() {
-            fb.announce_infinite = false;
         }
         Some(t)
     }
@@ -392,15 +394,35 @@ impl Connection {
     /// Chooses the subflow for shared data (new or reinjected) among those allowed.
     fn pick_subflow(&mut self) -> Option<usize> {
         let mut views = [SchedView::default(); MAX_SCHED];
-        let mut n = 0;
+        let only = self.fallback.map(|f| f.subflow);
+        let failed_after = self.paths.policy.rto_count_threshold.max(1);
+        // Candidates: usable, allowed by the fallback and the policy. If the policy's
+        // active path has nothing usable, any usable subflow the cost rules allow will do.
+        let eligible = |e: &SubflowEntry, strict: bool| {
+            e.usable()
+                && only.is_none_or(|id| id == e.id)
+                && if strict {
+                    self.paths.data_allowed(e)
+                } else {
+                    self.paths.cellular_allowed() || !e.kind.is_cellular()
+                }
+        };
+        let strict = self.subflows.iter().any(|e| eligible(e, true));
+        // Backups carry data only when no regular subflow can: none usable, or all of
+        // them failed (timeouts without progress) — which is also how a server notices on
+        // its own that the path it sends on died.
         let any_regular = self.subflows.iter().any(|e| {
-            e.usable() && !e.backup_remote && !e.backup_local && self.paths.data_allowed(e)
+            eligible(e, strict)
+                && !e.backup_remote
+                && !e.backup_local
+                && e.sf.rto_count < failed_after
         });
+        let mut n = 0;
         for (i, e) in self.subflows.iter().enumerate() {
             if n == MAX_SCHED {
                 break;
             }
-            if !e.usable() || !self.paths.data_allowed(e) {
+            if !eligible(e, strict) {
                 continue;
             }
             let backup = e.backup_remote || e.backup_local;
@@ -456,17 +478,36 @@ impl Connection {
     }
 
     /// Adds the MPTCP options a segment of `kind` on subflow `idx` needs.
-    fn add_mptcp_options(&mut self, _now: Instant, idx: usize, repr: &mut TcpRepr, kind: Seg) {
+    fn add_mptcp_options(&mut self, now: Instant, idx: usize, repr: &mut TcpRepr, kind: Seg) {
         let mut opts: [Option<MptcpOption>; 4] = [None; 4];
-        self.mptcp_options_for(idx, kind, &mut opts);
+        self.mptcp_options_for(now, idx, kind, &mut opts);
+        // An authenticated ADD_ADDR does not fit next to a DSS: like the kernel, send it on
+        // a pure ACK without one (the next segment carries the DATA_ACK).
+        let add_addr = opts
+            .iter()
+            .flatten()
+            .any(|o| matches!(o, MptcpOption::AddAddr(a) if !a.is_echo()));
         for o in opts.into_iter().flatten() {
+            if add_addr && matches!(o, MptcpOption::Dss(_)) {
+                continue;
+            }
             if repr.options.push_mptcp(o).is_err() {
-                break;
+                // IPv6 ADD_ADDR with a port only fits without the timestamp.
+                repr.options.timestamps = None;
+                if repr.options.push_mptcp(o).is_err() {
+                    break;
+                }
             }
         }
     }
 
-    fn mptcp_options_for(&mut self, idx: usize, kind: Seg, out: &mut [Option<MptcpOption>; 4]) {
+    fn mptcp_options_for(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        kind: Seg,
+        out: &mut [Option<MptcpOption>; 4],
+    ) {
         let e = &self.subflows[idx];
         let mut n = 0;
         let mut push = |o: MptcpOption, out: &mut [Option<MptcpOption>; 4]| {
@@ -541,31 +582,68 @@ impl Connection {
             return;
         }
         if let Some(fb) = self.fallback {
-            // Plain TCP, except the one-time infinite mapping and MP_FAIL of RFC 8684 §3.7.
-            if let (true, Seg::Data { ssn, .. }) = (fb.announce_infinite, kind) {
-                let dsn = ssn.wrapping_add(fb.tx_delta);
-                push(
-                    MptcpOption::Dss(Dss {
-                        data_ack: self.data_ack(),
-                        mapping: Some(DssMapping {
-                            dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
-                            ssn: ssn as u32,
-                            data_len: 0,
-                            checksum: None,
+            // Plain TCP, except what RFC 8684 §3.7 needs around the switch: segments sent
+            // before it keep their mappings, the first one after it carries the infinite
+            // mapping, and MP_FAIL goes out once.
+            if let Seg::Data {
+                dsn,
+                ssn,
+                len,
+                data_fin,
+            } = kind
+            {
+                if ssn < fb.tx_from && self.mptcp_was_negotiated() {
+                    let checksum = self
+                        .checksum
+                        .then(|| self.mapping_checksum(dsn, ssn, len, data_fin));
+                    push(
+                        MptcpOption::Dss(Dss {
+                            data_ack: None,
+                            mapping: Some(DssMapping {
+                                dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
+                                ssn: ssn as u32,
+                                data_len: (len + data_fin as u32) as u16,
+                                checksum,
+                            }),
+                            data_fin,
                         }),
-                        data_fin: false,
-                    }),
-                    out,
-                );
+                        out,
+                    );
+                } else if fb.infinite_at == Some(ssn) {
+                    let dsn = self
+                        .keys
+                        .local_idsn
+                        .wrapping_add(ssn.wrapping_add(fb.tx_delta));
+                    let checksum = self
+                        .checksum
+                        .then(|| wire::dss_checksum(dsn, ssn as u32, 0, &[]));
+                    push(
+                        MptcpOption::Dss(Dss {
+                            data_ack: None,
+                            mapping: Some(DssMapping {
+                                dsn: DataSeq::Wide(dsn),
+                                ssn: ssn as u32,
+                                data_len: 0,
+                                checksum,
+                            }),
+                            data_fin: false,
+                        }),
+                        out,
+                    );
+                }
             }
-            if let (Some(dsn), Seg::PureAck) = (e.fail_pending, kind) {
-                push(
-                    MptcpOption::MpFail(MpFail {
-                        dsn: self.keys.remote_idsn.wrapping_add(dsn),
-                    }),
-                    out,
-                );
-                self.subflows[idx].fail_pending = None;
+            // MP_FAIL rides on every segment until the peer's infinite mapping shows it
+            // arrived; `fail_pending` only forces the first one out.
+            if let Some(dsn) = self.rx_fail_dsn.filter(|_| fb.subflow == e.id) {
+                if !matches!(kind, Seg::Fin) {
+                    push(
+                        MptcpOption::MpFail(MpFail {
+                            dsn: self.keys.remote_idsn.wrapping_add(dsn),
+                        }),
+                        out,
+                    );
+                    self.subflows[idx].fail_pending = None;
+                }
             }
             return;
         }
@@ -653,17 +731,23 @@ impl Connection {
                 push(MptcpOption::MpPrio(MpPrio { backup: b }), out);
             }
             if self.signal_carrier() == Some(idx) {
-                if let Some(o) = self.paths.next_signal(self.keys.local, remote_key) {
+                if let Some(o) = self.paths.next_signal(now, self.keys.local, remote_key) {
                     push(o, out);
                 }
             }
         }
     }
 
+    /// MPTCP was agreed at the handshake (the peer understands DSS), even if we fell back
+    /// since.
+    fn mptcp_was_negotiated(&self) -> bool {
+        self.keys.remote.is_some()
+    }
+
     /// DSS checksum of the mapping for `len` bytes at data offset `dsn`, subflow offset `ssn`.
     fn mapping_checksum(&self, dsn: u64, ssn: u64, len: u32, data_fin: bool) -> u16 {
         let mut payload = vec![0u8; len as usize];
-        self.send_buf.copy_out(dsn, &mut payload);
+        self.send_buf.copy_out_filled(dsn, &mut payload);
         wire::dss_checksum(
             self.keys.local_idsn.wrapping_add(dsn),
             ssn as u32,

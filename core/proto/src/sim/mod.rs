@@ -85,6 +85,10 @@ struct NodeSlot<N> {
 /// Receives every `TraceEvent` of a run.
 pub type TraceHook = Box<dyn FnMut(&TraceEvent)>;
 
+/// A middlebox on every path: sees each datagram as it is sent and may rewrite it (strip
+/// options, corrupt bytes) or drop it by returning false.
+pub type MiddleboxHook = Box<dyn FnMut(SocketAddr, SocketAddr, &mut Vec<u8>) -> bool>;
+
 /// A trace recorded by `Sim::record_trace`, shared with the simulator's hook.
 pub type TraceLog = Rc<RefCell<Vec<TraceEvent>>>;
 
@@ -103,6 +107,7 @@ pub struct Sim<N: Node> {
     free_buffers: Vec<Vec<u8>>,
     stats: SimStats,
     trace: Option<TraceHook>,
+    middlebox: Option<MiddleboxHook>,
     meter: Option<PathMeter>,
 }
 
@@ -128,6 +133,7 @@ impl<N: Node> Sim<N> {
             free_buffers: Vec::new(),
             stats: SimStats::default(),
             trace: None,
+            middlebox: None,
             meter: None,
         }
     }
@@ -257,6 +263,11 @@ impl<N: Node> Sim<N> {
     }
 
     /// Every send, arrival, in-flight loss and unroutable datagram is reported to `hook`.
+    /// Installs a middlebox that sees (and may rewrite or drop) every datagram sent.
+    pub fn set_middlebox(&mut self, hook: MiddleboxHook) {
+        self.middlebox = Some(hook);
+    }
+
     pub fn set_trace(&mut self, hook: TraceHook) {
         self.trace = Some(hook);
     }
@@ -478,7 +489,13 @@ impl<N: Node> Sim<N> {
         self.poll_node(id);
     }
 
-    fn send(&mut self, src: SocketAddr, dst: SocketAddr, payload: Vec<u8>) {
+    fn send(&mut self, src: SocketAddr, dst: SocketAddr, mut payload: Vec<u8>) {
+        if let Some(hook) = self.middlebox.as_mut() {
+            if !hook(src, dst, &mut payload) {
+                self.free_buffers.push(payload);
+                return;
+            }
+        }
         let size = payload.len();
         let route = self.routes.get(&(src.ip(), dst.ip())).copied();
         let (Some(link_id), true) = (route, self.owners.contains_key(&dst.ip())) else {

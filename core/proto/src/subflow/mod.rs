@@ -151,6 +151,8 @@ pub struct Subflow {
     pub last_sent: Instant,
     /// Last time new data was cumulatively acknowledged.
     pub last_progress: Instant,
+    /// Last time a loss was detected (RACK, or a retransmission timeout).
+    pub last_loss: Option<Instant>,
     keepalives_unanswered: u32,
     keepalive_due: bool,
     syn_count: u32,
@@ -229,6 +231,7 @@ impl Subflow {
             last_received: now,
             last_sent: now,
             last_progress: now,
+            last_loss: None,
             keepalives_unanswered: 0,
             keepalive_due: false,
             syn_count: 0,
@@ -382,6 +385,11 @@ impl Subflow {
     /// Peer's FIN seen and all data before it received.
     pub fn peer_finished(&self) -> bool {
         self.peer_fin.is_some_and(|f| self.rcv_nxt > f)
+    }
+
+    /// When the segment at `snd_una` (the oldest waiting for an ACK) was last sent.
+    pub fn oldest_unacked_sent_at(&self) -> Option<Instant> {
+        self.sent.front().map(|s| s.sent_at)
     }
 
     /// Out-of-order data is held: ACKs should carry SACK blocks now.

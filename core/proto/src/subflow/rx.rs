@@ -269,6 +269,9 @@ impl Subflow {
         }
 
         out.loss = self.rack_detect(now);
+        if out.loss {
+            self.last_loss = Some(now);
+        }
         if out.loss && self.recovery_until.is_none() {
             self.recovery_until = Some(self.snd_nxt);
             self.cc.on_congestion_event(now, in_flight_before);
@@ -467,6 +470,7 @@ impl Subflow {
         }
         self.rto_count += 1;
         self.counters.rto_events += 1;
+        self.last_loss = Some(now);
         self.rtt.on_timeout();
         let handshaking = matches!(self.state, State::SynSent | State::SynReceived);
         if handshaking {
