@@ -1,11 +1,11 @@
 //! `BraidConnection`: a byte stream over every usable path, with path events.
 
 use crate::error::{BraidError, CallbackError, from_io};
+use crate::lock;
 use crate::runtime::{run, runtime};
 use crate::types::{BraidEvent, BraidPath, BraidStats, InterfaceKind, ServiceType};
 use std::future::poll_fn;
 use std::pin::Pin;
-use crate::lock;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -30,8 +30,8 @@ pub struct BraidConnection {
     writing: tokio::sync::Mutex<()>,
     /// Set by `close`/`abort`: wakes reads and writes that would otherwise wait forever.
     closed: watch::Sender<bool>,
-    /// Subscribed at connect time, so the first subscriber sees the events that happened
-    /// before the app got around to subscribing (the second path coming up, typically).
+    /// Subscribed when `connect` returns, so the first subscriber also sees what happened
+    /// before the app got around to subscribing.
     first_events: Mutex<Option<braid::Events>>,
     final_stats: Mutex<Option<BraidStats>>,
 }
@@ -98,7 +98,9 @@ impl BraidConnection {
                 _ = closed.wait_for(|c| *c) => return Err(closed_error()),
             };
             if n == 0 {
-                return Err(BraidError::Closed("the connection accepts no more data".into()));
+                return Err(BraidError::Closed(
+                    "the connection accepts no more data".into(),
+                ));
             }
             off += n;
         }
@@ -129,7 +131,9 @@ impl BraidConnection {
     /// finished sending (end of stream).
     pub async fn read(self: Arc<Self>, max_bytes: u32) -> Result<Vec<u8>, BraidError> {
         if max_bytes == 0 {
-            return Err(BraidError::InvalidArgument("max_bytes must be at least 1".into()));
+            return Err(BraidError::InvalidArgument(
+                "max_bytes must be at least 1".into(),
+            ));
         }
         let max = (max_bytes as usize).min(MAX_READ);
         run(async move { self.read_inner(max).await }).await
@@ -213,12 +217,9 @@ impl BraidConnection {
             .map(|(id, local)| {
                 // The newest subflow on the path tells its state.
                 let sub = stats.paths.iter().rev().find(|p| p.path == Some(id));
-                let kind = sub.and_then(|p| p.kind).or_else(|| {
-                    ifaces
-                        .iter()
-                        .find(|(p, _)| *p == id)
-                        .map(|(_, i)| i.kind)
-                });
+                let kind = sub
+                    .and_then(|p| p.kind)
+                    .or_else(|| ifaces.iter().find(|(p, _)| *p == id).map(|(_, i)| i.kind));
                 BraidPath {
                     path_id: id,
                     kind: kind.map(Into::into).unwrap_or(InterfaceKind::Other),
@@ -240,8 +241,8 @@ impl BraidConnection {
         )))
     }
 
-    /// A stream of this connection's events, pulled with `next()`. The first stream also
-    /// gets the events since the connection was opened.
+    /// A stream of this connection's events, pulled with `next()`. The first stream (or
+    /// listener) also gets the events since `connect` returned.
     pub fn subscribe(&self) -> Arc<BraidEventStream> {
         Arc::new(BraidEventStream {
             events: tokio::sync::Mutex::new(self.events_now()),

@@ -200,7 +200,9 @@ impl BraidConfig {
         use std::time::Duration;
         let ms = |v: u64, what: &str| {
             if v == 0 {
-                Err(BraidError::InvalidArgument(format!("{what} must be more than 0 ms")))
+                Err(BraidError::InvalidArgument(format!(
+                    "{what} must be more than 0 ms"
+                )))
             } else {
                 Ok(Duration::from_millis(v))
             }
@@ -227,6 +229,8 @@ pub fn braid_default_config() -> BraidConfig {
 pub enum SwitchReason {
     InterfaceLost,
     RetransmissionTimeouts,
+    /// Nothing came back for well over an RTT with data outstanding.
+    Unresponsive,
     HighRtt,
     Lossy,
     Failback,
@@ -241,6 +245,7 @@ impl From<braid::SwitchReason> for SwitchReason {
         match r {
             R::InterfaceLost => SwitchReason::InterfaceLost,
             R::RetransmissionTimeouts => SwitchReason::RetransmissionTimeouts,
+            R::Unresponsive => SwitchReason::Unresponsive,
             R::HighRtt => SwitchReason::HighRtt,
             R::Lossy => SwitchReason::Lossy,
             R::Failback => SwitchReason::Failback,

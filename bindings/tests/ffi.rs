@@ -54,7 +54,10 @@ async fn echo(conn: &Arc<BraidConnection>, data: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_through_gateway_over_two_paths() {
-    let net = BraidTestNetwork::new().unwrap();
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
     let c = client(&net, ServiceType::Aggregate);
     assert_eq!(c.interfaces().len(), 2);
     let conn = c
@@ -78,9 +81,13 @@ async fn echo_through_gateway_over_two_paths() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_active_path_switches_paths() {
-    let net = BraidTestNetwork::new().unwrap();
+/// Kills WiFi under a handover connection, with or without the OS reporting it, and
+/// returns the switch event's reason once the transfer after it has completed.
+async fn kill_wifi_mid_connection(report_loss: bool) -> SwitchReason {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
@@ -88,44 +95,65 @@ async fn killing_the_active_path_switches_paths() {
         .await
         .unwrap();
     let events = conn.subscribe();
-    // Traffic on WiFi first.
-    let got = echo_round(&conn, 200_000).await;
-    assert_eq!(got, 200_000);
-    net.kill_path("wifi".into()).unwrap();
+    assert_eq!(echo_round(&conn, 200_000).await, 200_000);
     let wifi = c.interfaces()[0].path_id;
-    eprintln!("interfaces {:?} paths {:?}", c.interfaces(), conn.paths());
-    if std::env::var("SILENT").is_err() { c.interface_lost(wifi); }
-    eprintln!("after: paths {:?}", conn.paths());
+    net.kill_path("wifi".into()).unwrap();
+    if report_loss {
+        c.interface_lost(wifi);
+    }
     let conn2 = conn.clone();
     let traffic = tokio::spawn(async move { echo_round(&conn2, 500_000).await });
-    let t0 = Instant::now();
     let mut seen = Vec::new();
-    let switched = loop {
+    let reason = loop {
         let Ok(e) = tokio::time::timeout(Duration::from_secs(20), events.clone().next()).await
         else {
-            panic!("no path switch within 20 s; events: {seen:?}; {:?}", conn.stats());
+            panic!("no path switch within 20 s; events: {seen:?}");
         };
         let e = e.expect("event stream ended");
         seen.push(e.clone());
-        if let BraidEvent::PathSwitched { .. } = e {
-            break e;
+        if let BraidEvent::PathSwitched {
+            from_path,
+            to_path,
+            reason,
+        } = e
+        {
+            assert_eq!(from_path, Some(wifi), "{seen:?}");
+            assert_ne!(to_path, wifi, "{seen:?}");
+            break reason;
         }
     };
-    eprintln!("switch after {:?}: {seen:?}", t0.elapsed());
-    match switched {
-        BraidEvent::PathSwitched { from_path, to_path, .. } => {
-            assert_eq!(from_path, Some(wifi));
-            assert_ne!(to_path, wifi);
-        }
-        _ => unreachable!(),
-    }
     let n = tokio::time::timeout(Duration::from_secs(30), traffic)
         .await
         .expect("transfer stalled after the switch")
         .unwrap();
     assert_eq!(n, 500_000);
+    assert!(
+        conn.paths()
+            .iter()
+            .all(|p| p.kind == InterfaceKind::Cellular)
+            || !report_loss
+    );
     events.close();
-    assert_eq!(events.clone().next().await, None);
+    assert_eq!(
+        events.clone().next().await,
+        None,
+        "closed stream still yields"
+    );
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_lost_switches_at_once() {
+    assert_eq!(
+        kill_wifi_mid_connection(true).await,
+        SwitchReason::InterfaceLost
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_path_death_switches_paths() {
+    let r = kill_wifi_mid_connection(false).await;
+    assert_ne!(r, SwitchReason::InterfaceLost);
 }
 
 /// One write of `len` bytes and its echo; returns the bytes read back.
@@ -145,7 +173,10 @@ async fn echo_round(conn: &Arc<BraidConnection>, len: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_refusals_are_typed_errors() {
-    let net = BraidTestNetwork::new().unwrap();
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
     let c = client(&net, ServiceType::Handover);
     let e = c
         .clone()
@@ -187,4 +218,73 @@ fn bad_arguments_are_invalid_argument_errors() {
         BraidClient::new(Some(zero), None).err().unwrap(),
         BraidError::InvalidArgument(_)
     ));
+}
+
+struct Collect(std::sync::Mutex<Vec<BraidEvent>>);
+
+impl BraidEventListener for Collect {
+    fn on_event(&self, event: BraidEvent) -> Result<(), CallbackError> {
+        self.0.lock().unwrap().push(event);
+        // A failing listener must not stop the deliveries.
+        Err(CallbackError::Failed {
+            reason: "listener failure is only logged".into(),
+        })
+    }
+}
+
+struct Sink(std::sync::Mutex<Vec<(LogLevel, String)>>);
+
+impl LogSink for Sink {
+    fn log(&self, level: LogLevel, _target: String, message: String) -> Result<(), CallbackError> {
+        self.0.lock().unwrap().push((level, message));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_and_log_sink_get_called() {
+    let sink = Arc::new(Sink(Default::default()));
+    init_logging(LogLevel::Debug, Some(sink.clone())).unwrap();
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let l = Arc::new(Collect(Default::default()));
+    let sub = conn.set_listener(l.clone());
+    let wifi = c.interfaces()[0].path_id;
+    c.interface_lost(wifi);
+    let t0 = Instant::now();
+    while !l
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, BraidEvent::PathSwitched { .. }))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            l.0.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sub.cancel();
+    let before = l.0.lock().unwrap().len();
+    conn.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        l.0.lock().unwrap().len(),
+        before,
+        "cancelled listener still called"
+    );
+    init_logging(LogLevel::Off, None).unwrap();
+    let lines = sink.0.lock().unwrap();
+    assert!(!lines.is_empty(), "no log line reached the sink");
+    assert!(lines.iter().all(|(lvl, _)| *lvl != LogLevel::Trace));
 }
