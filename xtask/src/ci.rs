@@ -18,6 +18,7 @@ pub fn run(args: &[String]) -> Result {
         "warnings",
     ]))?;
     sh::run(sh::cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    crate::foreign::run(&[])?;
     eprintln!("\nxtask ci: all green");
     Ok(())
 }

@@ -1,8 +1,13 @@
 //! `cargo xtask`: the project's build and CI driver. Every command installs what it needs.
 
+mod android;
+mod apple;
 mod ci;
 mod deps;
+mod ffi;
+mod foreign;
 mod sh;
+mod swift_check;
 
 use std::process::ExitCode;
 
@@ -11,6 +16,11 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy (-D warnings), every test; installs what it needs
   deps           install the system packages the tests need (apt, npm), then exit
+  bindings       regenerate the Swift, Kotlin and Python bindings (checked-in copies too)
+  test-foreign   Kotlin (JVM + JNA) and Python tests of the real library [kotlin|python]
+  apple          XCFramework + zip + checksum in ios/Package.swift (macOS + Xcode)
+  android        .so per ABI (cargo-ndk) + AAR (Gradle)
+  size           size of the shipped library (mobile profile, stripped) per target
 ";
 
 fn main() -> ExitCode {
@@ -23,6 +33,11 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "ci" => ci::run(rest),
         "deps" => deps::install_all(),
+        "bindings" => ffi::bindings(rest),
+        "test-foreign" => foreign::run(rest),
+        "apple" => apple::run(rest),
+        "android" => android::run(rest),
+        "size" => ffi::size(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
