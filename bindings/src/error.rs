@@ -1,8 +1,8 @@
 //! The one error enum of the API, and the error foreign callbacks may throw.
 
-/// What went wrong, with a message meant for a person (shown as the exception message in
-/// Kotlin and Python, `errorDescription` in Swift). Flat: the foreign side gets the variant
-/// and the message, which is all an app can act on.
+/// What went wrong, with a message meant for a person (the exception message in Kotlin and
+/// Python, `message` in the Swift layer). Flat: the foreign side gets the variant and the
+/// message, which is all an app can act on.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum BraidError {

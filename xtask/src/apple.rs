@@ -11,7 +11,8 @@ use std::process::Command;
 const DEVICE: &str = "aarch64-apple-ios";
 const SIMULATOR: [&str; 2] = ["aarch64-apple-ios-sim", "x86_64-apple-ios"];
 const MACOS: [&str; 2] = ["aarch64-apple-darwin", "x86_64-apple-darwin"];
-const XCFRAMEWORK: &str = "BraidFFI.xcframework";
+/// Named after the binary target in ios/Package.swift (SwiftPM looks for that name in the zip).
+const XCFRAMEWORK: &str = "braid_ffiFFI.xcframework";
 
 pub fn run(args: &[String]) -> Result {
     if let Some(a) = args.first() {
