@@ -2820,9 +2820,9 @@ public func FfiConverterTypeCellularRules_lower(_ value: CellularRules) -> RustB
 
 
 /**
- * What went wrong, with a message meant for a person (shown as the exception message in
- * Kotlin and Python, `errorDescription` in Swift). Flat: the foreign side gets the variant
- * and the message, which is all an app can act on.
+ * What went wrong, with a message meant for a person (the exception message in Kotlin and
+ * Python, `message` in the Swift layer). Flat: the foreign side gets the variant and the
+ * message, which is all an app can act on.
  */
 public 
 enum BraidError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {

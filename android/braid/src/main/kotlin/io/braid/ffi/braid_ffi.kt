@@ -4527,9 +4527,9 @@ public object FfiConverterTypeCellularRules: FfiConverterRustBuffer<CellularRule
 
 
 /**
- * What went wrong, with a message meant for a person (shown as the exception message in
- * Kotlin and Python, `errorDescription` in Swift). Flat: the foreign side gets the variant
- * and the message, which is all an app can act on.
+ * What went wrong, with a message meant for a person (the exception message in Kotlin and
+ * Python, `message` in the Swift layer). Flat: the foreign side gets the variant and the
+ * message, which is all an app can act on.
  */
 sealed class BraidException(message: String): kotlin.Exception(message) {
         
