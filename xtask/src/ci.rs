@@ -18,6 +18,9 @@ pub fn run(args: &[String]) -> Result {
         "warnings",
     ]))?;
     sh::run(sh::cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    // The decoders and the endpoint against arbitrary bytes, briefly (longer runs:
+    // `cargo xtask fuzz --seconds N`).
+    crate::fuzz::run(&["--seconds".into(), "20".into()])?;
     crate::foreign::run(&[])?;
     eprintln!("\nxtask ci: all green");
     Ok(())

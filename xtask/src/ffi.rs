@@ -184,10 +184,13 @@ pub fn size(args: &[String]) -> Result {
     } else {
         eprintln!("size: no Android toolchain (cargo-ndk + NDK): host only");
     }
-    println!("\n| target | libbraid_ffi (mobile profile, stripped) |\n|---|---|");
+    let mut table = String::from("| target | libbraid_ffi (mobile profile, stripped) |\n|---|---|");
     for (t, n) in rows {
-        println!("| {t} | {:.2} MB ({n} bytes) |", n as f64 / 1e6);
+        table.push_str(&format!("\n| {t} | {:.2} MB ({n} bytes) |", n as f64 / 1e6));
     }
+    println!("\n{table}");
+    crate::bench::replace_section("size", &table)?;
+    eprintln!("size: updated the 'size' section of BENCHMARKS.md");
     Ok(())
 }
 

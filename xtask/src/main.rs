@@ -2,10 +2,12 @@
 
 mod android;
 mod apple;
+mod bench;
 mod ci;
 mod deps;
 mod ffi;
 mod foreign;
+mod fuzz;
 mod sh;
 mod swift_check;
 
@@ -16,8 +18,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy (-D warnings), every test; installs what it needs
   deps           install the system packages the tests need (apt, npm), then exit
+  fuzz [--seconds N]   run the libFuzzer targets (stable toolchain) for N seconds each
+  bench [sim|cpu|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
   bindings       regenerate the Swift, Kotlin and Python bindings (checked-in copies too)
-  test-foreign   Kotlin (JVM + JNA) and Python tests of the real library [kotlin|python]
+  test-foreign [kotlin|python]  Kotlin (JVM + JNA) and Python tests of the real library
   apple          XCFramework + zip + checksum in ios/Package.swift (macOS + Xcode)
   android        .so per ABI (cargo-ndk) + AAR (Gradle)
   size           size of the shipped library (mobile profile, stripped) per target
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "ci" => ci::run(rest),
         "deps" => deps::install_all(),
+        "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
         "bindings" => ffi::bindings(rest),
         "test-foreign" => foreign::run(rest),
         "apple" => apple::run(rest),

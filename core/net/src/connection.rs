@@ -307,6 +307,31 @@ impl Connection {
         self.inner.shared.wake.wake_driver();
     }
 
+    /// Changes the service type (and its settings) on the live connection.
+    pub fn set_policy(&self, policy: braid_proto::Policy) {
+        let mut st = self.inner.shared.lock();
+        st.ep.set_policy(Instant::now(), self.inner.h, policy);
+        drop(st);
+        self.inner.shared.wake.wake_driver();
+    }
+
+    /// Quality hints from the OS for `path` (weak signal, metered).
+    pub fn set_path_quality(&self, path: PathId, quality: braid_proto::conn::PathQuality) {
+        let mut st = self.inner.shared.lock();
+        st.ep
+            .interface_quality(Instant::now(), self.inner.h, path, quality);
+        drop(st);
+        self.inner.shared.wake.wake_driver();
+    }
+
+    /// Asks the peer to send on `path` only when nothing else works (MP_PRIO backup), or not.
+    pub fn set_path_backup(&self, path: PathId, backup: bool) {
+        let mut st = self.inner.shared.lock();
+        st.ep.set_path_backup(self.inner.h, path, backup);
+        drop(st);
+        self.inner.shared.wake.wake_driver();
+    }
+
     /// Paths with a socket, and their local addresses.
     pub fn paths(&self) -> Vec<(PathId, SocketAddr)> {
         let st = self.inner.shared.lock();

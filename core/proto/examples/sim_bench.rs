@@ -111,4 +111,68 @@ fn main() {
             stall.as_secs_f64() * 1e3
         );
     }
+    handover_table();
+}
+
+/// Handover in the simulator: WiFi dies at 3 s during an upload + download.
+pub fn handover_table() {
+    use braid_proto::sim::Sim;
+    let _: Option<Sim<braid_proto::harness::Host>> = None;
+    println!("\n### Simulated handover (WiFi dies at 3 s, upload and download at once)\n");
+    println!(
+        "| policy, failure | switch after the failure | longest stall up / down | cellular goodput 0.5-1.5 s after |"
+    );
+    println!("|---|---|---|---|");
+    for (name, service, os_event) in [
+        ("handover, OS reports the loss", ServiceType::Handover, true),
+        ("handover, silent blackhole", ServiceType::Handover, false),
+        (
+            "aggregate, OS reports the loss",
+            ServiceType::Aggregate,
+            true,
+        ),
+        ("aggregate, silent blackhole", ServiceType::Aggregate, false),
+    ] {
+        let cfg = ConnectionConfig {
+            policy: Policy::new(service),
+            ..ConnectionConfig::default()
+        };
+        let paths = [(wifi_link(), wifi_link()), (cell_link(), cell_link())];
+        let mut t = Transfer::build(1, &paths, 40_000_000, 40_000_000, Some(cfg), None);
+        let kill = Duration::from_secs(3);
+        t.down_at(0, kill);
+        if os_event {
+            let (c, h) = (t.client, t.handle);
+            t.sim.at(kill, move |sim| {
+                let now = sim.now();
+                sim.node_mut(c).ep.remove_path(now, h, 1);
+            });
+        }
+        t.sim.run_until(kill + Duration::from_secs(3));
+        let start = t.sim.start();
+        let switch = t
+            .client_app()
+            .events
+            .iter()
+            .find_map(|(at, e)| match e {
+                braid_proto::Event::PathSwitched { .. }
+                | braid_proto::Event::PathDown { path: 1, .. } => Some(*at - start),
+                _ => None,
+            })
+            .map_or("-".to_string(), |at| {
+                format!("{:.0} ms", (at.saturating_sub(kill)).as_secs_f64() * 1e3)
+            });
+        let s = t.server_app().expect("server app");
+        let c = t.client_app();
+        let up = s.longest_stall(start + kill, start + kill + Duration::from_secs(2));
+        let down = c.longest_stall(start + kill, start + kill + Duration::from_secs(2));
+        let a = s.received_at(start + kill + Duration::from_millis(500));
+        let b = s.received_at(start + kill + Duration::from_millis(1500));
+        println!(
+            "| {name} | {switch} | {:.0} / {:.0} ms | {:.1} Mbit/s up |",
+            up.as_secs_f64() * 1e3,
+            down.as_secs_f64() * 1e3,
+            (b - a) as f64 * 8.0 / 1e6
+        );
+    }
 }

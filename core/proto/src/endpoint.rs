@@ -498,6 +498,19 @@ impl Endpoint {
         self.after_conn_input(h);
     }
 
+    /// Asks the peer to treat `path`'s subflows as backup (MP_PRIO), and honours it locally.
+    pub fn set_path_backup(
+        &mut self,
+        h: ConnectionHandle,
+        path: crate::path::PathId,
+        backup: bool,
+    ) {
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.set_path_backup(path, backup);
+        }
+        self.after_conn_input(h);
+    }
+
     /// Handles for every live connection.
     pub fn handles(&self) -> Vec<ConnectionHandle> {
         self.conns.keys().copied().collect()

@@ -74,6 +74,8 @@ pub struct App {
     pub arrivals: Vec<(Instant, u64)>,
     pub events: Vec<(Instant, Event)>,
     pub closed: bool,
+    /// The application does not read while set (to fill the receive window).
+    pub paused: bool,
     /// Offset of the first received byte that differs from the peer's stream (the peer's
     /// stream seed is `expect_seed`), for diagnosing corruption.
     pub expect_seed: Option<u64>,
@@ -98,6 +100,7 @@ impl App {
             arrivals: Vec::new(),
             events: Vec::new(),
             closed: false,
+            paused: false,
             expect_seed: None,
             first_mismatch: None,
             connected_at: None,
@@ -216,7 +219,7 @@ impl Host {
                 app.shutdown_sent = true;
             }
             // Read.
-            loop {
+            while !app.paused {
                 match conn.read(&mut self.scratch) {
                     Ok(0) => {
                         if !app.peer_finished {

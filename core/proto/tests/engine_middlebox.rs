@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// Rewrites a TCP-in-UDP datagram without its MPTCP options.
-fn strip_mptcp(buf: &mut Vec<u8>, src: std::net::SocketAddr, dst: std::net::SocketAddr) {
+fn strip_mptcp(buf: &mut Vec<u8>, src: &std::net::SocketAddr, dst: &std::net::SocketAddr) {
     let Ok((mut repr, off)) = parse_udp_payload(buf, src.port(), dst.port()) else {
         return;
     };
@@ -74,7 +74,7 @@ fn options_stripped_after_the_handshake_fall_back_cleanly() {
 fn corrupter(
     nth: u32,
     port: u16,
-) -> impl FnMut(std::net::SocketAddr, std::net::SocketAddr, &mut Vec<u8>) -> bool {
+) -> impl FnMut(&mut std::net::SocketAddr, &mut std::net::SocketAddr, &mut Vec<u8>) -> bool {
     let seen = Rc::new(Cell::new(0u32));
     move |src, dst, buf| {
         if src.port() != port {

@@ -559,3 +559,49 @@ fn interactive_duplicates_small_writes_over_a_lossy_wifi() {
     assert!(path_sent(&t, InterfaceKind::Cellular) > 0, "cellular used");
     assert!(p99 < Duration::from_millis(150), "{p99:?}");
 }
+
+#[test]
+fn mp_prio_from_the_client_moves_the_servers_sending() {
+    let mut t = Transfer::build(
+        13,
+        &two_paths(),
+        0,
+        80_000_000,
+        Some(cfg(Policy::new(ServiceType::Aggregate))),
+        None,
+    );
+    t.sim.run_until(Duration::from_secs(2));
+    let server_wifi_sent = |t: &Transfer| -> u64 {
+        let s = t.server_app().unwrap().handle;
+        let conn = t.sim.node(t.server).ep.connection(s).unwrap();
+        conn.stats()
+            .paths
+            .iter()
+            .filter(|p| p.remote.is_some_and(|r| r.ip() == sa(WIFI).ip()))
+            .map(|p| p.bytes_sent)
+            .sum()
+    };
+    let before = server_wifi_sent(&t);
+    assert!(before > 1_000_000, "the server sends on wifi");
+    let (c, h) = (t.client, t.handle);
+    t.sim.node_mut(c).ep.set_path_backup(h, 1, true);
+    t.sim.run_until(Duration::from_millis(2500));
+    let settled = server_wifi_sent(&t);
+    t.sim.run_until(Duration::from_millis(4500));
+    let after = server_wifi_sent(&t);
+    assert!(
+        after - settled < 50_000,
+        "wifi is a backup for the server now: {} bytes",
+        after - settled
+    );
+    let ev = client_events(&t);
+    assert!(ev.iter().any(|(_, e)| matches!(
+        e,
+        Event::PathBackupChanged {
+            path: 1,
+            backup: true
+        }
+    )));
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("MP_PRIO");
+}

@@ -3,17 +3,19 @@
 //!
 //! The rate is `cwnd/srtt` times Linux's pacing ratios: 2 in slow start (so the window can
 //! still double each round) and 1.25 in congestion avoidance (headroom for ACK jitter). The
-//! bucket holds `rate × 1 ms`, at least 2 MSS and at most 10 MSS, so an idle sender regains at
-//! most that burst. Before the first RTT sample there is nothing to pace against: everything
-//! may leave at once.
+//! bucket holds `rate × 2 ms`, at least 2 MSS and at most 64 MSS, so an idle sender regains at
+//! most that burst. Two milliseconds because a userspace runtime's timers tick every
+//! millisecond: a smaller bucket would wake it for a handful of segments at a time (and 64
+//! segments is what one GSO send carries). Before the first RTT sample there is nothing to
+//! pace against: everything may leave at once.
 
 use std::time::{Duration, Instant};
 
 const SLOW_START_RATIO: f64 = 2.0;
 const AVOIDANCE_RATIO: f64 = 1.25;
-const BURST_TIME: Duration = Duration::from_millis(1);
+const BURST_TIME: Duration = Duration::from_millis(2);
 const MIN_BURST_SEGMENTS: f64 = 2.0;
-const MAX_BURST_SEGMENTS: f64 = 10.0;
+const MAX_BURST_SEGMENTS: f64 = 64.0;
 /// Rounding slack, in bytes, when comparing tokens computed in floating point.
 const EPSILON: f64 = 1e-6;
 
@@ -125,10 +127,10 @@ mod tests {
         let now = Instant::now();
         let srtt = Duration::from_millis(100);
         let mut p = Pacer::new();
-        // 100 kB / 100 ms × 1.25 = 1.25 MB/s; bucket 1250 B (rate × 1 ms) over 2 MSS = 1000.
+        // 100 kB / 100 ms × 1.25 = 1.25 MB/s; bucket 2500 B (rate × 2 ms) over 2 MSS = 1000.
         assert_eq!(p.delay_until(now, 500, 100_000, srtt, 500, false), None);
-        assert_eq!(p.capacity(), 1250);
-        p.on_sent(now, 1250);
+        assert_eq!(p.capacity(), 2500);
+        p.on_sent(now, 2500);
         let t = p.delay_until(now, 500, 100_000, srtt, 500, false).unwrap();
         // 500 B at 1.25 MB/s = 400 µs.
         let wait = t - now;

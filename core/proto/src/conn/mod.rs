@@ -140,6 +140,9 @@ pub(crate) struct SubflowEntry {
     pub reported_up: bool,
     /// `on_subflow_closed` already ran for it.
     pub closed_handled: bool,
+    /// The silence (last segment received at this time) whose outstanding data was already
+    /// reinjected elsewhere.
+    pub silence_handled: Option<Instant>,
 }
 
 impl SubflowEntry {
@@ -165,6 +168,7 @@ impl SubflowEntry {
             fastclose: false,
             reported_up: false,
             closed_handled: false,
+            silence_handled: None,
         }
     }
 
@@ -225,7 +229,10 @@ pub struct Connection {
     /// Ranges any subflow may (re)send: data stranded on a dead subflow.
     pub(crate) reinject: RangeSet,
     pub(crate) app_closed: bool,
-    pub(crate) data_fin_sent_at: Option<Instant>,
+    /// Our DATA_FIN went out at least once (a DATA_ACK may then cover it).
+    pub(crate) data_fin_sent: bool,
+    /// When our DATA_FIN is due again if not acknowledged (None: send it when possible).
+    pub(crate) data_fin_rtx_at: Option<Instant>,
     pub(crate) data_fin_acked: bool,
     pub(crate) persist_at: Option<Instant>,
     /// Send one segment past the peer's window to learn whether it reopened.
@@ -244,6 +251,8 @@ pub struct Connection {
     pub(crate) sent_high: u64,
     /// Time of the last segment or timer the connection handled (reads have no clock).
     pub(crate) last_input: Instant,
+    /// Deadlines at or before this were already handled (see `poll_timeout`).
+    pub(crate) timer_floor: Option<Instant>,
 
     pub(crate) subflows: Vec<SubflowEntry>,
     pub(crate) next_subflow_id: u32,
@@ -354,7 +363,8 @@ impl Connection {
             peer_wnd_end: 1,
             reinject: RangeSet::new(),
             app_closed: false,
-            data_fin_sent_at: None,
+            data_fin_sent: false,
+            data_fin_rtx_at: None,
             data_fin_acked: false,
             persist_at: None,
             probe_window: false,
@@ -365,6 +375,7 @@ impl Connection {
             fell_back_reported: false,
             sent_high: 1,
             last_input: now,
+            timer_floor: None,
             subflows: Vec::new(),
             next_subflow_id: 0,
             scheduler,
@@ -557,8 +568,41 @@ impl Connection {
         self.data_una >= self.data_end() && (!self.app_closed || self.data_fin_acked)
     }
 
-    /// Earliest timer of the connection.
+    /// Earliest timer of the connection (never at or before the last `handle_timeout`:
+    /// a timer that stays due after being handled would make the caller spin).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.next_timer();
+        match (t, self.timer_floor) {
+            (Some(t), Some(floor)) if t <= floor => Some(floor + Duration::from_millis(1)),
+            (t, _) => t,
+        }
+    }
+
+    /// Records that timers up to `now` were handled; a deadline still due afterwards is a
+    /// bug (caught in debug builds) and is pushed a millisecond out instead of spinning.
+    pub(crate) fn timers_handled(&mut self, now: Instant) {
+        self.timer_floor = None;
+        if let Some(t) = self.next_timer() {
+            if t <= now {
+                debug_assert!(
+                    false,
+                    "timer still due after handle_timeout:\n{}",
+                    self.debug_timers()
+                );
+                self.timer_floor = Some(now);
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        if self.state == ConnState::Closed {
+            // Only subflows still finishing (RST, FIN, TIME_WAIT) need time.
+            return self
+                .subflows
+                .iter()
+                .filter_map(|e| e.sf.poll_timeout())
+                .min();
+        }
         let mut t = self
             .subflows
             .iter()
@@ -581,6 +625,7 @@ impl Connection {
         }
         consider(self.paths.poll_timeout());
         consider(self.steering_deadline());
+        consider(self.silence_deadline());
         consider(self.dead_subflow_deadline());
         t
     }
@@ -620,13 +665,19 @@ impl Connection {
         if self.data_fin_acked || self.fallback.is_some() {
             return None;
         }
+        self.data_fin_rtx_at
+    }
+
+    /// Records that the DATA_FIN went out: it is due again after an RTO unless acknowledged.
+    pub(crate) fn on_data_fin_sent(&mut self, now: Instant) {
         let rto = self
             .subflows
             .iter()
             .map(|e| e.sf.rtt.rto())
             .min()
             .unwrap_or(Duration::from_secs(1));
-        self.data_fin_sent_at.map(|t| t + rto)
+        self.data_fin_sent = true;
+        self.data_fin_rtx_at = Some(now + rto);
     }
 
     /// Statistics, with one entry per subflow.

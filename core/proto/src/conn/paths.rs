@@ -62,6 +62,8 @@ pub(crate) struct PathManager {
     /// Since when the preferred path has looked healthy (for failback).
     pub healthy_since: Option<Instant>,
     pub budget_exhausted: bool,
+    /// Backup flags the application set per path (`set_path_backup`).
+    pub pinned_backup: Vec<(PathId, bool)>,
     /// The active path was lost with nowhere to go yet: reported when the next takes over.
     pub left: Option<(PathId, super::SwitchReason)>,
     /// Cellular bytes of subflows that are gone (still count against the budget).
@@ -84,6 +86,7 @@ impl PathManager {
             healthy_since: None,
             budget_exhausted: false,
             left: None,
+            pinned_backup: Vec::new(),
             cellular_closed_bytes: 0,
         }
     }
@@ -222,10 +225,16 @@ impl PathManager {
         })
     }
 
-    /// Marks announcements whose retransmission time came as due again.
+    /// Marks announcements whose retransmission time came as due again, and lets paths
+    /// whose back-off ended be tried (`retry_at` None means "may try now").
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(i) = self.due_announcement(Some(now)) {
             self.announcements[i].sent_at = None;
+        }
+        for p in &mut self.locals {
+            if p.retry_at.is_some_and(|t| t <= now) {
+                p.retry_at = None;
+            }
         }
     }
 

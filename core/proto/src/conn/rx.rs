@@ -265,7 +265,7 @@ impl Connection {
 
     /// Applies a data-level acknowledgement and the window that came with it.
     pub(crate) fn on_data_ack_offset(&mut self, ack: u64, window: u64) {
-        let fin_sent = self.data_fin_sent_at.is_some();
+        let fin_sent = self.data_fin_sent;
         let max_ack = self.data_nxt.max(self.data_una) + fin_sent as u64;
         if ack > max_ack {
             return;

@@ -79,6 +79,19 @@ impl Connection {
         &self.paths.policy
     }
 
+    /// Asks the peer to treat the subflows on `path` as backup (or not) with MP_PRIO, and
+    /// honours it for what we send. Under handover and interactive service the policy sets
+    /// these flags itself; this is for aggregate and redundant service, or tests.
+    pub fn set_path_backup(&mut self, path: PathId, backup: bool) {
+        for i in 0..self.subflows.len() {
+            if self.subflows[i].path == Some(path) {
+                self.set_backup_flag(i, backup);
+            }
+        }
+        self.paths.pinned_backup.retain(|&(p, _)| p != path);
+        self.paths.pinned_backup.push((path, backup));
+    }
+
     /// The path that carries the data under handover and interactive service.
     pub fn active_path(&self) -> Option<PathId> {
         self.paths.active
@@ -123,7 +136,14 @@ impl Connection {
             ServiceType::Aggregate | ServiceType::Redundant => {
                 self.paths.active = None;
                 for i in 0..self.subflows.len() {
-                    self.set_backup_flag(i, false);
+                    let pinned = self.subflows[i].path.and_then(|p| {
+                        self.paths
+                            .pinned_backup
+                            .iter()
+                            .find(|&&(q, _)| q == p)
+                            .map(|&(_, b)| b)
+                    });
+                    self.set_backup_flag(i, pinned.unwrap_or(false));
                 }
             }
             ServiceType::Handover | ServiceType::Interactive => self.steer_single(now),
@@ -227,9 +247,79 @@ impl Connection {
         Some(since + quiet)
     }
 
+    /// Earliest time a subflow with data outstanding turns unresponsive and its data should
+    /// be reinjected on another one (every policy, client and server side).
+    pub(crate) fn silence_deadline(&self) -> Option<std::time::Instant> {
+        if !self.is_mptcp() {
+            return None;
+        }
+        let others = self.subflows.iter().filter(|e| e.usable()).count() > 1;
+        if !others {
+            return None;
+        }
+        self.subflows
+            .iter()
+            .filter(|e| e.usable() && e.silence_handled != Some(e.sf.last_received))
+            .filter_map(|e| self.unresponsive_since(e))
+            .min()
+    }
+
+    /// Reinjects the outstanding data of subflows that went silent onto the others, once per
+    /// silence: a blackholed path then costs little more than an RTT of the healthy one,
+    /// instead of a retransmission timeout of the dead one.
+    pub(crate) fn reinject_silent(&mut self, now: std::time::Instant) {
+        if !self.is_mptcp() {
+            return;
+        }
+        let data_una = self.data_una;
+        let mut ranges = Vec::new();
+        for i in 0..self.subflows.len() {
+            let e = &self.subflows[i];
+            if !e.usable() || e.silence_handled == Some(e.sf.last_received) {
+                continue;
+            }
+            if self.unresponsive_since(e).is_none_or(|t| t > now) {
+                continue;
+            }
+            let healthy_other = self.subflows.iter().enumerate().any(|(j, o)| {
+                j != i && o.usable() && self.unresponsive_since(o).is_none_or(|t| t > now)
+            });
+            // Handled either way: with nowhere healthy to go, the timers judge this silence.
+            let heard = e.sf.last_received;
+            self.subflows[i].silence_handled = Some(heard);
+            if !healthy_other {
+                continue;
+            }
+            let e = &self.subflows[i];
+            for seg in e.sf.sent.iter() {
+                if seg.len > 0 && !seg.syn && !seg.sacked {
+                    let end = seg.dsn + seg.len as u64;
+                    if end > data_una {
+                        ranges.push(seg.dsn.max(data_una)..end);
+                    }
+                }
+            }
+        }
+        for r in ranges {
+            self.stats.bytes_reinjected += r.end - r.start;
+            self.reinject.insert(r);
+        }
+    }
+
     /// Earliest time a silent subflow would be declared dead.
     pub(crate) fn dead_subflow_deadline(&self) -> Option<std::time::Instant> {
         let dead_after = self.paths.policy.dead_after;
+        // Only while some other subflow answers: otherwise there is nothing to fall back to
+        // and the retransmission timers judge the connection.
+        let now = self.last_input;
+        let answering = self
+            .subflows
+            .iter()
+            .filter(|e| e.usable() && self.unresponsive_since(e).is_none_or(|t| t > now))
+            .count();
+        if answering == 0 {
+            return None;
+        }
         self.subflows
             .iter()
             .filter(|e| e.sf.state.is_synchronized() && !e.sf.is_closed())

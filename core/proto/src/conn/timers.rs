@@ -44,7 +44,7 @@ impl Connection {
         }
         if self.data_fin_retransmit_at().is_some_and(|t| t <= now) {
             // Resend the DATA_FIN (alone, or on the last data segment if that is resent).
-            self.data_fin_sent_at = None;
+            self.data_fin_rtx_at = None;
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
@@ -60,10 +60,12 @@ impl Connection {
             }
         }
         self.paths.handle_timeout(now);
+        self.reinject_silent(now);
         self.reap_dead_subflows(now);
         self.steer(now);
         self.manage_paths(now, rng);
         self.after_input(now);
+        self.timers_handled(now);
     }
 
     /// A subflow's retransmission timer fired: if another subflow can carry its outstanding

@@ -338,10 +338,11 @@ impl Connection {
         let e = &mut self.subflows[idx];
         e.sf.on_data_sent(now, len, dsn, data_fin);
         e.carried.insert(dsn..end);
+        let cellular = e.kind.is_cellular();
         if data_fin {
-            self.data_fin_sent_at = Some(now);
+            self.on_data_fin_sent(now);
         }
-        if e.kind.is_cellular() {
+        if cellular {
             self.stats.cellular_bytes += len as u64;
         }
         Some(t)
@@ -356,7 +357,8 @@ impl Connection {
         if self.data_nxt < self.data_end() || !self.reinject.is_empty() {
             return None;
         }
-        if self.data_fin_sent_at.is_some() {
+        if self.data_fin_rtx_at.is_some() {
+            // Sent and not yet due again.
             return None;
         }
         let idx = self.subflows.iter().position(|e| e.usable())?;
@@ -380,7 +382,7 @@ impl Connection {
             .ok()?;
         let t = self.encode(idx, &repr, &[], buf)?;
         self.subflows[idx].sf.on_control_sent(now, Control::Ack);
-        self.data_fin_sent_at = Some(now);
+        self.on_data_fin_sent(now);
         Some(t)
     }
 

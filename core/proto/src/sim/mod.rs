@@ -86,8 +86,8 @@ struct NodeSlot<N> {
 pub type TraceHook = Box<dyn FnMut(&TraceEvent)>;
 
 /// A middlebox on every path: sees each datagram as it is sent and may rewrite it (strip
-/// options, corrupt bytes) or drop it by returning false.
-pub type MiddleboxHook = Box<dyn FnMut(SocketAddr, SocketAddr, &mut Vec<u8>) -> bool>;
+/// options, corrupt bytes, translate addresses like a NAT) or drop it by returning false.
+pub type MiddleboxHook = Box<dyn FnMut(&mut SocketAddr, &mut SocketAddr, &mut Vec<u8>) -> bool>;
 
 /// A trace recorded by `Sim::record_trace`, shared with the simulator's hook.
 pub type TraceLog = Rc<RefCell<Vec<TraceEvent>>>;
@@ -489,9 +489,9 @@ impl<N: Node> Sim<N> {
         self.poll_node(id);
     }
 
-    fn send(&mut self, src: SocketAddr, dst: SocketAddr, mut payload: Vec<u8>) {
+    fn send(&mut self, mut src: SocketAddr, mut dst: SocketAddr, mut payload: Vec<u8>) {
         if let Some(hook) = self.middlebox.as_mut() {
-            if !hook(src, dst, &mut payload) {
+            if !hook(&mut src, &mut dst, &mut payload) {
                 self.free_buffers.push(payload);
                 return;
             }

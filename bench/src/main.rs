@@ -1,0 +1,25 @@
+//! `braid-bench cpu`: bytes moved per CPU second on loopback, one connection, Braid (UDP
+//! carrier, the public API) against quinn (rustls/ring, default CUBIC, one uni stream,
+//! 128 KiB writes), run back to back in one invocation as separate processes, repeated, with
+//! min / median / max and the ratio. `cpu --markdown` prints the BENCHMARKS.md section.
+
+mod cpu;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("cpu") => cpu::orchestrate(&args[1..]),
+        Some("run-braid") => cpu::run_one(cpu::Stack::Braid, &args[1..]),
+        Some("run-quinn") => cpu::run_one(cpu::Stack::Quinn, &args[1..]),
+        _ => Err("usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("braid-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `cargo xtask bench [sim|cpu|all]`: runs the benchmarks and rewrites their sections of
+//! BENCHMARKS.md (between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`), so the file
+//! always holds numbers from the command it names, with the machine they ran on.
+
+use crate::sh::{self, Result};
+use std::process::Command;
+
+pub fn run(args: &[String]) -> Result {
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let sections: &[&str] = match which {
+        "sim" => &["sim"],
+        "cpu" => &["cpu"],
+        "all" => &["sim", "cpu"],
+        other => return Err(format!("unknown benchmark '{other}' (sim, cpu or all)")),
+    };
+    for s in sections {
+        let (command, body) = match *s {
+            "sim" => (
+                "cargo run --release -p braid-proto --example sim_bench",
+                capture(sh::cargo().args([
+                    "run",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    "braid-proto",
+                    "--example",
+                    "sim_bench",
+                ]))?,
+            ),
+            "cpu" => (
+                "cargo run --release -p braid-bench -- cpu --markdown",
+                capture(sh::cargo().args([
+                    "run",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    "braid-bench",
+                    "--",
+                    "cpu",
+                    "--markdown",
+                ]))?,
+            ),
+            _ => unreachable!("sections are listed above"),
+        };
+        let text = format!(
+            "Command: `{command}` (or `cargo xtask bench {s}`), on {}, {}.\n\n{}",
+            machine(),
+            today(),
+            body.trim()
+        );
+        replace_section(s, &text)?;
+        eprintln!("xtask bench: updated the '{s}' section of BENCHMARKS.md");
+    }
+    Ok(())
+}
+
+fn capture(cmd: &mut Command) -> Result<String> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("\n$ {shown}");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{shown}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Rewrites the text between the section's markers, appending the section if it is new.
+pub fn replace_section(name: &str, text: &str) -> Result {
+    let path = sh::root().join("BENCHMARKS.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let (open, close) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
+    let block = format!("{open}\n{text}\n{close}");
+    let new = match (doc.find(&open), doc.find(&close)) {
+        (Some(a), Some(b)) if b > a => format!("{}{}{}", &doc[..a], block, &doc[b + close.len()..]),
+        _ => format!("{}\n{}\n", doc.trim_end(), block),
+    };
+    std::fs::write(&path, new).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_string())
+        .unwrap_or_default();
+    format!("{cpus} vCPU ({model}), Linux {kernel}")
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
