@@ -45,6 +45,8 @@ impl braid::SocketBinder for ForeignBinder {
 pub struct BraidClient {
     client: braid::Client,
     connect_timeout: Duration,
+    /// Connections start with it; `setServiceType` changes a copy per connection.
+    policy: braid::Policy,
 }
 
 #[uniffi::export]
@@ -62,8 +64,9 @@ impl BraidClient {
             ));
         }
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+        let policy = config.policy()?;
         let mut b = braid::Client::builder()
-            .policy(config.policy()?)
+            .policy(policy.clone())
             .connect_timeout(connect_timeout)
             .linger(Duration::from_millis(config.linger_ms));
         for i in &config.interfaces {
@@ -77,6 +80,7 @@ impl BraidClient {
         Ok(Arc::new(BraidClient {
             client,
             connect_timeout,
+            policy,
         }))
     }
 
@@ -86,10 +90,11 @@ impl BraidClient {
         server: String,
     ) -> Result<Arc<BraidConnection>, BraidError> {
         let client = self.client.clone();
+        let policy = self.policy.clone();
         run(async move {
             let addr = resolve(&server, "server").await?;
             let conn = client.connect(addr).await?;
-            Ok(BraidConnection::new(conn, client, addr.to_string()))
+            Ok(BraidConnection::new(conn, client, addr.to_string(), policy))
         })
         .await
     }
@@ -103,6 +108,7 @@ impl BraidClient {
     ) -> Result<Arc<BraidConnection>, BraidError> {
         let client = self.client.clone();
         let deadline = self.connect_timeout;
+        let policy = self.policy.clone();
         run(async move {
             let gw = resolve(&gateway, "gateway").await?;
             if target.trim().is_empty() {
@@ -116,7 +122,7 @@ impl BraidClient {
                         "no answer from gateway {gw} for {target} within {deadline:?}"
                     ))
                 })??;
-            Ok(BraidConnection::new(conn, client, target))
+            Ok(BraidConnection::new(conn, client, target, policy))
         })
         .await
     }

@@ -34,10 +34,17 @@ pub struct BraidConnection {
     /// before the app got around to subscribing.
     first_events: Mutex<Option<braid::Events>>,
     final_stats: Mutex<Option<BraidStats>>,
+    /// The policy in force, so a new service type keeps the app's other settings.
+    policy: Mutex<braid::Policy>,
 }
 
 impl BraidConnection {
-    pub(crate) fn new(conn: braid::Connection, client: braid::Client, remote: String) -> Arc<Self> {
+    pub(crate) fn new(
+        conn: braid::Connection,
+        client: braid::Client,
+        remote: String,
+        policy: braid::Policy,
+    ) -> Arc<Self> {
         let events = conn.events();
         Arc::new(BraidConnection {
             conn: Mutex::new(Some(conn)),
@@ -48,6 +55,7 @@ impl BraidConnection {
             closed: watch::channel(false).0,
             first_events: Mutex::new(Some(events)),
             final_stats: Mutex::new(None),
+            policy: Mutex::new(policy),
         })
     }
 
@@ -231,14 +239,16 @@ impl BraidConnection {
             .collect()
     }
 
-    /// Changes how the connection uses its paths.
-    ///
-    /// Not available yet: the runtime cannot change an open connection's policy. Create the
-    /// client with the service type instead.
+    /// Changes how the connection uses its paths, live (the other settings of the client's
+    /// config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
     pub fn set_service_type(&self, service_type: ServiceType) -> Result<(), BraidError> {
-        Err(BraidError::Unsupported(format!(
-            "changing an open connection's service type (to {service_type:?})"
-        )))
+        let g = lock(&self.conn);
+        let c = g.as_ref().ok_or_else(closed_error)?;
+        let mut p = lock(&self.policy);
+        p.service = service_type.into();
+        let _rt = runtime().enter();
+        c.set_policy(p.clone());
+        Ok(())
     }
 
     /// A stream of this connection's events, pulled with `next()`. The first stream (or

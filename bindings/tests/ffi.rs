@@ -288,3 +288,47 @@ async fn listener_and_log_sink_get_called() {
     assert!(!lines.is_empty(), "no log line reached the sink");
     assert!(lines.iter().all(|(lvl, _)| *lvl != LogLevel::Trace));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_type_changes_on_a_live_connection() {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    assert_eq!(echo_round(&conn, 100_000).await, 100_000);
+    let cell = c.interfaces()[1].path_id;
+    let cell_path = |pred: &dyn Fn(&BraidPath) -> bool| {
+        conn.paths()
+            .into_iter()
+            .find(|p| p.path_id == cell)
+            .filter(|p| pred(p))
+    };
+    let t0 = Instant::now();
+    let p = loop {
+        if let Some(p) = cell_path(&|p| p.state == "established") {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", conn.paths());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Handover keeps cellular as a backup; aggregate puts data on it.
+    assert!(p.backup, "{p:?}");
+    conn.set_service_type(ServiceType::Aggregate).unwrap();
+    let t0 = Instant::now();
+    while cell_path(&|p| !p.backup).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", conn.paths());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(echo_round(&conn, 100_000).await, 100_000);
+    conn.abort();
+    assert!(matches!(
+        conn.set_service_type(ServiceType::Handover),
+        Err(BraidError::Closed(_))
+    ));
+}

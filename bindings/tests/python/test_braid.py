@@ -94,9 +94,6 @@ class BraidTests(unittest.IsolatedAsyncioTestCase):
         for p in self.net.path_names():
             self.assertGreater(self.net.path_delivered_bytes(p), 0, p)
         self.assertEqual(self.net.relayed_connections(), 1)
-        # Not in the runtime yet: it must say so rather than do nothing.
-        with self.assertRaises(BraidError.Unsupported):
-            conn.set_service_type(ServiceType.INTERACTIVE)
         await conn.close()
         with self.assertRaises(BraidError.Closed):
             await conn.read(10)
@@ -159,6 +156,31 @@ class BraidTests(unittest.IsolatedAsyncioTestCase):
         conn.abort()
         await asyncio.sleep(0.2)
         self.assertEqual(len(got), n, "cancelled listener still called")
+
+
+    async def test_service_type_changes_live(self):
+        client = client_for(self.net, ServiceType.HANDOVER)
+        conn = await client.connect_via(self.net.gateway(), self.net.echo_target())
+        cell = client.interfaces()[1].path_id
+
+        async def cell_path(pred, what):
+            for _ in range(200):
+                p = next((p for p in conn.paths() if p.path_id == cell), None)
+                if p is not None and pred(p):
+                    return p
+                await asyncio.sleep(0.05)
+            self.fail(f"cellular path never {what}: {conn.paths()}")
+
+        self.assertEqual(await echo_round(conn, 100_000), 100_000)
+        # Handover keeps cellular as a backup; aggregate puts data on it.
+        p = await cell_path(lambda p: p.state == "established", "established")
+        self.assertTrue(p.backup, p)
+        conn.set_service_type(ServiceType.AGGREGATE)
+        await cell_path(lambda p: not p.backup, "left backup")
+        self.assertEqual(await echo_round(conn, 100_000), 100_000)
+        conn.abort()
+        with self.assertRaises(BraidError.Closed):
+            conn.set_service_type(ServiceType.HANDOVER)
 
 
 class ApiTests(unittest.TestCase):

@@ -152,8 +152,7 @@ public final class BraidConnection: @unchecked Sendable {
     public var paths: [BraidPath] { ffi.paths() }
     public var remote: String { ffi.remote() }
 
-    /// Not available yet (the runtime cannot change an open connection's policy): throws
-    /// `.Unsupported`.
+    /// Changes how the connection uses its paths, live; the client's other settings stay.
     public func setServiceType(_ serviceType: ServiceType) throws {
         try ffi.setServiceType(serviceType: serviceType)
     }

@@ -899,10 +899,8 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     func setListener(listener: BraidEventListener)  -> BraidSubscription
     
     /**
-     * Changes how the connection uses its paths.
-     *
-     * Not available yet: the runtime cannot change an open connection's policy. Create the
-     * client with the service type instead.
+     * Changes how the connection uses its paths, live (the other settings of the client's
+     * config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
      */
     func setServiceType(serviceType: ServiceType) throws 
     
@@ -1083,10 +1081,8 @@ open func setListener(listener: BraidEventListener) -> BraidSubscription  {
 }
     
     /**
-     * Changes how the connection uses its paths.
-     *
-     * Not available yet: the runtime cannot change an open connection's policy. Create the
-     * client with the service type instead.
+     * Changes how the connection uses its paths, live (the other settings of the client's
+     * config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
      */
 open func setServiceType(serviceType: ServiceType)throws   {try rustCallWithError(FfiConverterTypeBraidError_lift) {
         uniffiCallStatus in
@@ -4242,7 +4238,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidconnection_set_listener() != 51163) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidconnection_set_service_type() != 30650) {
+    if (uniffi_braid_ffi_checksum_method_braidconnection_set_service_type() != 57454) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_stats() != 48171) {

@@ -97,6 +97,7 @@ class BraidConnection internal constructor(internal val ffi: io.braid.ffi.BraidC
     val paths: List<BraidPath> get() = ffi.paths()
     val remote: String get() = ffi.remote()
 
+    /** Changes how the connection uses its paths, live; the client's other settings stay. */
     @Throws(BraidException::class)
     fun setServiceType(serviceType: ServiceType) = ffi.setServiceType(serviceType)
 

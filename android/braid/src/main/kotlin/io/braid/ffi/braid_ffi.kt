@@ -1083,7 +1083,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_set_listener() and 0xFFFF) != 51163) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_set_service_type() and 0xFFFF) != 30650) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_set_service_type() and 0xFFFF) != 57454) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_stats() and 0xFFFF) != 48171) {
@@ -2037,10 +2037,8 @@ public interface BraidConnectionInterface {
     fun `setListener`(`listener`: BraidEventListener): BraidSubscription
     
     /**
-     * Changes how the connection uses its paths.
-     *
-     * Not available yet: the runtime cannot change an open connection's policy. Create the
-     * client with the service type instead.
+     * Changes how the connection uses its paths, live (the other settings of the client's
+     * config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
      */
     fun `setServiceType`(`serviceType`: ServiceType)
     
@@ -2303,10 +2301,8 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 
     
     /**
-     * Changes how the connection uses its paths.
-     *
-     * Not available yet: the runtime cannot change an open connection's policy. Create the
-     * client with the service type instead.
+     * Changes how the connection uses its paths, live (the other settings of the client's
+     * config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
      */
     @Throws(BraidException::class)override fun `setServiceType`(`serviceType`: ServiceType)
         = 
