@@ -168,11 +168,13 @@ impl ConnRef {
 
     fn events(&self) -> Events {
         let st = self.shared.lock();
-        let rx = match st.conns.get(&self.h) {
-            Some(rt) => rt.events.subscribe(),
-            None => tokio::sync::broadcast::channel(1).1,
+        // Subscribing and copying the history under the same lock the driver sends under:
+        // no event is missed or seen twice.
+        let (rx, backlog) = match st.conns.get(&self.h) {
+            Some(rt) => (rt.events.subscribe(), rt.history.clone()),
+            None => (tokio::sync::broadcast::channel(1).1, Default::default()),
         };
-        Events { rx }
+        Events { rx, backlog }
     }
 
     fn stats(&self) -> ConnectionStats {
