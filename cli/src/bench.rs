@@ -17,10 +17,7 @@ use crate::report::{self, PathNames};
 use crate::stream::{Sampler, Samples, Stall};
 use crate::{ClientOpts, PolicyArg, parse_secs};
 use braid::emulator::PathEmulator;
-use braid::{
-    Client, Connection, ConnectionEvent, Interface, InterfaceKind, Monitor, PathId, Server,
-    ServerConfig,
-};
+use braid::{Client, Connection, Interface, InterfaceKind, Monitor, PathId, Server, ServerConfig};
 use braid_proto::sim::link::LinkConfig;
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -317,7 +314,12 @@ struct DirResult {
 impl DirResult {
     /// From the first to the last byte.
     fn active(&self) -> (Duration, Duration) {
-        let first = self.samples.points.iter().find(|(_, b)| *b > 0).map(|p| p.0);
+        let first = self
+            .samples
+            .points
+            .iter()
+            .find(|(_, b)| *b > 0)
+            .map(|p| p.0);
         let last = self
             .samples
             .points
@@ -336,12 +338,25 @@ impl DirResult {
         mbps(self.bytes, self.secs())
     }
 
+    /// Mbit/s in each second up to the last byte; a last partial second is divided by its
+    /// actual length (and left out when shorter than 50 ms).
     fn per_second(&self) -> Vec<f64> {
-        self.samples
+        let end = self.secs();
+        let mut v: Vec<f64> = self
+            .samples
             .buckets(Duration::from_secs(1))
             .into_iter()
-            .map(|b| mbps(b, 1.0))
-            .collect()
+            .enumerate()
+            .filter(|(i, _)| (*i as f64) < end)
+            .map(|(i, b)| {
+                let len = (end - i as f64).min(1.0);
+                if len < 0.05 { f64::NAN } else { mbps(b, len) }
+            })
+            .collect();
+        if v.last().is_some_and(|x| x.is_nan()) {
+            v.pop();
+        }
+        v
     }
 
     fn stall(&self) -> Stall {
@@ -371,7 +386,11 @@ impl DirResult {
                     )
                     .with(
                         "bytes",
-                        self.samples.points.iter().map(|(_, b)| *b).collect::<Vec<_>>(),
+                        self.samples
+                            .points
+                            .iter()
+                            .map(|(_, b)| *b)
+                            .collect::<Vec<_>>(),
                     ),
             )
     }
@@ -400,7 +419,7 @@ async fn measure(
     fail: Option<(Duration, Box<dyn FnOnce() + Send>)>,
 ) -> Result<Outcome> {
     let monitor = conn.monitor();
-    let mut events = conn.events();
+    let events = conn.events();
     let (mut r, mut w) = conn.into_split();
     let mut req = [0u8; 16];
     req[..4].copy_from_slice(MAGIC);
@@ -409,6 +428,27 @@ async fn measure(
     req[8..12].copy_from_slice(&ms.to_be_bytes());
     w.write_all(&req).await?;
     let start = Instant::now();
+    // Events and the failure are stamped when they happen.
+    let log: Arc<std::sync::Mutex<Vec<(Duration, String)>>> = Arc::default();
+    let ev_task = {
+        let log = log.clone();
+        let names = names.clone();
+        let mut events = events;
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let line = report::event(&e, &names);
+                lock(&log).push((start.elapsed(), line));
+            }
+        })
+    };
+    if let Some((at, f)) = fail {
+        let log = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((start + at).into()).await;
+            f();
+            lock(&log).push((start.elapsed(), "first path fails".into()));
+        });
+    }
     let dir = m.direction;
     let seconds = m.seconds;
     let writer = tokio::spawn(async move {
@@ -427,27 +467,15 @@ async fn measure(
     let rx = Arc::new(AtomicU64::new(0));
     let sampler = Sampler::spawn(vec![rx.clone()], SAMPLE, start);
     let mut paths: BTreeMap<PathId, PathTotals> = BTreeMap::new();
-    let mut evs = Vec::new();
     let reader = read_frames(&mut r, &rx);
     tokio::pin!(reader);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut fail = fail;
     let limit = start + seconds + Duration::from_secs(30).max(seconds);
     let report = loop {
         tokio::select! {
             res = &mut reader => break res,
             _ = tick.tick() => {
                 collect_paths(&monitor, &mut paths);
-                while let Some(e) = events.try_recv() {
-                    evs.push((start.elapsed(), report::event(&e, names)));
-                    if let ConnectionEvent::Closed(_) = e {}
-                }
-                if fail.as_ref().is_some_and(|(at, _)| start.elapsed() >= *at) {
-                    if let Some((_, f)) = fail.take() {
-                        evs.push((start.elapsed(), "first path fails".into()));
-                        f();
-                    }
-                }
                 if Instant::now() > limit {
                     return Err(Failure::new(format!(
                         "the test did not finish within {:.0} s",
@@ -458,9 +486,11 @@ async fn measure(
         }
     };
     collect_paths(&monitor, &mut paths);
-    while let Some(e) = events.try_recv() {
-        evs.push((start.elapsed(), report::event(&e, names)));
-    }
+    // The last events (the close) come right after the end of the stream.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    ev_task.abort();
+    let mut evs = std::mem::take(&mut *lock(&log));
+    evs.sort_by_key(|(t, _)| *t);
     let samples = sampler.finish().await;
     let (down_bytes, report) = report.map_err(|e| {
         Failure::new(format!(
@@ -488,6 +518,10 @@ async fn measure(
         paths,
         events: evs,
     })
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn collect_paths(m: &Monitor, paths: &mut BTreeMap<PathId, PathTotals>) {
@@ -539,7 +573,8 @@ async fn read_frames<R: AsyncRead + Unpin>(
             _ => return Err(bad("bad frame from the server")),
         }
     }
-    let report = report.ok_or_else(|| bad("the server sent no report (is it a braid bench server?)"))?;
+    let report =
+        report.ok_or_else(|| bad("the server sent no report (is it a braid bench server?)"))?;
     Ok((got, report))
 }
 
@@ -612,7 +647,8 @@ fn to_json(remote: &str, policy: &str, m: &Measure, o: &Outcome, extra: Json) ->
                 )
         })
         .collect();
-    let goodput = o.up.as_ref().map_or(0.0, |d| d.goodput()) + o.down.as_ref().map_or(0.0, |d| d.goodput());
+    let goodput =
+        o.up.as_ref().map_or(0.0, |d| d.goodput()) + o.down.as_ref().map_or(0.0, |d| d.goodput());
     Json::obj()
         .with("remote", remote)
         .with("policy", policy)
@@ -626,7 +662,11 @@ fn to_json(remote: &str, policy: &str, m: &Measure, o: &Outcome, extra: Json) ->
             "events",
             o.events
                 .iter()
-                .map(|(t, e)| Json::obj().with("t_s", t.as_secs_f64()).with("event", e.as_str()))
+                .map(|(t, e)| {
+                    Json::obj()
+                        .with("t_s", t.as_secs_f64())
+                        .with("event", e.as_str())
+                })
                 .collect::<Vec<_>>(),
         )
         .with("setup", extra)
@@ -647,7 +687,10 @@ async fn client(a: ClientArgs) -> Result<i32> {
                 .map(|(s, _)| format!("{}:{}", s.name, s.kind))
                 .collect::<Vec<_>>(),
         );
-        println!("{}", to_json(&remote.to_string(), &policy, &a.measure, &o, setup).to_string_pretty());
+        println!(
+            "{}",
+            to_json(&remote.to_string(), &policy, &a.measure, &o, setup).to_string_pretty()
+        );
     } else {
         print_human(
             &format!(
@@ -776,7 +819,10 @@ mod tests {
     #[test]
     fn report_round_trip_and_rejects_garbage() {
         let s = Samples {
-            points: vec![(Duration::from_millis(10), 5), (Duration::from_millis(20), 9)],
+            points: vec![
+                (Duration::from_millis(10), 5),
+                (Duration::from_millis(20), 9),
+            ],
         };
         let v = encode_report(9, &s);
         let (n, d) = decode_report(&v).unwrap();
@@ -795,7 +841,9 @@ mod tests {
                 .unwrap();
             let rep = encode_report(123, &Samples::default());
             a.write_all(&[FRAME_REPORT]).await.unwrap();
-            a.write_all(&(rep.len() as u32).to_be_bytes()).await.unwrap();
+            a.write_all(&(rep.len() as u32).to_be_bytes())
+                .await
+                .unwrap();
             a.write_all(&rep).await.unwrap();
             a.shutdown().await.unwrap();
             n

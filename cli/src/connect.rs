@@ -38,9 +38,12 @@ pub async fn resolve(s: &str) -> Result<SocketAddr> {
         return Err(Failure::usage(format!("'{s}': bad port '{port}'")));
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let mut addrs = tokio::net::lookup_host(s)
-        .await
-        .map_err(|e| Failure::new(format!("cannot resolve '{host}': {}", crate::error::io_msg(&e))))?;
+    let mut addrs = tokio::net::lookup_host(s).await.map_err(|e| {
+        Failure::new(format!(
+            "cannot resolve '{host}': {}",
+            crate::error::io_msg(&e)
+        ))
+    })?;
     addrs
         .next()
         .ok_or_else(|| Failure::new(format!("cannot resolve '{host}': no addresses")))
@@ -245,8 +248,10 @@ fn watch_interfaces(
         .iter()
         .filter_map(|(s, i)| i.index.map(|x| (x, s.name.clone())))
         .collect();
-    let kinds: Vec<(String, braid::InterfaceKind)> =
-        ifaces.iter().map(|(s, _)| (s.name.clone(), s.kind)).collect();
+    let kinds: Vec<(String, braid::InterfaceKind)> = ifaces
+        .iter()
+        .map(|(s, _)| (s.name.clone(), s.kind))
+        .collect();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         if let Err(e) = crate::netlink::watch(list, v4, tx).await {
@@ -268,12 +273,11 @@ fn watch_interfaces(
                         .map(|(_, k)| *k)
                         .unwrap_or_default();
                     say(format!("interface {name} available"));
-                    let iface = Interface::new(kind).with_name(name.clone()).with_index(index);
+                    let iface = Interface::new(kind)
+                        .with_name(name.clone())
+                        .with_index(index);
                     if let Err(e) = client.interface_available(iface) {
-                        say(format!(
-                            "interface {name}: {}",
-                            crate::error::describe(&e)
-                        ));
+                        say(format!("interface {name}: {}", crate::error::describe(&e)));
                     }
                 }
             }

@@ -218,7 +218,9 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
         FailureMode::Silent => "WiFi fails silently a third of the way in",
         FailureMode::None => "no failure",
     };
-    out.line(&format!("  transfer: {transfer}, upload and download at once; {fail_text}"));
+    out.line(&format!(
+        "  transfer: {transfer}, upload and download at once; {fail_text}"
+    ));
 
     let conn = client.connect_via(gw_addr, &tcp.to_string()).await?;
     let t0 = Instant::now();
@@ -322,7 +324,10 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
         };
         if t >= last_print + every {
             last_print = t;
-            out.progress(&progress_line(&ticks, up_rx.load(use_std) + down_rx.load(use_std)));
+            out.progress(&progress_line(
+                &ticks,
+                up_rx.load(use_std) + down_rx.load(use_std),
+            ));
         }
         // Completion.
         if writer.as_ref().is_some_and(|h| h.is_finished()) {
@@ -420,7 +425,10 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
     let server = match server_done {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
-            out.line(&format!("  TCP server failed: {}", crate::error::io_msg(&e)));
+            out.line(&format!(
+                "  TCP server failed: {}",
+                crate::error::io_msg(&e)
+            ));
             None
         }
         None => None,
@@ -434,7 +442,9 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
         out.line(&format!("  download failed: {}", crate::error::io_msg(e)));
     }
     let up_ok = match (up_sent, server.as_ref()) {
-        (Some(s), Some(srv)) => s.bytes > 0 && s.bytes == srv.received.bytes && s.sha == srv.received.sha,
+        (Some(s), Some(srv)) => {
+            s.bytes > 0 && s.bytes == srv.received.bytes && s.sha == srv.received.sha
+        }
         _ => false,
     };
     let down_ok = match (down_got, server.as_ref()) {
@@ -445,7 +455,8 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
         let (b, secs) = match got {
             Some(o) => (
                 o.bytes,
-                o.last.map_or(0.0, |l| l.saturating_duration_since(t0).as_secs_f64()),
+                o.last
+                    .map_or(0.0, |l| l.saturating_duration_since(t0).as_secs_f64()),
             ),
             None => (0, 0.0),
         };
@@ -454,13 +465,20 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
             bytes(b),
             mbps(b, secs),
             if ok { "match" } else { "MISMATCH" },
-            got.map(|o| stream::hex(&o.sha)[..16].to_string()).unwrap_or_default()
+            got.map(|o| stream::hex(&o.sha)[..16].to_string())
+                .unwrap_or_default()
         )
     };
     out.line(&line("upload", server.as_ref().map(|s| &s.received), up_ok));
     out.line(&line("download", down_got, down_ok));
-    let stall_up = samples.first().map(|s| s.longest_stall()).unwrap_or_default();
-    let stall_down = samples.get(1).map(|s| s.longest_stall()).unwrap_or_default();
+    let stall_up = samples
+        .first()
+        .map(|s| s.longest_stall())
+        .unwrap_or_default();
+    let stall_down = samples
+        .get(1)
+        .map(|s| s.longest_stall())
+        .unwrap_or_default();
     out.line(&format!(
         "  longest stall (receiver side, 10 ms samples): upload {} at t={:.2}s, download {} at t={:.2}s",
         progress::ms(stall_up.length),
@@ -541,7 +559,11 @@ fn bucket_rates(ticks: &[Tick]) -> (Vec<f64>, Vec<f64>) {
     let mut w = Vec::new();
     let mut c = Vec::new();
     for pair in ticks.windows(2) {
-        let dt = pair[1].t.saturating_sub(pair[0].t).as_secs_f64().max(secs * 0.5);
+        let dt = pair[1]
+            .t
+            .saturating_sub(pair[0].t)
+            .as_secs_f64()
+            .max(secs * 0.5);
         w.push(mbps(pair[1].wifi_total() - pair[0].wifi_total(), dt));
         c.push(mbps(pair[1].cell_total() - pair[0].cell_total(), dt));
     }

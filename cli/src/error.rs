@@ -28,7 +28,6 @@ impl Failure {
             code: 2,
         }
     }
-
 }
 
 impl From<Error> for Failure {

@@ -103,7 +103,11 @@ pub struct ClientOpts {
     /// Bind a path to this interface; the first is the preferred one. KIND defaults from
     /// the name (wlan*/wl* wifi, rmnet*/wwan*/ccmni* cellular, eth*/en* wired). Without
     /// any, one path follows the default route.
-    #[arg(long = "interface", short = 'i', value_name = "NAME[:wifi|cellular|wired]")]
+    #[arg(
+        long = "interface",
+        short = 'i',
+        value_name = "NAME[:wifi|cellular|wired]"
+    )]
     pub interfaces: Vec<String>,
     /// Service type.
     #[arg(long, value_enum, default_value_t = PolicyArg::Handover)]
@@ -117,8 +121,9 @@ pub struct ClientOpts {
 }
 
 fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
-    s.parse()
-        .map_err(|_| format!("unknown log level '{s}' (expected off, error, warn, info, debug or trace)"))
+    s.parse().map_err(|_| {
+        format!("unknown log level '{s}' (expected off, error, warn, info, debug or trace)")
+    })
 }
 
 /// Parses a positive number of seconds (fractions allowed).
@@ -187,11 +192,13 @@ fn usage_error(e: clap::Error) -> ! {
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            std::process::exit(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                2
-            } else {
-                0
-            });
+            std::process::exit(
+                if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    2
+                } else {
+                    0
+                },
+            );
         }
         _ => {}
     }
@@ -205,7 +212,11 @@ fn usage_error(e: clap::Error) -> ! {
         .collect();
     let msg = para.join(" ");
     let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-    let msg = if msg.is_empty() { "bad command line" } else { msg };
+    let msg = if msg.is_empty() {
+        "bad command line"
+    } else {
+        msg
+    };
     fail(Failure::usage(format!("{msg} (see 'braid --help')")))
 }
 

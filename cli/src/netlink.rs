@@ -304,7 +304,10 @@ impl Watcher {
                         touched.push(i);
                     }
                 }
-                touched.into_iter().filter_map(|i| self.evaluate(i)).collect()
+                touched
+                    .into_iter()
+                    .filter_map(|i| self.evaluate(i))
+                    .collect()
             }
             Message::Addr {
                 index,
@@ -597,7 +600,11 @@ mod tests {
     fn link(index: u32, name: &str, flags: u32, ty: u16) -> Vec<u8> {
         let mut n = name.as_bytes().to_vec();
         n.push(0);
-        msg(ty, &ifinfo(index, flags), &[(IFLA_IFNAME, &n), (4, &1500u32.to_ne_bytes())])
+        msg(
+            ty,
+            &ifinfo(index, flags),
+            &[(IFLA_IFNAME, &n), (4, &1500u32.to_ne_bytes())],
+        )
     }
 
     fn addr4(index: u32, ip: [u8; 4], ty: u16) -> Vec<u8> {
@@ -658,7 +665,11 @@ mod tests {
         let m = msg(RTM_NEWADDR, &ifaddr(AF_INET6, 64, 2), &[(IFA_ADDRESS, &v6)]);
         assert!(matches!(
             parse(&m).unwrap()[0],
-            Message::Addr { addr: IpAddr::V6(_), index: 2, .. }
+            Message::Addr {
+                addr: IpAddr::V6(_),
+                index: 2,
+                ..
+            }
         ));
     }
 
@@ -672,7 +683,9 @@ mod tests {
         d.extend(msg(RTM_NEWLINK + 100, &[1, 2, 3, 4], &[]));
         let m = parse(&d).unwrap();
         assert_eq!(m.len(), 5);
-        assert!(matches!(&m[1], Message::Link { index: 12, name: Some(n), .. } if n == "rmnet_data0"));
+        assert!(
+            matches!(&m[1], Message::Link { index: 12, name: Some(n), .. } if n == "rmnet_data0")
+        );
         assert_eq!(m[2], Message::Done);
         assert_eq!(m[3], Message::Error(libc::EBUSY));
         assert_eq!(m[4], Message::Other(RTM_NEWLINK + 100));
@@ -747,7 +760,11 @@ mod tests {
         w.start_addr_dump();
         let mut d = addr4(3, [192, 168, 1, 5], RTM_NEWADDR);
         let v6: [u8; 16] = "2001:db8::5".parse::<Ipv6Addr>().unwrap().octets();
-        d.extend(msg(RTM_NEWADDR, &ifaddr(AF_INET6, 64, 5), &[(IFA_ADDRESS, &v6)]));
+        d.extend(msg(
+            RTM_NEWADDR,
+            &ifaddr(AF_INET6, 64, 5),
+            &[(IFA_ADDRESS, &v6)],
+        ));
         assert!(apply_all(&mut w, &d).is_empty());
         assert_eq!(w.finish_addr_dump(), vec![lost(5, "rmnet0", "no address")]);
 

@@ -39,7 +39,11 @@ pub fn event(e: &ConnectionEvent, names: &PathNames) -> String {
         }
         ConnectionEvent::PathUp { path, .. } => format!("path up: {}", names.name(*path)),
         ConnectionEvent::PathDown { path, .. } => format!("path down: {}", names.name(*path)),
-        ConnectionEvent::PathSwitched { from, to, reason: r } => format!(
+        ConnectionEvent::PathSwitched {
+            from,
+            to,
+            reason: r,
+        } => format!(
             "switched {}-> {} ({})",
             from.map(|f| format!("{} ", names.name(f)))
                 .unwrap_or_default(),
@@ -49,7 +53,11 @@ pub fn event(e: &ConnectionEvent, names: &PathNames) -> String {
         ConnectionEvent::BackupChanged { path, backup } => format!(
             "{} is {}",
             names.name(*path),
-            if *backup { "a backup now" } else { "in use now" }
+            if *backup {
+                "a backup now"
+            } else {
+                "in use now"
+            }
         ),
         ConnectionEvent::AddressAnnounced { addr } => format!("the peer announced {addr}"),
         ConnectionEvent::BudgetExhausted { bytes: b } => {

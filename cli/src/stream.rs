@@ -257,7 +257,9 @@ mod tests {
     fn stall_ignores_setup_and_the_end() {
         // Setup (zeros), steady progress, a 60 ms gap (6 samples unchanged → 50 ms between
         // the last change and the sample before the next), then done and idle.
-        let s = samples(&[0, 0, 0, 10, 20, 30, 30, 30, 30, 30, 30, 40, 50, 50, 50, 50, 50]);
+        let s = samples(&[
+            0, 0, 0, 10, 20, 30, 30, 30, 30, 30, 30, 40, 50, 50, 50, 50, 50,
+        ]);
         let st = s.longest_stall();
         assert_eq!(st.length, ms(50));
         assert_eq!(st.at, ms(50));

@@ -62,7 +62,12 @@ fn esc(s: &str) -> String {
 
 impl Chart {
     pub fn render(&self) -> String {
-        let buckets = self.series.iter().map(|s| s.values.len()).max().unwrap_or(0);
+        let buckets = self
+            .series
+            .iter()
+            .map(|s| s.values.len())
+            .max()
+            .unwrap_or(0);
         let t_max = (buckets as f64 * self.bucket_secs)
             .max(self.markers.iter().map(|m| m.at_secs).fold(0.0, f64::max))
             .max(self.bucket_secs);
@@ -151,7 +156,8 @@ impl Chart {
                 TOP + ph,
                 m.color,
                 xx + 4.0,
-                TOP + 12.0 + 14.0 * (self.markers.iter().position(|o| o.id == m.id).unwrap_or(0) as f64),
+                TOP + 12.0
+                    + 14.0 * (self.markers.iter().position(|o| o.id == m.id).unwrap_or(0) as f64),
                 m.color,
                 esc(&m.label)
             );
@@ -246,7 +252,10 @@ mod tests {
         assert!(s.contains(r#"id="failure""#));
         assert!(s.contains("wifi &lt;&amp;&gt; cell"));
         // Three points per line.
-        let line = s.lines().find(|l| l.contains("data-path=\"wifi\"")).unwrap();
+        let line = s
+            .lines()
+            .find(|l| l.contains("data-path=\"wifi\""))
+            .unwrap();
         let pts = line.split("points=\"").nth(1).unwrap();
         assert_eq!(pts.trim_end_matches("\"/>").split(' ').count(), 3);
     }

@@ -6,8 +6,8 @@ use common::*;
 use std::time::Duration;
 
 fn check_json(stdout: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
     assert!(v["goodput_mbps"].as_f64().unwrap() > 0.0, "{v}");
     v
 }
@@ -40,8 +40,19 @@ fn loopback_json() {
 fn loopback_two_emulated_paths_first_one_fails() {
     let out = run(
         &[
-            "bench", "loopback", "--seconds", "3", "--emulate", "wifi,cell", "--fail-at", "1",
-            "--policy", "handover", "--direction", "down", "--json",
+            "bench",
+            "loopback",
+            "--seconds",
+            "3",
+            "--emulate",
+            "wifi,cell",
+            "--fail-at",
+            "1",
+            "--policy",
+            "handover",
+            "--direction",
+            "down",
+            "--json",
         ],
         b"",
         Duration::from_secs(60),
@@ -51,14 +62,20 @@ fn loopback_two_emulated_paths_first_one_fails() {
     assert!(v["up"].is_null());
     let wire = v["setup"]["wire"].as_array().unwrap();
     assert_eq!(wire.len(), 2);
-    assert!(wire.iter().all(|w| w["down_bytes"].as_u64().unwrap() > 0), "{wire:?}");
+    assert!(
+        wire.iter().all(|w| w["down_bytes"].as_u64().unwrap() > 0),
+        "{wire:?}"
+    );
     let events: Vec<&str> = v["events"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert!(events.iter().any(|e| e.contains("first path fails")), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.contains("first path fails")),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -73,7 +90,15 @@ fn server_and_client_processes() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let out = run(
-        &["bench", "client", &listen, "--seconds", "1", "--direction", "up"],
+        &[
+            "bench",
+            "client",
+            &listen,
+            "--seconds",
+            "1",
+            "--direction",
+            "up",
+        ],
         b"",
         Duration::from_secs(60),
     );
@@ -83,5 +108,9 @@ fn server_and_client_processes() {
     assert!(!stdout.contains("download "), "{stdout}");
     let s = wait_limited(server, Duration::from_secs(20));
     assert!(s.status.success(), "server: {}", text(&s.stderr));
-    assert!(text(&s.stderr).contains("bench 127.0.0.1"), "{}", text(&s.stderr));
+    assert!(
+        text(&s.stderr).contains("bench 127.0.0.1"),
+        "{}",
+        text(&s.stderr)
+    );
 }

@@ -21,13 +21,21 @@ fn short_demo_is_intact_and_draws_a_timeline() {
     let out = wait_limited(child, Duration::from_secs(60));
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "status {:?}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "status {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stdout.contains("data intact: yes"), "{stdout}");
     assert!(stdout.contains("WiFi fails"), "{stdout}");
     assert!(stdout.contains("longest stall"), "{stdout}");
     assert_eq!(stdout.matches("SHA-256 match").count(), 3, "{stdout}");
-    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
 
     let svg = std::fs::read_to_string(dir.join("braid-demo.svg")).expect("no braid-demo.svg");
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
@@ -36,7 +44,13 @@ fn short_demo_is_intact_and_draws_a_timeline() {
     assert_eq!(lines.len(), 2, "one polyline per path");
     assert!(lines[0].contains("wifi") && lines[1].contains("cellular"));
     for l in &lines {
-        let pts = l.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        let pts = l
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let n = pts.split_whitespace().count();
         // 100 ms buckets over at least the 6 s transfer.
         assert!(n >= 55, "only {n} points");

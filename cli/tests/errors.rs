@@ -10,7 +10,14 @@ const LIMIT: Duration = Duration::from_secs(20);
 #[test]
 fn unknown_interface() {
     let out = run(
-        &["connect", "127.0.0.1:9", "--interface", "nosuch0", "--target", "127.0.0.1:1"],
+        &[
+            "connect",
+            "127.0.0.1:9",
+            "--interface",
+            "nosuch0",
+            "--target",
+            "127.0.0.1:1",
+        ],
         b"",
         LIMIT,
     );
@@ -38,7 +45,14 @@ fn gateway_unreachable() {
     let remote = format!("127.0.0.1:{port}");
     let start = std::time::Instant::now();
     let out = run(
-        &["connect", &remote, "--target", "127.0.0.1:80", "--connect-timeout", "1"],
+        &[
+            "connect",
+            &remote,
+            "--target",
+            "127.0.0.1:80",
+            "--connect-timeout",
+            "1",
+        ],
         b"hello\n",
         LIMIT,
     );
@@ -71,7 +85,13 @@ fn bad_command_lines() {
         &["connect", "127.0.0.1:9", "--interface", "eth0:radio"],
         &["connect", "127.0.0.1:9", "--connect-timeout", "-1"],
         &["gateway", "--listen", "not-an-address"],
-        &["gateway", "--listen", "127.0.0.1:0", "--allow", "10.0.0.0/99:80"],
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow",
+            "10.0.0.0/99:80",
+        ],
         &["demo", "--seconds", "zero"],
         &["bench", "loopback", "--emulate", "carrier-pigeon"],
         &["frobnicate"],
@@ -85,7 +105,12 @@ fn bad_command_lines() {
 #[test]
 fn unresolvable_host() {
     let out = run(
-        &["connect", "no-such-host.invalid:7000", "--connect-timeout", "1"],
+        &[
+            "connect",
+            "no-such-host.invalid:7000",
+            "--connect-timeout",
+            "1",
+        ],
         b"",
         LIMIT,
     );

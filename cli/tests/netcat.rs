@@ -55,7 +55,11 @@ fn a_megabyte_each_way_with_stats() {
     );
     let err = text(&out.stderr);
     assert!(out.status.success(), "stderr: {err}");
-    assert!(out.stdout == data, "echoed data differs ({} B back)", out.stdout.len());
+    assert!(
+        out.stdout == data,
+        "echoed data differs ({} B back)",
+        out.stdout.len()
+    );
     assert!(err.contains("connected to"), "{err}");
     assert!(err.contains("done after"), "{err}");
 }
@@ -66,7 +70,12 @@ fn a_target_outside_the_allowlist_is_refused() {
     let other = tcp_echo();
     let gw = gateway(&[echo.to_string()]);
     let out = run(
-        &["connect", &gw.addr.to_string(), "--target", &other.to_string()],
+        &[
+            "connect",
+            &gw.addr.to_string(),
+            "--target",
+            &other.to_string(),
+        ],
         b"hello\n",
         Duration::from_secs(20),
     );

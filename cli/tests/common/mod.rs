@@ -30,18 +30,23 @@ pub fn run(args: &[&str], stdin: &[u8], limit: Duration) -> Output {
     wait_limited(child, limit)
 }
 
-/// Waits for the child, killing it (and failing) after `limit`.
+/// Waits for the child, killing it (and failing) after `limit`. Collects the output
+/// streams that were piped and not taken yet.
 pub fn wait_limited(mut child: Child, limit: Duration) -> Output {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
+    let out = child.stdout.take();
+    let err = child.stderr.take();
     let o = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
+        if let Some(mut s) = out {
+            let _ = s.read_to_end(&mut v);
+        }
         v
     });
     let e = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
+        if let Some(mut s) = err {
+            let _ = s.read_to_end(&mut v);
+        }
         v
     });
     let deadline = Instant::now() + limit;
@@ -75,7 +80,11 @@ pub fn assert_one_line_error(o: &Output, what: &str) -> String {
     assert!(!err.contains("panicked"), "{what}: panicked: {err}");
     assert!(!err.contains("RUST_BACKTRACE"), "{what}: {err}");
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: want exactly one line on stderr, got:\n{err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: want exactly one line on stderr, got:\n{err}"
+    );
     assert!(
         lines[0].starts_with("braid: error: "),
         "{what}: unexpected line {:?}",
@@ -141,7 +150,11 @@ impl GatewayProc {
 
 /// Starts `braid gateway --listen 127.0.0.1:0 --allow ...` and learns its port.
 pub fn gateway(allow: &[String]) -> GatewayProc {
-    let mut args = vec!["gateway".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+    let mut args = vec![
+        "gateway".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
     for a in allow {
         args.push("--allow".into());
         args.push(a.clone());
@@ -163,20 +176,17 @@ pub fn gateway(allow: &[String]) -> GatewayProc {
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .expect("the gateway never said where it listens");
-        let l = rx.recv_timeout(left).expect("the gateway said nothing");
-        // "... braid gateway on udp 127.0.0.1:PORT, allowing ..."
-        if let Some(rest) = l.split("braid gateway on udp ").nth(1) {
-            let addr = rest.split(',').next().unwrap().trim().parse().unwrap();
-            return GatewayProc {
-                child,
-                addr,
-                lines: rx,
-            };
-        }
-    }
+    // Owned by the guard from here on: killed even if the test fails below.
+    let mut gw = GatewayProc {
+        child,
+        addr: ([0, 0, 0, 0], 0).into(),
+        lines: rx,
+    };
+    let l = gw
+        .wait_line("braid gateway on udp ", Duration::from_secs(10))
+        .expect("the gateway never said where it listens");
+    // "... braid gateway on udp 127.0.0.1:PORT, allowing ..."
+    let rest = l.split("braid gateway on udp ").nth(1).unwrap();
+    gw.addr = rest.split(',').next().unwrap().trim().parse().unwrap();
+    gw
 }
