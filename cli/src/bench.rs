@@ -207,6 +207,7 @@ async fn server(a: ServerArgs) -> Result<i32> {
 
 /// One test, server side. Returns a line for the log.
 async fn serve(conn: Connection) -> std::io::Result<String> {
+    let events = conn.events();
     let (mut r, mut w) = conn.into_split();
     let mut req = [0u8; 16];
     tokio::time::timeout(Duration::from_secs(10), r.read_exact(&mut req))
@@ -239,6 +240,8 @@ async fn serve(conn: Connection) -> std::io::Result<String> {
     w.write_all(&(report.len() as u32).to_be_bytes()).await?;
     w.write_all(&report).await?;
     w.shutdown().await?;
+    // The report must reach the client before this process may exit (`--once`).
+    wait_closed(events, Duration::from_secs(5)).await;
     let secs = start.elapsed().as_secs_f64();
     Ok(format!(
         "{}: received {} ({:.1} Mbit/s), sent {} in {:.1}s",
@@ -420,6 +423,7 @@ async fn measure(
 ) -> Result<Outcome> {
     let monitor = conn.monitor();
     let events = conn.events();
+    let closed = conn.events();
     let (mut r, mut w) = conn.into_split();
     let mut req = [0u8; 16];
     req[..4].copy_from_slice(MAGIC);
@@ -486,8 +490,9 @@ async fn measure(
         }
     };
     collect_paths(&monitor, &mut paths);
-    // The last events (the close) come right after the end of the stream.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Our DATA_ACK of the server's DATA_FIN must go out before this process exits.
+    wait_closed(closed, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
     ev_task.abort();
     let mut evs = std::mem::take(&mut *lock(&log));
     evs.sort_by_key(|(t, _)| *t);
@@ -518,6 +523,18 @@ async fn measure(
         paths,
         events: evs,
     })
+}
+
+/// Waits (at most `limit`) for the connection to close: both DATA_FINs acknowledged.
+async fn wait_closed(mut events: braid::Events, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(e) = events.recv().await {
+            if matches!(e, braid::ConnectionEvent::Closed(_)) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -3,6 +3,8 @@
 mod common;
 
 use common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
 use std::time::Duration;
 
 fn check_json(stdout: &str) -> serde_json::Value {
@@ -78,17 +80,38 @@ fn loopback_two_emulated_paths_first_one_fails() {
     );
 }
 
+/// Kills the child on drop (a failing assertion must not leave a server behind).
+struct Kill(Option<std::process::Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
 fn server_and_client_processes() {
-    let port = free_udp_port();
-    let listen = format!("127.0.0.1:{port}");
-    let server = braid()
-        .args(["bench", "server", "--listen", &listen, "--once"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut server = Kill(Some(
+        braid()
+            .args(["bench", "server", "--listen", "127.0.0.1:0", "--once"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let mut err = BufReader::new(server.0.as_mut().unwrap().stderr.take().unwrap());
+    // "... bench server on udp 127.0.0.1:PORT"
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let listen = first
+        .split("bench server on udp ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected first line from the server: {first}"))
+        .trim()
+        .to_string();
     let out = run(
         &[
             "bench",
@@ -106,11 +129,10 @@ fn server_and_client_processes() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(stdout.contains("upload"), "{stdout}");
     assert!(!stdout.contains("download "), "{stdout}");
-    let s = wait_limited(server, Duration::from_secs(20));
-    assert!(s.status.success(), "server: {}", text(&s.stderr));
-    assert!(
-        text(&s.stderr).contains("bench 127.0.0.1"),
-        "{}",
-        text(&s.stderr)
-    );
+    // With --once the server exits by itself after the test.
+    let s = wait_limited(server.0.take().unwrap(), Duration::from_secs(20));
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(s.status.success(), "server: {rest}");
+    assert!(rest.contains("up: received"), "{rest}");
 }
