@@ -20,7 +20,7 @@ use clap::{Args, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -113,11 +113,7 @@ async fn tcp_server(
             let (s, _) = l.accept().await?;
             let (mut r, mut w) = s.into_split();
             let amount = amount_for();
-            let writer = tokio::spawn(async move {
-                let count = AtomicU64::new(0);
-                let stop = AtomicBool::new(false);
-                stream::send(&mut w, SEED_DOWN, amount, &count, &stop).await
-            });
+            let writer = tokio::spawn(async move { stream::send(&mut w, SEED_DOWN, amount).await });
             let received = stream::recv(&mut r, &rx_count, true).await?;
             let sent = writer.await.map_err(std::io::Error::other)??;
             Ok(ServerSide { received, sent })
@@ -240,12 +236,7 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
     let (mut r, mut w) = conn.into_split();
     let writer = {
         let amount = amount_for();
-        tokio::spawn(async move {
-            let count = AtomicU64::new(0);
-            let stop = AtomicBool::new(false);
-            let o = stream::send(&mut w, SEED_UP, amount, &count, &stop).await;
-            (o, w)
-        })
+        tokio::spawn(async move { stream::send(&mut w, SEED_UP, amount).await })
     };
     let reader = {
         let c = down_rx.clone();
@@ -271,12 +262,11 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
     let mut up_done: Option<std::io::Result<Outcome>> = None;
     let mut down_done: Option<std::io::Result<Outcome>> = None;
     let mut server_done: Option<std::io::Result<ServerSide>> = None;
-    let mut _keep_writer = None;
     let mut tick = tokio::time::interval(BUCKET);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_print = Duration::ZERO;
     let mut timed_out = false;
-    let use_std = std::sync::atomic::Ordering::Relaxed;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
     loop {
         tick.tick().await;
         let t = t0.elapsed();
@@ -287,7 +277,7 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
         });
         // The failure.
         let third = match a.bytes {
-            Some(n) => up_rx.load(use_std) + down_rx.load(use_std) >= 2 * n / 3,
+            Some(n) => up_rx.load(relaxed) + down_rx.load(relaxed) >= 2 * n / 3,
             None => t >= fail_time,
         };
         if failed_at.is_none() && third && a.failure != FailureMode::None {
@@ -326,19 +316,13 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
             last_print = t;
             out.progress(&progress_line(
                 &ticks,
-                up_rx.load(use_std) + down_rx.load(use_std),
+                up_rx.load(relaxed) + down_rx.load(relaxed),
             ));
         }
         // Completion.
         if writer.as_ref().is_some_and(|h| h.is_finished()) {
             if let Some(h) = writer.take() {
-                match h.await {
-                    Ok((o, w)) => {
-                        up_done = Some(o);
-                        _keep_writer = Some(w);
-                    }
-                    Err(e) => up_done = Some(Err(std::io::Error::other(e))),
-                }
+                up_done = Some(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
             }
         }
         if reader.as_ref().is_some_and(|h| h.is_finished()) {

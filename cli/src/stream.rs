@@ -53,14 +53,11 @@ pub struct Outcome {
     pub last: Option<Instant>,
 }
 
-/// Writes stream `seed` until `amount` is reached or `stop` is set, then shuts the writer
-/// down. `count` follows the bytes written.
+/// Writes stream `seed` until `amount` is reached, then shuts the writer down.
 pub async fn send<W: AsyncWrite + Unpin>(
     w: &mut W,
     seed: u64,
     amount: Amount,
-    count: &AtomicU64,
-    stop: &AtomicBool,
 ) -> std::io::Result<Outcome> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     let mut buf = vec![0u8; CHUNK];
@@ -72,14 +69,13 @@ pub async fn send<W: AsyncWrite + Unpin>(
             Amount::Until(t) if Instant::now() >= t => 0,
             Amount::Until(_) => CHUNK,
         };
-        if n == 0 || stop.load(Ordering::Relaxed) {
+        if n == 0 {
             break;
         }
         fill(seed, at, &mut buf[..n]);
         ctx.update(&buf[..n]);
         w.write_all(&buf[..n]).await?;
         at += n as u64;
-        count.store(at, Ordering::Relaxed);
     }
     w.shutdown().await?;
     Ok(Outcome {
@@ -279,11 +275,9 @@ mod tests {
     #[tokio::test]
     async fn send_and_recv_agree() {
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let c1 = AtomicU64::new(0);
         let c2 = AtomicU64::new(0);
-        let stop = AtomicBool::new(false);
         let (s, r) = tokio::join!(
-            send(&mut a, 9, Amount::Bytes(300_001), &c1, &stop),
+            send(&mut a, 9, Amount::Bytes(300_001)),
             recv(&mut b, &c2, true)
         );
         let (s, r) = (s.unwrap(), r.unwrap());
