@@ -266,6 +266,7 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_print = Duration::ZERO;
     let mut timed_out = false;
+    let mut stats = None;
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     loop {
         tick.tick().await;
@@ -275,6 +276,10 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
             wifi: wire(&wifi),
             cell: wire(&cell),
         });
+        // The last statistics while the connection is held (the halves end with their tasks).
+        if let Some(s) = monitor.stats() {
+            stats = Some(s);
+        }
         // The failure.
         let third = match a.bytes {
             Some(n) => up_rx.load(relaxed) + down_rx.load(relaxed) >= 2 * n / 3,
@@ -346,7 +351,9 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
     let samples = sampler.finish().await;
     let total = t0.elapsed();
     out.finish();
-    let stats = monitor.stats();
+    if let Some(s) = monitor.stats() {
+        stats = Some(s);
+    }
 
     // The timeline.
     let (buckets_wifi, buckets_cell) = bucket_rates(&ticks);
