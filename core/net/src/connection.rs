@@ -2,9 +2,11 @@
 
 use crate::driver::{ConnRt, Shared};
 use crate::error::{Error, Result};
-use crate::event::Events;
+use crate::event::{ConnectionEvent, Events};
 use crate::socket::{Interface, PathInfo, SocketBinder, SocketOptions, open_path_socket};
-use braid_proto::{ConnectionHandle, ConnectionStats, PathId, PathSpec, ReadError, WriteError};
+use braid_proto::{
+    CloseError, ConnectionHandle, ConnectionStats, PathId, PathSpec, ReadError, WriteError,
+};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -307,6 +309,30 @@ impl Connection {
         st.drop_path(Instant::now(), self.inner.h, path);
         drop(st);
         self.inner.shared.wake.wake_driver();
+    }
+
+    /// Waits until the connection is over (both sides finished, or it failed) and says how
+    /// it ended. Useful after `finish()` to know the peer got everything before exiting.
+    pub async fn closed(&self) -> CloseError {
+        let mut events = self.events();
+        {
+            let st = self.inner.shared.lock();
+            match st.conns.get(&self.inner.h) {
+                Some(rt) => {
+                    if let Some(e) = &rt.closed {
+                        return e.clone();
+                    }
+                }
+                // Released by the runtime: it was over.
+                None => return CloseError::Finished,
+            }
+        }
+        while let Some(e) = events.recv().await {
+            if let ConnectionEvent::Closed(e) = e {
+                return e;
+            }
+        }
+        CloseError::Finished
     }
 
     /// Changes the service type (and its settings) on the live connection.

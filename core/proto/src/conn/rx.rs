@@ -353,6 +353,12 @@ impl Connection {
         }
         self.release_send_buffer();
         self.stats.subflows_closed += 1;
+        if self.closed_paths.len() == 16 {
+            self.closed_paths.remove(0);
+        }
+        let mut last = super::path_stats(&self.subflows[idx]);
+        last.state = "closed";
+        self.closed_paths.push(last);
         let e = &self.subflows[idx];
         if e.kind.is_cellular() {
             self.paths.cellular_closed_bytes +=
