@@ -21,6 +21,7 @@ pub fn run(args: &[String]) -> Result {
     // The decoders and the endpoint against arbitrary bytes, briefly (longer runs:
     // `cargo xtask fuzz --seconds N`).
     crate::fuzz::run(&["--seconds".into(), "20".into()])?;
+    crate::foreign::run(&[])?;
     eprintln!("\nxtask ci: all green");
     Ok(())
 }

@@ -1,10 +1,15 @@
 //! `cargo xtask`: the project's build and CI driver. Every command installs what it needs.
 
+mod android;
+mod apple;
 mod bench;
 mod ci;
 mod deps;
+mod ffi;
+mod foreign;
 mod fuzz;
 mod sh;
+mod swift_check;
 
 use std::process::ExitCode;
 
@@ -15,6 +20,11 @@ commands:
   deps           install the system packages the tests need (apt, npm), then exit
   fuzz [--seconds N]   run the libFuzzer targets (stable toolchain) for N seconds each
   bench [sim|cpu|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
+  bindings       regenerate the Swift, Kotlin and Python bindings (checked-in copies too)
+  test-foreign [kotlin|python]  Kotlin (JVM + JNA) and Python tests of the real library
+  apple          XCFramework + zip + checksum in ios/Package.swift (macOS + Xcode)
+  android        .so per ABI (cargo-ndk) + AAR (Gradle)
+  size           size of the shipped library (mobile profile, stripped) per target
 ";
 
 fn main() -> ExitCode {
@@ -29,6 +39,11 @@ fn main() -> ExitCode {
         "deps" => deps::install_all(),
         "fuzz" => fuzz::run(rest),
         "bench" => bench::run(rest),
+        "bindings" => ffi::bindings(rest),
+        "test-foreign" => foreign::run(rest),
+        "apple" => apple::run(rest),
+        "android" => android::run(rest),
+        "size" => ffi::size(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -2,9 +2,11 @@
 
 use crate::driver::{ConnRt, NewSocket, Shared};
 use crate::error::{Error, Result};
-use crate::event::Events;
+use crate::event::{ConnectionEvent, Events};
 use crate::socket::{Interface, PathInfo, SocketBinder, SocketOptions, open_path_socket};
-use braid_proto::{ConnectionHandle, ConnectionStats, PathId, PathSpec, ReadError, WriteError};
+use braid_proto::{
+    CloseError, ConnectionHandle, ConnectionStats, PathId, PathSpec, ReadError, WriteError,
+};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -183,11 +185,13 @@ impl ConnRef {
 
     fn events(&self) -> Events {
         let st = self.shared.lock();
-        let rx = match st.conns.get(&self.h) {
-            Some(rt) => rt.events.subscribe(),
-            None => tokio::sync::broadcast::channel(1).1,
+        // Subscribing and copying the history under the same lock the driver sends under:
+        // no event is missed or seen twice.
+        let (rx, backlog) = match st.conns.get(&self.h) {
+            Some(rt) => (rt.events.subscribe(), rt.history.clone()),
+            None => (tokio::sync::broadcast::channel(1).1, Default::default()),
         };
-        Events { rx }
+        Events { rx, backlog }
     }
 
     fn stats(&self) -> ConnectionStats {
@@ -320,6 +324,30 @@ impl Connection {
         st.drop_path(Instant::now(), self.inner.h, path);
         drop(st);
         self.inner.shared.wake.wake_driver();
+    }
+
+    /// Waits until the connection is over (both sides finished, or it failed) and says how
+    /// it ended. Useful after `finish()` to know the peer got everything before exiting.
+    pub async fn closed(&self) -> CloseError {
+        let mut events = self.events();
+        {
+            let st = self.inner.shared.lock();
+            match st.conns.get(&self.inner.h) {
+                Some(rt) => {
+                    if let Some(e) = &rt.closed {
+                        return e.clone();
+                    }
+                }
+                // Released by the runtime: it was over.
+                None => return CloseError::Finished,
+            }
+        }
+        while let Some(e) = events.recv().await {
+            if let ConnectionEvent::Closed(e) = e {
+                return e;
+            }
+        }
+        CloseError::Finished
     }
 
     /// Changes the service type (and its settings) on the live connection.

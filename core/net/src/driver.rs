@@ -28,6 +28,9 @@ use tokio::time::Sleep;
 
 pub(crate) type SockId = u64;
 
+/// Events kept per connection for late subscribers.
+const EVENT_HISTORY: usize = 64;
+
 /// Largest datagram the engine may produce (MSS 1460 + TCP-in-UDP header and options,
 /// with room to spare).
 const MAX_DATAGRAM: usize = 2048;
@@ -131,6 +134,9 @@ pub(crate) struct ConnRt {
     pub connected: bool,
     pub closed: Option<CloseError>,
     pub events: broadcast::Sender<ConnectionEvent>,
+    /// Every event so far (bounded): a subscriber that comes after `connect` returned, when
+    /// the second path may already be up, still sees the whole story.
+    pub history: std::collections::VecDeque<ConnectionEvent>,
     /// An application handle exists (false for connections not yet accepted, or dropped).
     pub app_held: bool,
     /// Accepted by a listener, not yet handed out (waits for the handshake).
@@ -152,6 +158,7 @@ impl ConnRt {
             connected: false,
             closed: None,
             events: broadcast::channel(256).0,
+            history: std::collections::VecDeque::new(),
             app_held,
             pending_accept: false,
             linger_until: None,
@@ -739,6 +746,10 @@ impl Driver {
                 _ => {}
             }
             if let Some(pe) = ConnectionEvent::from_engine(&ev) {
+                if rt.history.len() == EVENT_HISTORY {
+                    rt.history.pop_front();
+                }
+                rt.history.push_back(pe.clone());
                 let _ = rt.events.send(pe);
             }
         }

@@ -70,15 +70,20 @@ impl ConnectionEvent {
     }
 }
 
-/// A stream of a connection's events from the moment it was subscribed.
+/// A stream of a connection's events: everything since the connection started (the last
+/// 64 events), then new ones as they happen.
 pub struct Events {
     pub(crate) rx: broadcast::Receiver<ConnectionEvent>,
+    pub(crate) backlog: std::collections::VecDeque<ConnectionEvent>,
 }
 
 impl Events {
     /// The next event; `None` once the connection is gone. Events the receiver was too slow
     /// for are skipped.
     pub async fn recv(&mut self) -> Option<ConnectionEvent> {
+        if let Some(e) = self.backlog.pop_front() {
+            return Some(e);
+        }
         loop {
             match self.rx.recv().await {
                 Ok(e) => return Some(e),
@@ -92,6 +97,9 @@ impl Events {
 
     /// An event if one is waiting.
     pub fn try_recv(&mut self) -> Option<ConnectionEvent> {
+        if let Some(e) = self.backlog.pop_front() {
+            return Some(e);
+        }
         loop {
             match self.rx.try_recv() {
                 Ok(e) => return Some(e),

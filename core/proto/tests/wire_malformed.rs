@@ -407,10 +407,10 @@ fn emit_refuses_what_does_not_fit() {
     );
     let mut sack = SackBlocks::new();
     for i in 0..4 {
-        sack.push(SeqNum(i), SeqNum(i + 1)).unwrap();
+        sack.push((SeqNum(i), SeqNum(i + 1))).unwrap();
     }
     assert_eq!(
-        sack.push(SeqNum(9), SeqNum(10)),
+        sack.push((SeqNum(9), SeqNum(10))),
         Err(WireError::TooManyOptions)
     );
 

@@ -155,7 +155,7 @@ fn tcp_options() -> impl Strategy<Value = TcpOptions> {
             o.timestamps = ts;
             for (l, r) in sacks {
                 let before = o;
-                o.sack_blocks.push(SeqNum(l), SeqNum(r)).unwrap();
+                o.sack_blocks.push((SeqNum(l), SeqNum(r))).unwrap();
                 if o.len() > MAX_OPTIONS_LEN {
                     o = before;
                     break;

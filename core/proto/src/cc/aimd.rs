@@ -49,6 +49,20 @@ impl Aimd {
         newly_acked > 0 && !app_limited && !in_recovery
     }
 
+    /// The common front of every controller's `on_ack`: no growth when application-limited
+    /// or in recovery, slow start below ssthresh. Returns the bytes left for congestion
+    /// avoidance (0 when the window may not grow or slow start took them all).
+    pub(crate) fn grow(&mut self, ack: &super::Ack) -> u64 {
+        if !self.may_grow(ack.newly_acked, ack.app_limited, ack.in_recovery) {
+            return 0;
+        }
+        if self.in_slow_start() {
+            self.slow_start(ack.newly_acked, 1)
+        } else {
+            ack.newly_acked
+        }
+    }
+
     pub(crate) fn in_slow_start(&self) -> bool {
         self.cwnd < self.ssthresh
     }

@@ -128,16 +128,7 @@ impl CongestionControl for Lia {
     }
 
     fn on_ack(&mut self, ack: &Ack, coupling: &Coupling<'_>) {
-        if !self
-            .w
-            .may_grow(ack.newly_acked, ack.app_limited, ack.in_recovery)
-        {
-            return;
-        }
-        let mut acked = ack.newly_acked;
-        if self.w.in_slow_start() {
-            acked = self.w.slow_start(acked, 1);
-        }
+        let acked = self.w.grow(ack);
         if acked > 0 {
             let inc = self.increase(acked, ack.srtt, coupling);
             apply(&mut self.w, &mut self.carry, inc);
@@ -270,16 +261,7 @@ impl CongestionControl for Olia {
 
     fn on_ack(&mut self, ack: &Ack, coupling: &Coupling<'_>) {
         self.l2 = self.l2.saturating_add(ack.newly_acked);
-        if !self
-            .w
-            .may_grow(ack.newly_acked, ack.app_limited, ack.in_recovery)
-        {
-            return;
-        }
-        let mut acked = ack.newly_acked;
-        if self.w.in_slow_start() {
-            acked = self.w.slow_start(acked, 1);
-        }
+        let acked = self.w.grow(ack);
         if acked > 0 {
             let inc = self.increase(acked, ack.srtt, coupling);
             apply(&mut self.w, &mut self.carry, inc);

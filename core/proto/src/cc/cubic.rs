@@ -186,18 +186,9 @@ impl CongestionControl for Cubic {
         if !self.w.in_slow_start() {
             self.track_app_limited(ack);
         }
-        if !self
-            .w
-            .may_grow(ack.newly_acked, ack.app_limited, ack.in_recovery)
-        {
+        let acked = self.w.grow(ack);
+        if acked == 0 {
             return;
-        }
-        let mut acked = ack.newly_acked;
-        if self.w.in_slow_start() {
-            acked = self.w.slow_start(acked, 1);
-            if acked == 0 {
-                return;
-            }
         }
         let ack = Ack {
             newly_acked: acked,

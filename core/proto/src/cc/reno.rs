@@ -29,16 +29,7 @@ impl CongestionControl for Reno {
     }
 
     fn on_ack(&mut self, ack: &Ack, _coupling: &Coupling<'_>) {
-        if !self
-            .w
-            .may_grow(ack.newly_acked, ack.app_limited, ack.in_recovery)
-        {
-            return;
-        }
-        let mut acked = ack.newly_acked;
-        if self.w.in_slow_start() {
-            acked = self.w.slow_start(acked, 1);
-        }
+        let acked = self.w.grow(ack);
         if acked > 0 {
             self.w.reno_increase(acked);
         }

@@ -124,5 +124,8 @@ pub struct ConnectionStats {
     pub subflows_opened: u64,
     pub subflows_closed: u64,
     pub cellular_bytes: u64,
+    /// Live subflows.
     pub paths: Vec<PathStats>,
+    /// Subflows that are gone, with their final counters (the last 16).
+    pub closed_paths: Vec<PathStats>,
 }

@@ -10,7 +10,9 @@ mod events;
 mod fallback;
 mod handshake;
 mod mapping;
+mod options;
 mod paths;
+mod placement;
 mod recv_buf;
 mod rx;
 mod send_buf;
@@ -260,6 +262,8 @@ pub struct Connection {
     pub(crate) paths: PathManager,
     pub(crate) events: VecDeque<Event>,
     pub(crate) stats: ConnectionStats,
+    /// Final statistics of subflows that are gone (most recent last, bounded).
+    pub(crate) closed_paths: Vec<PathStats>,
     /// When the last subflow went away (for `no_path_timeout`).
     pub(crate) no_path_since: Option<Instant>,
     /// Subflows opened/closed or addresses changed since the endpoint last looked.
@@ -382,6 +386,7 @@ impl Connection {
             paths,
             events: VecDeque::new(),
             stats: ConnectionStats::default(),
+            closed_paths: Vec::new(),
             no_path_since: None,
             tuples_changed: true,
             rr_cursor: 0,
@@ -686,31 +691,8 @@ impl Connection {
         s.mptcp = self.is_mptcp();
         s.established = self.state == ConnState::Established;
         s.bytes_acked = self.data_una.saturating_sub(1);
-        s.paths = self
-            .subflows
-            .iter()
-            .map(|e| {
-                let c = &e.sf.counters;
-                PathStats {
-                    path: e.path,
-                    kind: Some(e.kind),
-                    local: Some(e.sf.local),
-                    remote: Some(e.sf.remote),
-                    state: state_name(e.sf.state),
-                    backup: e.backup_local || e.backup_remote,
-                    bytes_sent: c.bytes_sent,
-                    bytes_received: c.bytes_received,
-                    bytes_retransmitted: c.bytes_retransmitted,
-                    segments_sent: c.segments_sent,
-                    segments_received: c.segments_received,
-                    retransmissions: c.retransmissions,
-                    rto_events: c.rto_events,
-                    srtt: e.sf.srtt(),
-                    cwnd: e.sf.cwnd(),
-                    in_flight: e.sf.in_flight(),
-                }
-            })
-            .collect();
+        s.paths = self.subflows.iter().map(path_stats).collect();
+        s.closed_paths = self.closed_paths.clone();
         s
     }
 
@@ -759,6 +741,29 @@ impl Connection {
     /// Same as `interface_lost`.
     pub fn remove_path(&mut self, now: Instant, id: PathId) {
         self.interface_lost(now, id);
+    }
+}
+
+/// A subflow's statistics as the application sees them.
+pub(crate) fn path_stats(e: &SubflowEntry) -> PathStats {
+    let c = &e.sf.counters;
+    PathStats {
+        path: e.path,
+        kind: Some(e.kind),
+        local: Some(e.sf.local),
+        remote: Some(e.sf.remote),
+        state: state_name(e.sf.state),
+        backup: e.backup_local || e.backup_remote,
+        bytes_sent: c.bytes_sent,
+        bytes_received: c.bytes_received,
+        bytes_retransmitted: c.bytes_retransmitted,
+        segments_sent: c.segments_sent,
+        segments_received: c.segments_received,
+        retransmissions: c.retransmissions,
+        rto_events: c.rto_events,
+        srtt: e.sf.srtt(),
+        cwnd: e.sf.cwnd(),
+        in_flight: e.sf.in_flight(),
     }
 }
 

@@ -177,7 +177,7 @@ impl Subflow {
                 8
             };
             if repr.options.len() + extra > crate::wire::MAX_OPTIONS_LEN
-                || repr.options.sack_blocks.push(block.0, block.1).is_err()
+                || repr.options.sack_blocks.push(block).is_err()
             {
                 break;
             }

@@ -22,36 +22,38 @@ pub mod kind {
     pub const MPTCP: u8 = super::KIND_MPTCP;
 }
 
-/// Up to four SACK blocks `(left, right)` (four is what fits in 40 bytes without timestamps).
+/// A list of at most `N` values stored inline: the option representation owns everything and
+/// stays `Copy`, with no allocation per segment. `filler` only occupies unused slots.
 #[derive(Clone, Copy)]
-pub struct SackBlocks {
-    blocks: [(SeqNum, SeqNum); SackBlocks::MAX],
+pub struct FixedList<T: Copy, const N: usize> {
+    items: [T; N],
     count: u8,
 }
 
-impl SackBlocks {
-    pub const MAX: usize = 4;
+impl<T: Copy, const N: usize> FixedList<T, N> {
+    pub const MAX: usize = N;
 
-    pub const fn new() -> Self {
+    const fn with_filler(filler: T) -> Self {
         Self {
-            blocks: [(SeqNum(0), SeqNum(0)); Self::MAX],
+            items: [filler; N],
             count: 0,
         }
     }
 
-    /// Appends a block; `TooManyOptions` when four are already there.
-    pub fn push(&mut self, left: SeqNum, right: SeqNum) -> Result<(), WireError> {
+    /// Appends; `TooManyOptions` when the list is full. For MPTCP options this does not
+    /// check the option-space budget (see [`TcpOptions::push_mptcp`]).
+    pub fn push(&mut self, item: T) -> Result<(), WireError> {
         let slot = self
-            .blocks
+            .items
             .get_mut(usize::from(self.count))
             .ok_or(WireError::TooManyOptions)?;
-        *slot = (left, right);
+        *slot = item;
         self.count += 1;
         Ok(())
     }
 
-    pub fn as_slice(&self) -> &[(SeqNum, SeqNum)] {
-        &self.blocks[..usize::from(self.count)]
+    pub fn as_slice(&self) -> &[T] {
+        &self.items[..usize::from(self.count)]
     }
 
     pub fn len(&self) -> usize {
@@ -66,8 +68,30 @@ impl SackBlocks {
         self.count = 0;
     }
 
-    pub fn iter(&self) -> core::slice::Iter<'_, (SeqNum, SeqNum)> {
+    pub fn iter(&self) -> core::slice::Iter<'_, T> {
         self.as_slice().iter()
+    }
+}
+
+impl<T: Copy + PartialEq, const N: usize> PartialEq for FixedList<T, N> {
+    fn eq(&self, o: &Self) -> bool {
+        self.as_slice() == o.as_slice()
+    }
+}
+impl<T: Copy + Eq, const N: usize> Eq for FixedList<T, N> {}
+
+impl<T: Copy + fmt::Debug, const N: usize> fmt::Debug for FixedList<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Up to four SACK blocks `(left, right)` (four is what fits in 40 bytes without timestamps).
+pub type SackBlocks = FixedList<(SeqNum, SeqNum), 4>;
+
+impl SackBlocks {
+    pub const fn new() -> Self {
+        Self::with_filler((SeqNum(0), SeqNum(0)))
     }
 }
 
@@ -77,86 +101,18 @@ impl Default for SackBlocks {
     }
 }
 
-impl PartialEq for SackBlocks {
-    fn eq(&self, o: &Self) -> bool {
-        self.as_slice() == o.as_slice()
-    }
-}
-impl Eq for SackBlocks {}
-
-impl fmt::Debug for SackBlocks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
 /// Up to four MPTCP options in one segment (e.g. DSS + ADD_ADDR + MP_PRIO).
-#[derive(Clone, Copy)]
-pub struct MptcpOptions {
-    opts: [MptcpOption; MptcpOptions::MAX],
-    count: u8,
-}
-
-const FILLER: MptcpOption = MptcpOption::MpPrio(MpPrio { backup: false });
+pub type MptcpOptions = FixedList<MptcpOption, 4>;
 
 impl MptcpOptions {
-    pub const MAX: usize = 4;
-
     pub const fn new() -> Self {
-        Self {
-            opts: [FILLER; Self::MAX],
-            count: 0,
-        }
-    }
-
-    /// Appends without checking the option-space budget (see [`TcpOptions::push_mptcp`]).
-    pub fn push(&mut self, o: MptcpOption) -> Result<(), WireError> {
-        let slot = self
-            .opts
-            .get_mut(usize::from(self.count))
-            .ok_or(WireError::TooManyOptions)?;
-        *slot = o;
-        self.count += 1;
-        Ok(())
-    }
-
-    pub fn as_slice(&self) -> &[MptcpOption] {
-        &self.opts[..usize::from(self.count)]
-    }
-
-    pub fn len(&self) -> usize {
-        usize::from(self.count)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    pub fn clear(&mut self) {
-        self.count = 0;
-    }
-
-    pub fn iter(&self) -> core::slice::Iter<'_, MptcpOption> {
-        self.as_slice().iter()
+        Self::with_filler(MptcpOption::MpPrio(MpPrio { backup: false }))
     }
 }
 
 impl Default for MptcpOptions {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl PartialEq for MptcpOptions {
-    fn eq(&self, o: &Self) -> bool {
-        self.as_slice() == o.as_slice()
-    }
-}
-impl Eq for MptcpOptions {}
-
-impl fmt::Debug for MptcpOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -310,7 +266,7 @@ impl TcpOptions {
                     o.sack_blocks.clear();
                     for blk in opt[2..].chunks_exact(8) {
                         o.sack_blocks
-                            .push(SeqNum(rd_u32(blk, 0)), SeqNum(rd_u32(blk, 4)))?;
+                            .push((SeqNum(rd_u32(blk, 0)), SeqNum(rd_u32(blk, 4))))?;
                     }
                 }
                 kind::TIMESTAMPS if l == 10 => {

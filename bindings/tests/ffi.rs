@@ -1,0 +1,334 @@
+//! The exported API driven from Rust, the way the bindings drive it: objects behind `Arc`,
+//! async calls awaited from a runtime that is not the library's.
+
+use braid_ffi::*;
+use braid_ffi_testing::BraidTestNetwork;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn client(net: &BraidTestNetwork, service: ServiceType) -> Arc<BraidClient> {
+    let iface = |kind, name: &str| BraidInterface {
+        kind,
+        name: None,
+        index: None,
+        local_addr: Some("127.0.0.1".into()),
+        via: Some(net.path_via(name.into()).unwrap()),
+    };
+    let config = BraidConfig {
+        service_type: service,
+        interfaces: vec![
+            iface(InterfaceKind::Wifi, "wifi"),
+            iface(InterfaceKind::Cellular, "cellular"),
+        ],
+        connect_timeout_ms: 5000,
+        ..BraidConfig::default()
+    };
+    BraidClient::new(Some(config), None).unwrap()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Writes `data` and reads the echo at the same time; returns what came back.
+async fn echo(conn: &Arc<BraidConnection>, data: Vec<u8>) -> Vec<u8> {
+    let len = data.len();
+    let w = conn.clone();
+    let writer = tokio::spawn(async move {
+        for chunk in data.chunks(64 * 1024) {
+            w.clone().write(chunk.to_vec()).await.unwrap();
+        }
+        w.finish().unwrap();
+    });
+    let mut got = Vec::with_capacity(len);
+    loop {
+        let b = conn.clone().read(65536).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&b);
+    }
+    writer.await.unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_through_gateway_over_two_paths() {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Aggregate);
+    assert_eq!(c.interfaces().len(), 2);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let data = pattern(3 << 20);
+    let got = echo(&conn, data.clone()).await;
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "echo differs");
+    let s = conn.stats();
+    assert!(s.mptcp && s.bytes_received >= data.len() as u64, "{s:?}");
+    assert!(net.path_delivered_bytes("wifi".into()).unwrap() > 0);
+    assert!(net.path_delivered_bytes("cellular".into()).unwrap() > 0);
+    assert_eq!(net.relayed_connections(), 1);
+    conn.clone().close().await;
+    assert!(matches!(
+        conn.clone().read(10).await,
+        Err(BraidError::Closed(_))
+    ));
+}
+
+/// Kills WiFi under a handover connection, with or without the OS reporting it, and
+/// returns the switch event's reason once the transfer after it has completed.
+async fn kill_wifi_mid_connection(report_loss: bool) -> SwitchReason {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let events = conn.subscribe();
+    assert_eq!(echo_round(&conn, 200_000).await, 200_000);
+    let wifi = c.interfaces()[0].path_id;
+    net.kill_path("wifi".into()).unwrap();
+    if report_loss {
+        c.interface_lost(wifi);
+    }
+    let conn2 = conn.clone();
+    let traffic = tokio::spawn(async move { echo_round(&conn2, 500_000).await });
+    let mut seen = Vec::new();
+    let reason = loop {
+        let Ok(e) = tokio::time::timeout(Duration::from_secs(20), events.clone().next()).await
+        else {
+            panic!("no path switch within 20 s; events: {seen:?}");
+        };
+        let e = e.expect("event stream ended");
+        seen.push(e.clone());
+        if let BraidEvent::PathSwitched {
+            from_path,
+            to_path,
+            reason,
+        } = e
+        {
+            assert_eq!(from_path, Some(wifi), "{seen:?}");
+            assert_ne!(to_path, wifi, "{seen:?}");
+            break reason;
+        }
+    };
+    let n = tokio::time::timeout(Duration::from_secs(30), traffic)
+        .await
+        .expect("transfer stalled after the switch")
+        .unwrap();
+    assert_eq!(n, 500_000);
+    assert!(
+        conn.paths()
+            .iter()
+            .all(|p| p.kind == InterfaceKind::Cellular)
+            || !report_loss
+    );
+    events.close();
+    assert_eq!(
+        events.clone().next().await,
+        None,
+        "closed stream still yields"
+    );
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_lost_switches_at_once() {
+    assert_eq!(
+        kill_wifi_mid_connection(true).await,
+        SwitchReason::InterfaceLost
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_path_death_switches_paths() {
+    let r = kill_wifi_mid_connection(false).await;
+    assert_ne!(r, SwitchReason::InterfaceLost);
+}
+
+/// One write of `len` bytes and its echo; returns the bytes read back.
+async fn echo_round(conn: &Arc<BraidConnection>, len: usize) -> usize {
+    let w = conn.clone();
+    let data = pattern(len);
+    let writer = tokio::spawn(async move { w.write(data).await });
+    let mut got = 0;
+    while got < len {
+        let b = conn.clone().read(65536).await.unwrap();
+        assert!(!b.is_empty(), "echo ended early");
+        got += b.len();
+    }
+    writer.await.unwrap().unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_refusals_are_typed_errors() {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let e = c
+        .clone()
+        .connect_via(net.gateway(), net.refused_target())
+        .await
+        .err()
+        .expect("refused target connected");
+    assert!(matches!(e, BraidError::Refused(_)), "{e:?}");
+    assert!(e.to_string().contains(&net.refused_target()), "{e}");
+    let e = c
+        .clone()
+        .connect_via(net.gateway(), net.forbidden_target())
+        .await
+        .err()
+        .expect("forbidden target connected");
+    assert!(matches!(e, BraidError::NotAllowed(_)), "{e:?}");
+}
+
+#[test]
+fn bad_arguments_are_invalid_argument_errors() {
+    let bad = BraidConfig {
+        interfaces: vec![BraidInterface {
+            kind: InterfaceKind::Wifi,
+            name: None,
+            index: None,
+            local_addr: Some("not an ip".into()),
+            via: None,
+        }],
+        ..BraidConfig::default()
+    };
+    let e = BraidClient::new(Some(bad), None).err().unwrap();
+    assert!(matches!(e, BraidError::InvalidArgument(_)), "{e:?}");
+    assert!(e.to_string().contains("not an ip"));
+    let zero = BraidConfig {
+        connect_timeout_ms: 0,
+        ..BraidConfig::default()
+    };
+    assert!(matches!(
+        BraidClient::new(Some(zero), None).err().unwrap(),
+        BraidError::InvalidArgument(_)
+    ));
+}
+
+struct Collect(std::sync::Mutex<Vec<BraidEvent>>);
+
+impl BraidEventListener for Collect {
+    fn on_event(&self, event: BraidEvent) -> Result<(), CallbackError> {
+        self.0.lock().unwrap().push(event);
+        // A failing listener must not stop the deliveries.
+        Err(CallbackError::Failed {
+            reason: "listener failure is only logged".into(),
+        })
+    }
+}
+
+struct Sink(std::sync::Mutex<Vec<(LogLevel, String)>>);
+
+impl LogSink for Sink {
+    fn log(&self, level: LogLevel, _target: String, message: String) -> Result<(), CallbackError> {
+        self.0.lock().unwrap().push((level, message));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_and_log_sink_get_called() {
+    let sink = Arc::new(Sink(Default::default()));
+    init_logging(LogLevel::Debug, Some(sink.clone())).unwrap();
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let l = Arc::new(Collect(Default::default()));
+    let sub = conn.set_listener(l.clone());
+    let wifi = c.interfaces()[0].path_id;
+    c.interface_lost(wifi);
+    let t0 = Instant::now();
+    while !l
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, BraidEvent::PathSwitched { .. }))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            l.0.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sub.cancel();
+    let before = l.0.lock().unwrap().len();
+    conn.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        l.0.lock().unwrap().len(),
+        before,
+        "cancelled listener still called"
+    );
+    init_logging(LogLevel::Off, None).unwrap();
+    let lines = sink.0.lock().unwrap();
+    assert!(!lines.is_empty(), "no log line reached the sink");
+    assert!(lines.iter().all(|(lvl, _)| *lvl != LogLevel::Trace));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_type_changes_on_a_live_connection() {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    assert_eq!(echo_round(&conn, 100_000).await, 100_000);
+    let cell = c.interfaces()[1].path_id;
+    let cell_path = |pred: &dyn Fn(&BraidPath) -> bool| {
+        conn.paths()
+            .into_iter()
+            .find(|p| p.path_id == cell)
+            .filter(|p| pred(p))
+    };
+    let t0 = Instant::now();
+    let p = loop {
+        if let Some(p) = cell_path(&|p| p.state == "established") {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", conn.paths());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Handover keeps cellular as a backup; aggregate puts data on it.
+    assert!(p.backup, "{p:?}");
+    conn.set_service_type(ServiceType::Aggregate).unwrap();
+    let t0 = Instant::now();
+    while cell_path(&|p| !p.backup).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", conn.paths());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(echo_round(&conn, 100_000).await, 100_000);
+    conn.abort();
+    assert!(matches!(
+        conn.set_service_type(ServiceType::Handover),
+        Err(BraidError::Closed(_))
+    ));
+}

@@ -1,0 +1,874 @@
+//! `braid bench`: goodput and stalls, as a server, a client, or both on loopback.
+//!
+//! Protocol on one connection:
+//! - client to server: a 16-byte request (`BRB1`, direction, duration in ms), then for an
+//!   upload the data until the duration is over, then DATA_FIN;
+//! - server to client: frames `[type u8][length u32 BE][payload]`: type 0 is download data,
+//!   type 1 the server's report (the upload as it received it: bytes and 10 ms samples of
+//!   its receive counter), then DATA_FIN.
+//!
+//! Stalls are measured at the receiver, from its byte counter sampled every 10 ms.
+
+use crate::connect::{build_client, names_of, resolve};
+use crate::error::{Failure, Result};
+use crate::json::Json;
+use crate::progress::{bytes, mbps};
+use crate::report::{self, PathNames};
+use crate::stream::{Sampler, Samples, Stall};
+use crate::{ClientOpts, PolicyArg, parse_secs};
+use braid::emulator::PathEmulator;
+use braid::{Client, Connection, Interface, InterfaceKind, Monitor, PathId, Server, ServerConfig};
+use braid_proto::sim::link::LinkConfig;
+use clap::{Args, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+const MAGIC: &[u8; 4] = b"BRB1";
+const FRAME_DATA: u8 = 0;
+const FRAME_REPORT: u8 = 1;
+const CHUNK: usize = 64 * 1024;
+const SAMPLE: Duration = Duration::from_millis(10);
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub role: Role,
+}
+
+impl BenchArgs {
+    pub fn is_server(&self) -> bool {
+        matches!(self.role, Role::Server(_))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Role {
+    /// A Braid server that sinks and sources data for bench clients.
+    Server(ServerArgs),
+    /// Measure against a `braid bench server`.
+    Client(ClientArgs),
+    /// Server and client in this process on loopback, optionally through emulated paths.
+    Loopback(LoopbackArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    Up,
+    Down,
+    Both,
+}
+
+impl Direction {
+    fn code(self) -> u8 {
+        match self {
+            Direction::Up => 1,
+            Direction::Down => 2,
+            Direction::Both => 3,
+        }
+    }
+    fn from_code(c: u8) -> Option<Self> {
+        Some(match c {
+            1 => Direction::Up,
+            2 => Direction::Down,
+            3 => Direction::Both,
+            _ => return None,
+        })
+    }
+    fn up(self) -> bool {
+        self != Direction::Down
+    }
+    fn down(self) -> bool {
+        self != Direction::Up
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Both => "both",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// UDP address to listen on.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Serve one test, then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Measure {
+    /// How long to send.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub seconds: Duration,
+    /// Which way data flows.
+    #[arg(long, value_enum, default_value_t = Direction::Both)]
+    pub direction: Direction,
+    /// Print the results as JSON (with the 10 ms receive samples) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// The `braid bench server` to measure against.
+    #[arg(value_name = "REMOTE:PORT")]
+    pub remote: String,
+    #[command(flatten)]
+    pub client: ClientOpts,
+    #[command(flatten)]
+    pub measure: Measure,
+}
+
+#[derive(Args, Debug)]
+pub struct LoopbackArgs {
+    /// Service type.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Aggregate)]
+    pub policy: PolicyArg,
+    /// Emulated paths, in order of preference: wifi (40 Mbit/s, 10 ms), cell (20 Mbit/s,
+    /// 30 ms), wired (100 Mbit/s, 2 ms). Without it, one unlimited loopback path.
+    #[arg(long, value_name = "PATH,...", value_delimiter = ',')]
+    pub emulate: Vec<EmulatedPath>,
+    /// Take the first emulated path down at this time.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "emulate")]
+    pub fail_at: Option<Duration>,
+    /// With --fail-at: do not tell the client (the connection has to notice by itself).
+    #[arg(long, requires = "fail_at")]
+    pub fail_silent: bool,
+    #[command(flatten)]
+    pub measure: Measure,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EmulatedPath {
+    Wifi,
+    #[value(alias = "cellular")]
+    Cell,
+    Wired,
+}
+
+impl EmulatedPath {
+    fn link(self) -> LinkConfig {
+        let (rate, ms) = match self {
+            EmulatedPath::Wifi => (40_000_000, 10),
+            EmulatedPath::Cell => (20_000_000, 30),
+            EmulatedPath::Wired => (100_000_000, 2),
+        };
+        LinkConfig::new(rate, Duration::from_millis(ms))
+            .with_queue_bdp(1.0)
+            .with_overhead(28)
+    }
+    fn kind(self) -> InterfaceKind {
+        match self {
+            EmulatedPath::Wifi => InterfaceKind::Wifi,
+            EmulatedPath::Cell => InterfaceKind::Cellular,
+            EmulatedPath::Wired => InterfaceKind::Wired,
+        }
+    }
+}
+
+pub async fn run(a: BenchArgs) -> Result<i32> {
+    match a.role {
+        Role::Server(s) => server(s).await,
+        Role::Client(c) => client(c).await,
+        Role::Loopback(l) => loopback(l).await,
+    }
+}
+
+// ---- server ----
+
+async fn server(a: ServerArgs) -> Result<i32> {
+    let srv = Server::bind(a.listen, ServerConfig::default())?;
+    log::info!("bench server on udp {}", srv.local_addr());
+    loop {
+        let Some(conn) = srv.accept().await else {
+            return Err(Failure::new("the server's endpoint stopped"));
+        };
+        let peer = conn.remote_addr();
+        let task = tokio::spawn(async move {
+            match serve(conn).await {
+                Ok(s) => log::info!("bench {peer}: {s}"),
+                Err(e) => log::info!("bench {peer}: failed: {}", crate::error::io_msg(&e)),
+            }
+        });
+        if a.once {
+            let _ = task.await;
+            return Ok(0);
+        }
+    }
+}
+
+/// One test, server side. Returns a line for the log.
+async fn serve(conn: Connection) -> std::io::Result<String> {
+    let events = conn.events();
+    let (mut r, mut w) = conn.into_split();
+    let mut req = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(10), r.read_exact(&mut req))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a bench request");
+    if &req[..4] != MAGIC {
+        return Err(bad());
+    }
+    let dir = Direction::from_code(req[4]).ok_or_else(bad)?;
+    let ms = u32::from_be_bytes([req[8], req[9], req[10], req[11]]);
+    let duration = Duration::from_millis(ms.clamp(1, 3_600_000) as u64);
+    let start = Instant::now();
+    let rx = Arc::new(AtomicU64::new(0));
+    let sampler = Sampler::spawn(vec![rx.clone()], SAMPLE, start);
+    let sender = async {
+        if dir.down() {
+            send_frames(&mut w, start + duration).await
+        } else {
+            Ok(0)
+        }
+    };
+    let receiver = sink(&mut r, &rx);
+    let (sent, received) = tokio::join!(sender, receiver);
+    let (sent, received) = (sent?, received?);
+    let samples = sampler.finish().await;
+    let s = samples.into_iter().next().unwrap_or_default();
+    let report = encode_report(received, &s);
+    w.write_all(&[FRAME_REPORT]).await?;
+    w.write_all(&(report.len() as u32).to_be_bytes()).await?;
+    w.write_all(&report).await?;
+    w.shutdown().await?;
+    // The report must reach the client before this process may exit (`--once`).
+    wait_closed(events, Duration::from_secs(5)).await;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(format!(
+        "{}: received {} ({:.1} Mbit/s), sent {} in {:.1}s",
+        dir.as_str(),
+        bytes(received),
+        mbps(received, duration.as_secs_f64()),
+        bytes(sent),
+        secs
+    ))
+}
+
+async fn send_frames<W: AsyncWrite + Unpin>(w: &mut W, until: Instant) -> std::io::Result<u64> {
+    let mut frame = vec![0x5au8; 5 + CHUNK];
+    frame[0] = FRAME_DATA;
+    frame[1..5].copy_from_slice(&(CHUNK as u32).to_be_bytes());
+    let mut sent = 0;
+    while Instant::now() < until {
+        w.write_all(&frame).await?;
+        sent += CHUNK as u64;
+    }
+    Ok(sent)
+}
+
+async fn sink<R: AsyncRead + Unpin>(r: &mut R, count: &AtomicU64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(got);
+        }
+        got += n as u64;
+        count.store(got, Ordering::Relaxed);
+    }
+}
+
+/// Report: bytes u64, samples u32, then (microseconds u64, bytes u64) each; big endian.
+fn encode_report(received: u64, s: &Samples) -> Vec<u8> {
+    let mut v = Vec::with_capacity(12 + 16 * s.points.len());
+    v.extend_from_slice(&received.to_be_bytes());
+    v.extend_from_slice(&(s.points.len() as u32).to_be_bytes());
+    for (t, b) in &s.points {
+        v.extend_from_slice(&(t.as_micros() as u64).to_be_bytes());
+        v.extend_from_slice(&b.to_be_bytes());
+    }
+    v
+}
+
+fn decode_report(v: &[u8]) -> Option<(u64, Samples)> {
+    let received = u64::from_be_bytes(v.get(0..8)?.try_into().ok()?);
+    let n = u32::from_be_bytes(v.get(8..12)?.try_into().ok()?) as usize;
+    if v.len() != 12 + 16 * n {
+        return None;
+    }
+    let mut s = Samples::default();
+    for i in 0..n {
+        let at = 12 + 16 * i;
+        let t = u64::from_be_bytes(v[at..at + 8].try_into().ok()?);
+        let b = u64::from_be_bytes(v[at + 8..at + 16].try_into().ok()?);
+        s.points.push((Duration::from_micros(t), b));
+    }
+    Some((received, s))
+}
+
+// ---- client ----
+
+/// One direction's result.
+struct DirResult {
+    bytes: u64,
+    samples: Samples,
+}
+
+impl DirResult {
+    /// From the first to the last byte.
+    fn active(&self) -> (Duration, Duration) {
+        let first = self
+            .samples
+            .points
+            .iter()
+            .find(|(_, b)| *b > 0)
+            .map(|p| p.0);
+        let last = self
+            .samples
+            .points
+            .iter()
+            .find(|(_, b)| *b >= self.bytes)
+            .map(|p| p.0);
+        (first.unwrap_or_default(), last.unwrap_or_default())
+    }
+
+    fn secs(&self) -> f64 {
+        let (_, last) = self.active();
+        last.as_secs_f64()
+    }
+
+    fn goodput(&self) -> f64 {
+        mbps(self.bytes, self.secs())
+    }
+
+    /// Mbit/s in each second up to the last byte; a last partial second is divided by its
+    /// actual length (and left out when shorter than 50 ms).
+    fn per_second(&self) -> Vec<f64> {
+        let end = self.secs();
+        let mut v: Vec<f64> = self
+            .samples
+            .buckets(Duration::from_secs(1))
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| (*i as f64) < end)
+            .map(|(i, b)| {
+                let len = (end - i as f64).min(1.0);
+                if len < 0.05 { f64::NAN } else { mbps(b, len) }
+            })
+            .collect();
+        if v.last().is_some_and(|x| x.is_nan()) {
+            v.pop();
+        }
+        v
+    }
+
+    fn stall(&self) -> Stall {
+        self.samples.longest_stall()
+    }
+
+    fn json(&self) -> Json {
+        let st = self.stall();
+        Json::obj()
+            .with("bytes", self.bytes)
+            .with("seconds", self.secs())
+            .with("goodput_mbps", self.goodput())
+            .with("per_second_mbps", self.per_second())
+            .with("longest_stall_ms", st.length.as_secs_f64() * 1e3)
+            .with("longest_stall_at_s", st.at.as_secs_f64())
+            .with(
+                "samples",
+                Json::obj()
+                    .with("interval_ms", SAMPLE.as_millis() as u64)
+                    .with(
+                        "t_ms",
+                        self.samples
+                            .points
+                            .iter()
+                            .map(|(t, _)| t.as_secs_f64() * 1e3)
+                            .collect::<Vec<_>>(),
+                    )
+                    .with(
+                        "bytes",
+                        self.samples
+                            .points
+                            .iter()
+                            .map(|(_, b)| *b)
+                            .collect::<Vec<_>>(),
+                    ),
+            )
+    }
+}
+
+/// Per path: the largest counters seen (a path's stats vanish when it is removed).
+#[derive(Clone, Debug, Default)]
+struct PathTotals {
+    kind: String,
+    sent: u64,
+    received: u64,
+}
+
+struct Outcome {
+    up: Option<DirResult>,
+    down: Option<DirResult>,
+    paths: BTreeMap<PathId, PathTotals>,
+    events: Vec<(Duration, String)>,
+}
+
+/// Runs one test over `conn`.
+async fn measure(
+    conn: Connection,
+    m: &Measure,
+    names: &PathNames,
+    fail: Option<(Duration, Box<dyn FnOnce() + Send>)>,
+) -> Result<Outcome> {
+    let monitor = conn.monitor();
+    let events = conn.events();
+    let closed = conn.events();
+    let (mut r, mut w) = conn.into_split();
+    let mut req = [0u8; 16];
+    req[..4].copy_from_slice(MAGIC);
+    req[4] = m.direction.code();
+    let ms = m.seconds.as_millis().min(u32::MAX as u128) as u32;
+    req[8..12].copy_from_slice(&ms.to_be_bytes());
+    w.write_all(&req).await?;
+    let start = Instant::now();
+    // Events and the failure are stamped when they happen.
+    let log: Arc<std::sync::Mutex<Vec<(Duration, String)>>> = Arc::default();
+    let ev_task = {
+        let log = log.clone();
+        let names = names.clone();
+        let mut events = events;
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let line = report::event(&e, &names);
+                lock(&log).push((start.elapsed(), line));
+            }
+        })
+    };
+    if let Some((at, f)) = fail {
+        let log = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((start + at).into()).await;
+            f();
+            lock(&log).push((start.elapsed(), "first path fails".into()));
+        });
+    }
+    let dir = m.direction;
+    let seconds = m.seconds;
+    let writer = tokio::spawn(async move {
+        let buf = vec![0xa5u8; CHUNK];
+        let mut sent = 0u64;
+        if dir.up() {
+            let until = Instant::now() + seconds;
+            while Instant::now() < until {
+                w.write_all(&buf).await?;
+                sent += CHUNK as u64;
+            }
+        }
+        w.shutdown().await?;
+        Ok::<_, std::io::Error>((sent, w))
+    });
+    let rx = Arc::new(AtomicU64::new(0));
+    let sampler = Sampler::spawn(vec![rx.clone()], SAMPLE, start);
+    let mut paths: BTreeMap<PathId, PathTotals> = BTreeMap::new();
+    let reader = read_frames(&mut r, &rx);
+    tokio::pin!(reader);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let limit = start + seconds + Duration::from_secs(30).max(seconds);
+    let report = loop {
+        tokio::select! {
+            res = &mut reader => break res,
+            _ = tick.tick() => {
+                collect_paths(&monitor, &mut paths);
+                if Instant::now() > limit {
+                    return Err(Failure::new(format!(
+                        "the test did not finish within {:.0} s",
+                        (limit - start).as_secs_f64()
+                    )));
+                }
+            }
+        }
+    };
+    collect_paths(&monitor, &mut paths);
+    // Our DATA_ACK of the server's DATA_FIN must go out before this process exits.
+    wait_closed(closed, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    ev_task.abort();
+    let mut evs = std::mem::take(&mut *lock(&log));
+    evs.sort_by_key(|(t, _)| *t);
+    let samples = sampler.finish().await;
+    let (down_bytes, report) = report.map_err(|e| {
+        Failure::new(format!(
+            "reading from the bench server: {}",
+            crate::error::io_msg(&e)
+        ))
+    })?;
+    let (up_sent, _w) = writer
+        .await
+        .map_err(|e| Failure::new(format!("the sender failed: {e}")))?
+        .map_err(|e| Failure::new(format!("sending: {}", crate::error::io_msg(&e))))?;
+    let (up_received, up_samples) = report;
+    if dir.up() && up_received != up_sent {
+        log::warn!("the server received {up_received} B of the {up_sent} B sent");
+    }
+    Ok(Outcome {
+        up: dir.up().then_some(DirResult {
+            bytes: up_received,
+            samples: up_samples,
+        }),
+        down: dir.down().then(|| DirResult {
+            bytes: down_bytes,
+            samples: samples.into_iter().next().unwrap_or_default(),
+        }),
+        paths,
+        events: evs,
+    })
+}
+
+/// Waits (at most `limit`) for the connection to close: both DATA_FINs acknowledged.
+async fn wait_closed(mut events: braid::Events, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(e) = events.recv().await {
+            if matches!(e, braid::ConnectionEvent::Closed(_)) {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn collect_paths(m: &Monitor, paths: &mut BTreeMap<PathId, PathTotals>) {
+    let Some(s) = m.stats() else { return };
+    for p in s.paths {
+        let Some(id) = p.path else { continue };
+        let e = paths.entry(id).or_default();
+        e.kind = p.kind.map(|k| k.to_string()).unwrap_or_default();
+        e.sent = e.sent.max(p.bytes_sent);
+        e.received = e.received.max(p.bytes_received);
+    }
+}
+
+/// Reads download frames to the end. Returns (download bytes, the server's report).
+async fn read_frames<R: AsyncRead + Unpin>(
+    r: &mut R,
+    count: &AtomicU64,
+) -> std::io::Result<(u64, (u64, Samples))> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    let mut report = None;
+    loop {
+        let mut h = [0u8; 5];
+        match r.read_exact(&mut h).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
+        match h[0] {
+            FRAME_DATA => {
+                let mut left = len;
+                while left > 0 {
+                    let n = r.read(&mut buf[..left.min(CHUNK)]).await?;
+                    if n == 0 {
+                        return Err(bad("the server closed in the middle of a frame"));
+                    }
+                    left -= n;
+                    got += n as u64;
+                    count.store(got, Ordering::Relaxed);
+                }
+            }
+            FRAME_REPORT if len <= 64 << 20 => {
+                let mut v = vec![0u8; len];
+                r.read_exact(&mut v).await?;
+                report = Some(decode_report(&v).ok_or_else(|| bad("bad report from the server"))?);
+            }
+            _ => return Err(bad("bad frame from the server")),
+        }
+    }
+    let report =
+        report.ok_or_else(|| bad("the server sent no report (is it a braid bench server?)"))?;
+    Ok((got, report))
+}
+
+fn print_human(title: &str, o: &Outcome) {
+    println!("{title}");
+    let up = o.up.as_ref().map(|d| d.per_second()).unwrap_or_default();
+    let down = o.down.as_ref().map(|d| d.per_second()).unwrap_or_default();
+    println!("  second    up Mbit/s  down Mbit/s");
+    for i in 0..up.len().max(down.len()) {
+        let f = |v: &Vec<f64>| {
+            v.get(i)
+                .map(|x| format!("{x:11.1}"))
+                .unwrap_or_else(|| format!("{:>11}", "-"))
+        };
+        println!("  {:>6}  {} {}", i + 1, f(&up), f(&down));
+    }
+    for (what, d) in [("upload", &o.up), ("download", &o.down)] {
+        if let Some(d) = d {
+            let st = d.stall();
+            println!(
+                "  {what:<9} {:>9} in {:.2} s = {:.1} Mbit/s, longest stall {:.0} ms at t={:.2}s",
+                bytes(d.bytes),
+                d.secs(),
+                d.goodput(),
+                st.length.as_secs_f64() * 1e3,
+                st.at.as_secs_f64()
+            );
+        }
+    }
+    let total: u64 = o.paths.values().map(|p| p.sent + p.received).sum();
+    if total > 0 {
+        let shares: Vec<String> = o
+            .paths
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "#{id} {} {:.1}% ({} sent, {} received)",
+                    p.kind,
+                    100.0 * (p.sent + p.received) as f64 / total as f64,
+                    bytes(p.sent),
+                    bytes(p.received)
+                )
+            })
+            .collect();
+        println!("  paths: {}", shares.join(", "));
+    }
+    for (t, e) in &o.events {
+        println!("  t={:>6.3}s  {e}", t.as_secs_f64());
+    }
+}
+
+fn to_json(remote: &str, policy: &str, m: &Measure, o: &Outcome, extra: Json) -> Json {
+    let total: u64 = o.paths.values().map(|p| p.sent + p.received).sum();
+    let paths: Vec<Json> = o
+        .paths
+        .iter()
+        .map(|(id, p)| {
+            Json::obj()
+                .with("id", *id)
+                .with("kind", p.kind.as_str())
+                .with("bytes_sent", p.sent)
+                .with("bytes_received", p.received)
+                .with(
+                    "share",
+                    if total > 0 {
+                        (p.sent + p.received) as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                )
+        })
+        .collect();
+    let goodput =
+        o.up.as_ref().map_or(0.0, |d| d.goodput()) + o.down.as_ref().map_or(0.0, |d| d.goodput());
+    Json::obj()
+        .with("remote", remote)
+        .with("policy", policy)
+        .with("direction", m.direction.as_str())
+        .with("seconds", m.seconds.as_secs_f64())
+        .with("goodput_mbps", goodput)
+        .with("up", o.up.as_ref().map(|d| d.json()))
+        .with("down", o.down.as_ref().map(|d| d.json()))
+        .with("paths", paths)
+        .with(
+            "events",
+            o.events
+                .iter()
+                .map(|(t, e)| {
+                    Json::obj()
+                        .with("t_s", t.as_secs_f64())
+                        .with("event", e.as_str())
+                })
+                .collect::<Vec<_>>(),
+        )
+        .with("setup", extra)
+}
+
+async fn client(a: ClientArgs) -> Result<i32> {
+    let remote = resolve(&a.remote).await?;
+    let (client, ifaces) = build_client(&a.client)?;
+    let names = names_of(&ifaces);
+    let conn = client.connect(remote).await?;
+    let o = measure(conn, &a.measure, &names, None).await?;
+    let policy = braid::ServiceType::from(a.client.policy).to_string();
+    if a.measure.json {
+        let setup = Json::obj().with(
+            "interfaces",
+            ifaces
+                .iter()
+                .map(|(s, _)| format!("{}:{}", s.name, s.kind))
+                .collect::<Vec<_>>(),
+        );
+        println!(
+            "{}",
+            to_json(&remote.to_string(), &policy, &a.measure, &o, setup).to_string_pretty()
+        );
+    } else {
+        print_human(
+            &format!(
+                "braid bench: {remote}, policy {policy}, direction {}, {:.1} s",
+                a.measure.direction.as_str(),
+                a.measure.seconds.as_secs_f64()
+            ),
+            &o,
+        );
+    }
+    Ok(0)
+}
+
+async fn loopback(a: LoopbackArgs) -> Result<i32> {
+    let lo: IpAddr = [127, 0, 0, 1].into();
+    let srv = Server::bind((lo, 0).into(), ServerConfig::default())?;
+    let addr = srv.local_addr();
+    tokio::spawn(async move {
+        while let Some(conn) = srv.accept().await {
+            tokio::spawn(async move {
+                if let Err(e) = serve(conn).await {
+                    log::warn!("bench server: {}", crate::error::io_msg(&e));
+                }
+            });
+        }
+    });
+    let mut emus = Vec::new();
+    for p in &a.emulate {
+        let e = PathEmulator::start((lo, 0).into(), addr, p.link(), p.link()).await?;
+        emus.push((*p, e));
+    }
+    let mut b = Client::builder().service(a.policy.into());
+    for (p, e) in &emus {
+        b = b.interface(
+            Interface::new(p.kind())
+                .with_local_addr(lo)
+                .with_via(e.local_addr()),
+        );
+    }
+    let client = b.build()?;
+    let mut names = PathNames::default();
+    for (id, i) in client.interfaces() {
+        names.0.insert(id, i.label());
+    }
+    for (id, i) in client.interfaces() {
+        if i.via.is_some() {
+            names.0.insert(id, i.kind.to_string());
+        }
+    }
+    let conn = client.connect(addr).await?;
+    let emus = Arc::new(emus);
+    let fail: Option<(Duration, Box<dyn FnOnce() + Send>)> = a.fail_at.map(|at| {
+        let emus = emus.clone();
+        let client = client.clone();
+        let silent = a.fail_silent;
+        let f: Box<dyn FnOnce() + Send> = Box::new(move || {
+            if let Some((_, e)) = emus.first() {
+                e.set_down(true);
+            }
+            if !silent {
+                if let Some((id, _)) = client.interfaces().first() {
+                    client.interface_lost(*id);
+                }
+            }
+        });
+        (at, f)
+    });
+    let o = measure(conn, &a.measure, &names, fail).await?;
+    let policy = braid::ServiceType::from(a.policy).to_string();
+    let emulated: Vec<String> = a
+        .emulate
+        .iter()
+        .map(|p| {
+            let l = p.link();
+            format!(
+                "{}:{}Mbit/s:{}ms",
+                p.kind(),
+                l.rate_bps / 1_000_000,
+                l.delay.as_millis()
+            )
+        })
+        .collect();
+    if a.measure.json {
+        let mut wire = Vec::new();
+        for (p, e) in emus.iter() {
+            let (u, d) = e.stats();
+            wire.push(
+                Json::obj()
+                    .with("path", p.kind().to_string())
+                    .with("up_bytes", u.delivered.bytes)
+                    .with("down_bytes", d.delivered.bytes)
+                    .with("dropped_packets", u.dropped().packets + d.dropped().packets),
+            );
+        }
+        let setup = Json::obj()
+            .with("emulate", emulated)
+            .with("fail_at_s", a.fail_at.map(|d| d.as_secs_f64()))
+            .with("fail_silent", a.fail_silent)
+            .with("wire", wire);
+        println!(
+            "{}",
+            to_json(&addr.to_string(), &policy, &a.measure, &o, setup).to_string_pretty()
+        );
+    } else {
+        print_human(
+            &format!(
+                "braid bench loopback: {}, policy {policy}, direction {}, {:.1} s",
+                if emulated.is_empty() {
+                    "one unlimited path".to_string()
+                } else {
+                    emulated.join(" + ")
+                },
+                a.measure.direction.as_str(),
+                a.measure.seconds.as_secs_f64()
+            ),
+            &o,
+        );
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_round_trip_and_rejects_garbage() {
+        let s = Samples {
+            points: vec![
+                (Duration::from_millis(10), 5),
+                (Duration::from_millis(20), 9),
+            ],
+        };
+        let v = encode_report(9, &s);
+        let (n, d) = decode_report(&v).unwrap();
+        assert_eq!(n, 9);
+        assert_eq!(d.points, s.points);
+        assert!(decode_report(&v[..v.len() - 1]).is_none());
+        assert!(decode_report(&[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn frames_and_report_over_a_pipe() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let t = tokio::spawn(async move {
+            let n = send_frames(&mut a, Instant::now() + Duration::from_millis(50))
+                .await
+                .unwrap();
+            let rep = encode_report(123, &Samples::default());
+            a.write_all(&[FRAME_REPORT]).await.unwrap();
+            a.write_all(&(rep.len() as u32).to_be_bytes())
+                .await
+                .unwrap();
+            a.write_all(&rep).await.unwrap();
+            a.shutdown().await.unwrap();
+            n
+        });
+        let c = AtomicU64::new(0);
+        let (got, (up, _)) = read_frames(&mut b, &c).await.unwrap();
+        assert_eq!(got, t.await.unwrap());
+        assert!(got > 0);
+        assert_eq!(up, 123);
+    }
+}

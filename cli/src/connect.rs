@@ -1,0 +1,295 @@
+//! `braid connect`: netcat over Braid. stdin goes to the connection (EOF sends DATA_FIN), the
+//! connection goes to stdout; the command ends when the peer has finished sending.
+
+use crate::ClientOpts;
+use crate::error::{Failure, Result};
+use crate::iface::{self, IfaceSpec};
+use crate::report::{self, PathNames};
+use braid::{Client, Connection, ConnectionEvent, Interface};
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// The Braid gateway (with --target) or Braid/MPTCP server to connect to.
+    #[arg(value_name = "REMOTE:PORT")]
+    pub remote: String,
+    /// Ask the gateway at REMOTE to relay to this TCP destination.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Print per-path statistics and events on stderr (every second and at the end).
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Resolves `host:port` to one address, in one line on failure.
+pub async fn resolve(s: &str) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(Failure::usage(format!("'{s}': expected HOST:PORT")));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(Failure::usage(format!("'{s}': bad port '{port}'")));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut addrs = tokio::net::lookup_host(s).await.map_err(|e| {
+        Failure::new(format!(
+            "cannot resolve '{host}': {}",
+            crate::error::io_msg(&e)
+        ))
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| Failure::new(format!("cannot resolve '{host}': no addresses")))
+}
+
+/// A client for the options: the interfaces checked first (each error in one line).
+pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
+    let ifaces = iface::resolve(&opts.interfaces)?;
+    let mut b = Client::builder()
+        .service(opts.policy.into())
+        .carrier(opts.carrier.into())
+        .connect_timeout(opts.connect_timeout);
+    for (_, i) in &ifaces {
+        b = b.interface(i.clone());
+    }
+    Ok((b.build()?, ifaces))
+}
+
+pub fn names_of(ifaces: &[(IfaceSpec, Interface)]) -> PathNames {
+    let mut n = PathNames::default();
+    for (s, i) in ifaces {
+        if let Some(idx) = i.index {
+            n.0.insert(idx, format!("{} ({})", s.name, s.kind));
+        }
+    }
+    n
+}
+
+pub async fn run(a: ConnectArgs) -> Result<i32> {
+    let remote = resolve(&a.remote).await?;
+    let (client, ifaces) = build_client(&a.client)?;
+    let names = names_of(&ifaces);
+    // A host name target must resolve before any packet goes out.
+    if let Some(t) = &a.target {
+        resolve(t).await?;
+    }
+    let conn = match &a.target {
+        Some(t) => client.connect_via(remote, t).await?,
+        None => client.connect(remote).await?,
+    };
+    let started = Instant::now();
+    let stats_on = a.stats;
+    let say = move |msg: String| {
+        if stats_on {
+            eprintln!("braid: {msg}");
+        } else {
+            log::info!("{msg}");
+        }
+    };
+    if stats_on {
+        say(format!(
+            "connected to {remote}{} over {}",
+            a.target
+                .as_ref()
+                .map(|t| format!(" (relaying to {t})"))
+                .unwrap_or_default(),
+            if ifaces.is_empty() {
+                "the default route".to_string()
+            } else {
+                ifaces
+                    .iter()
+                    .map(|(s, _)| format!("{} ({})", s.name, s.kind))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    }
+    let mut events = conn.events();
+    let monitor = conn.monitor();
+
+    // Events as they happen.
+    {
+        let names = names.clone();
+        let mut ev = conn.events();
+        tokio::spawn(async move {
+            while let Some(e) = ev.recv().await {
+                let done = matches!(e, ConnectionEvent::Closed(_));
+                say(report::event(&e, &names));
+                if done {
+                    return;
+                }
+            }
+        });
+    }
+    // Periodic statistics.
+    if stats_on {
+        let names = names.clone();
+        let monitor = monitor.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(s) = monitor.stats() else { return };
+                eprintln!(
+                    "braid: t={:.0}s {}",
+                    started.elapsed().as_secs_f64(),
+                    report::conn_line(&s)
+                );
+                for p in &s.paths {
+                    eprintln!("braid:   {}", report::path_line(p, &names));
+                }
+            }
+        });
+    }
+    // Interface changes from the kernel.
+    watch_interfaces(&client, &ifaces, remote.is_ipv4(), say);
+
+    let result = pump(conn).await;
+    // Give the DATA_FIN exchange a moment to finish.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(e) = events.recv().await {
+            if matches!(e, ConnectionEvent::Closed(_)) {
+                return;
+            }
+        }
+    })
+    .await;
+    if stats_on {
+        let s = result.as_ref().ok().and_then(|s| s.clone());
+        if let Some(s) = s {
+            eprintln!(
+                "braid: done after {:.1}s: {}",
+                started.elapsed().as_secs_f64(),
+                report::conn_line(&s)
+            );
+            for p in &s.paths {
+                eprintln!("braid:   {}", report::path_line(p, &names));
+            }
+        }
+    }
+    result.map(|_| 0)
+}
+
+/// Copies both ways. Returns the final statistics once the peer has finished.
+async fn pump(conn: Connection) -> Result<Option<braid::ConnectionStats>> {
+    let monitor = conn.monitor();
+    let (mut r, mut w) = conn.into_split();
+    let writer = tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match stdin.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    log::warn!("reading stdin: {}", crate::error::io_msg(&e));
+                    0
+                }
+            };
+            if n == 0 {
+                let _ = w.shutdown().await;
+                return w;
+            }
+            if let Err(e) = w.write_all(&buf[..n]).await {
+                log::debug!("writing to the connection: {e}");
+                return w;
+            }
+        }
+    });
+    let mut stdout = tokio::io::stdout();
+    let mut buf = vec![0u8; 64 * 1024];
+    let outcome = loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(Failure::new(crate::error::io_msg(&e))),
+        };
+        if let Err(e) = stdout.write_all(&buf[..n]).await {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                // Whoever read our output has gone: stop quietly, like a shell pipeline.
+                std::process::exit(141);
+            }
+            break Err(Failure::new(format!(
+                "writing stdout: {}",
+                crate::error::io_msg(&e)
+            )));
+        }
+        let _ = stdout.flush().await;
+    };
+    let _ = stdout.flush().await;
+    let stats = monitor.stats();
+    // The peer finished: whatever stdin still has is not wanted. Dropping both halves sends
+    // our DATA_FIN (after what was written) if stdin has not ended yet.
+    writer.abort();
+    drop(r);
+    outcome.map(|_| stats)
+}
+
+/// On Linux, follows link and address changes of the named interfaces.
+#[cfg(target_os = "linux")]
+fn watch_interfaces(
+    client: &Client,
+    ifaces: &[(IfaceSpec, Interface)],
+    v4: bool,
+    say: impl Fn(String) + Send + 'static,
+) {
+    use crate::netlink::Change;
+    if ifaces.is_empty() {
+        return;
+    }
+    let list: Vec<(u32, String)> = ifaces
+        .iter()
+        .filter_map(|(s, i)| i.index.map(|x| (x, s.name.clone())))
+        .collect();
+    let kinds: Vec<(String, braid::InterfaceKind)> = ifaces
+        .iter()
+        .map(|(s, _)| (s.name.clone(), s.kind))
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        if let Err(e) = crate::netlink::watch(list, v4, tx).await {
+            log::warn!("cannot watch interface changes (rtnetlink): {e}");
+        }
+    });
+    let client = client.clone();
+    tokio::spawn(async move {
+        while let Some(c) = rx.recv().await {
+            match c {
+                Change::Lost { index, name, why } => {
+                    say(format!("interface {name} lost ({why})"));
+                    client.interface_lost(index);
+                }
+                Change::Available { index, name } => {
+                    let kind = kinds
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, k)| *k)
+                        .unwrap_or_default();
+                    say(format!("interface {name} available"));
+                    let iface = Interface::new(kind)
+                        .with_name(name.clone())
+                        .with_index(index);
+                    if let Err(e) = client.interface_available(iface) {
+                        say(format!("interface {name}: {}", crate::error::describe(&e)));
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(target_os = "linux"))]
+fn watch_interfaces(
+    _client: &Client,
+    _ifaces: &[(IfaceSpec, Interface)],
+    _v4: bool,
+    _say: impl Fn(String) + Send + 'static,
+) {
+}

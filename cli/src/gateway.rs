@@ -1,0 +1,74 @@
+//! `braid gateway`: the runtime's RFC 8803 gateway behind a command line.
+
+use crate::CarrierArg;
+use crate::error::{Failure, Result};
+use braid::gateway::{Gateway, GatewayConfig};
+use clap::Args;
+use std::net::SocketAddr;
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// UDP address to listen on (port 0 picks one).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Destination the gateway may connect to: an address, a network (10.0.0.0/8) or a host
+    /// name, and a port (or *). Repeat for more. Nothing is allowed without it.
+    #[arg(long, value_name = "HOST_OR_CIDR:PORT")]
+    pub allow: Vec<String>,
+    /// How segments travel.
+    #[arg(long, value_enum, default_value_t = CarrierArg::Udp)]
+    pub carrier: CarrierArg,
+    /// Most relayed connections at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+}
+
+/// The gateway has no raw carrier yet: this is the one place to change when it does.
+fn check_carrier(c: CarrierArg) -> Result<()> {
+    match c {
+        CarrierArg::Udp => Ok(()),
+        CarrierArg::Raw => Err(braid::Error::Unsupported("the raw carrier").into()),
+    }
+}
+
+pub async fn run(a: GatewayArgs) -> Result<i32> {
+    check_carrier(a.carrier)?;
+    if a.max_connections == 0 {
+        return Err(Failure::usage("--max-connections must be at least 1"));
+    }
+    let cfg = GatewayConfig {
+        allow: a.allow.clone(),
+        max_connections: a.max_connections,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::bind(a.listen, cfg).await?;
+    let addr = gw.local_addr();
+    if a.allow.is_empty() {
+        log::warn!("no --allow given: every destination will be refused");
+    }
+    log::info!(
+        "braid gateway on udp {addr}, allowing {}",
+        if a.allow.is_empty() {
+            "nothing".to_string()
+        } else {
+            a.allow.join(", ")
+        }
+    );
+    let stats = gw.stats();
+    tokio::select! {
+        _ = gw.run() => Err(Failure::new("the gateway's endpoint stopped")),
+        r = tokio::signal::ctrl_c() => {
+            r.map_err(|e| Failure::new(format!("cannot wait for Ctrl-C: {e}")))?;
+            use std::sync::atomic::Ordering::Relaxed;
+            log::info!(
+                "stopping: {} connections accepted, {} relayed, {} refused; up {} B, down {} B",
+                stats.accepted.load(Relaxed),
+                stats.relayed.load(Relaxed),
+                stats.refused.load(Relaxed),
+                stats.bytes_up.load(Relaxed),
+                stats.bytes_down.load(Relaxed),
+            );
+            Ok(0)
+        }
+    }
+}
