@@ -63,9 +63,12 @@ impl From<braid::Error> for BraidError {
             E::InvalidArgument(_) | E::InterfaceNotFound(_) => BraidError::InvalidArgument(msg),
             E::Resolve { .. } => BraidError::Resolve(msg),
             E::NoUsableInterface(_) => BraidError::NoUsableInterface(msg),
-            E::PermissionDenied { .. } | E::AddressNotAvailable { .. } | E::Bind { .. } => {
-                BraidError::Interface(msg)
-            }
+            E::PermissionDenied { .. }
+            | E::AddressNotAvailable { .. }
+            | E::Bind { .. }
+            | E::NotPermitted { .. } => BraidError::Interface(msg),
+            // The raw carrier (Linux servers and test boxes) is not for apps.
+            E::FirewallRuleMissing { .. } => BraidError::Io(msg),
             E::ConnectTimeout { .. } => BraidError::Timeout(msg),
             E::ConnectFailed { .. } | E::Listen { .. } => BraidError::ConnectFailed(msg),
             E::NotAllowed { .. } => BraidError::NotAllowed(msg),
