@@ -101,8 +101,8 @@ pub fn describe(e: &Error) -> String {
         Error::Listen { addr, source } => {
             format!("cannot listen on {addr}: {}", io_msg(source))
         }
-        Error::Unsupported("the raw carrier") => {
-            "the raw carrier is not implemented yet: use --carrier udp".to_string()
+        Error::Unsupported("the raw carrier outside Linux") => {
+            "the raw carrier needs Linux (raw sockets): use --carrier udp".to_string()
         }
         Error::ConnectTimeout { remote, after } => format!(
             "no answer from {remote} within {:.1}s: is a braid gateway or server running there?",

@@ -23,16 +23,7 @@ pub struct GatewayArgs {
     pub max_connections: usize,
 }
 
-/// The gateway has no raw carrier yet: this is the one place to change when it does.
-fn check_carrier(c: CarrierArg) -> Result<()> {
-    match c {
-        CarrierArg::Udp => Ok(()),
-        CarrierArg::Raw => Err(braid::Error::Unsupported("the raw carrier").into()),
-    }
-}
-
 pub async fn run(a: GatewayArgs) -> Result<i32> {
-    check_carrier(a.carrier)?;
     if a.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
@@ -41,13 +32,23 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
         max_connections: a.max_connections,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::bind(a.listen, cfg).await?;
+    let gw = match a.carrier {
+        CarrierArg::Udp => Gateway::bind(a.listen, cfg).await?,
+        // Genuine MPTCP on the wire: kernel MPTCP clients can use this gateway too.
+        CarrierArg::Raw => {
+            Gateway::bind_raw(a.listen, cfg, braid::raw::RawConfig::default()).await?
+        }
+    };
     let addr = gw.local_addr();
+    let proto = match a.carrier {
+        CarrierArg::Udp => "udp",
+        CarrierArg::Raw => "tcp (raw carrier, MPTCP)",
+    };
     if a.allow.is_empty() {
         log::warn!("no --allow given: every destination will be refused");
     }
     log::info!(
-        "braid gateway on udp {addr}, allowing {}",
+        "braid gateway on {proto} {addr}, allowing {}",
         if a.allow.is_empty() {
             "nothing".to_string()
         } else {

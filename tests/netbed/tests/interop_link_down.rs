@@ -121,7 +121,6 @@ fn download_from_the_kernel_survives_wifi_going_down() {
 }
 
 #[test]
-#[ignore = "engine: after an RTO the window stays at one segment until everything sent before it is acknowledged; the cellular subflow then times out (\"no path left\") after ~10 MB; repro: interop_repro_rto_recovery"]
 fn upload_to_the_kernel_survives_wifi_going_down() {
     if !root_or_skip("upload_to_the_kernel_survives_wifi_going_down") {
         return;

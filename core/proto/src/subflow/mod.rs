@@ -144,6 +144,9 @@ pub struct Subflow {
     pub cc: Box<dyn CongestionControl>,
     pacer: Pacer,
     recovery_until: Option<u64>,
+    /// After a retransmission timeout: the send point then. Until it is acknowledged, more
+    /// losses are part of the same congestion event and do not reduce the window again.
+    timeout_epoch_until: Option<u64>,
     /// Consecutive retransmission timeouts without progress.
     pub rto_count: u32,
     rack: Rack,
@@ -226,6 +229,7 @@ impl Subflow {
             cc,
             pacer: Pacer::new(),
             recovery_until: None,
+            timeout_epoch_until: None,
             rto_count: 0,
             rack: Rack::default(),
             last_received: now,

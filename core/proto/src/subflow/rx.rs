@@ -1,6 +1,7 @@
 //! Receiving a segment on a subflow: state transitions, ACK and SACK processing, RACK loss
 //! detection, the retransmission timer, and which payload bytes are new.
 
+use super::sent::SentSeg;
 use super::{CloseReason, Rack, State, Subflow};
 use crate::cc::{Ack, Coupling};
 use crate::seq::from_wire;
@@ -218,7 +219,16 @@ impl Subflow {
         self.peer_wnd_edge = ack + window;
 
         let in_flight_before = self.sent.in_flight;
-        let mut rtt_sample: Option<Duration> = None;
+        // RTT: the newest never-retransmitted segment this ACK newly delivered. A cumulative
+        // ACK that also covers retransmitted data gives no sample (Karn, RFC 6298 §3): what
+        // it covers may have sat out of order at the receiver for a long time.
+        let mut newest_sent: Option<Instant> = None;
+        let mut karn_blocked = false;
+        fn sample_from(newest: &mut Option<Instant>, seg: &SentSeg) {
+            if !seg.retransmitted && newest.is_none_or(|t| seg.sent_at > t) {
+                *newest = Some(seg.sent_at);
+            }
+        }
         let mut rack = self.rack;
         let update_rack = |rack: &mut Rack, sent_at: Instant, end: u64, retransmitted: bool| {
             let newer = match rack.xmit {
@@ -238,8 +248,9 @@ impl Subflow {
             let newly = ack - self.snd_una;
             out.newly_acked = newly;
             self.sent.ack_to(ack, |seg, _| {
-                if !seg.retransmitted {
-                    rtt_sample = Some(now.saturating_duration_since(seg.sent_at));
+                if !seg.sacked {
+                    karn_blocked |= seg.retransmitted;
+                    sample_from(&mut newest_sent, seg);
                 }
                 update_rack(&mut rack, seg.sent_at, seg.end(), seg.retransmitted);
             });
@@ -247,6 +258,9 @@ impl Subflow {
             self.counters.bytes_acked += newly;
             self.rto_count = 0;
             self.last_progress = now;
+        }
+        if karn_blocked {
+            newest_sent = None;
         }
         if self.sack_ok {
             for &(l, r) in seg.options.sack_blocks.iter() {
@@ -258,12 +272,14 @@ impl Subflow {
                 let mut sacked = 0;
                 self.sent.sack(l, r, |seg| {
                     sacked += seg.seq_len();
+                    sample_from(&mut newest_sent, seg);
                     update_rack(&mut rack, seg.sent_at, seg.end(), seg.retransmitted);
                 });
                 out.newly_sacked += sacked;
             }
         }
         self.rack = rack;
+        let rtt_sample = newest_sent.map(|t| now.saturating_duration_since(t));
         if let Some(s) = rtt_sample {
             self.rtt.update(s);
         }
@@ -272,7 +288,12 @@ impl Subflow {
         if out.loss {
             self.last_loss = Some(now);
         }
-        if out.loss && self.recovery_until.is_none() {
+        if let Some(e) = self.timeout_epoch_until {
+            if self.snd_una >= e {
+                self.timeout_epoch_until = None;
+            }
+        }
+        if out.loss && self.recovery_until.is_none() && self.timeout_epoch_until.is_none() {
             self.recovery_until = Some(self.snd_nxt);
             self.cc.on_congestion_event(now, in_flight_before);
             self.counters.fast_recoveries += 1;
@@ -447,7 +468,10 @@ impl Subflow {
         if self.timers.rack.is_some_and(|t| t <= now) {
             self.timers.rack = None;
             let in_flight = self.sent.in_flight;
-            if self.rack_detect(now) && self.recovery_until.is_none() {
+            if self.rack_detect(now)
+                && self.recovery_until.is_none()
+                && self.timeout_epoch_until.is_none()
+            {
                 self.recovery_until = Some(self.snd_nxt);
                 self.cc.on_congestion_event(now, in_flight);
                 self.counters.fast_recoveries += 1;
@@ -488,7 +512,11 @@ impl Subflow {
         for i in 0..self.sent.len() {
             self.sent.mark_lost(i);
         }
-        self.recovery_until = Some(self.snd_nxt);
+        // Slow start from here (RFC 5681 §3.1): not fast recovery, which would hold the
+        // window at one segment until everything sent before the timeout is acknowledged.
+        // Losses among that data belong to this congestion event, not a new one.
+        self.recovery_until = None;
+        self.timeout_epoch_until = Some(self.snd_nxt);
         // A timeout invalidates what RACK knew; the next delivered segment re-arms it.
         self.rack.xmit = None;
         self.timers.rack = None;

@@ -1,15 +1,15 @@
-//! Engine reproduction (simulator, no root) of what the kernel interop exposed: after a burst
+//! Regression (simulator) for what the kernel interop test exposed: after a burst
 //! loss whose retransmissions are lost too, the retransmission timeout fires, and recovery then
-//! crawls at one segment per (inflated) RTO instead of slow-starting.
+//! must slow-start, not crawl at one segment per (inflated) RTO.
 //!
-//! Seen against the kernel (tests `interop_link_down`, pcap in the report): a Braid upload on
+//! Seen against the kernel (test `interop_link_down`): a Braid upload on
 //! cellular overflows the 150 KB queue; fast recovery loses retransmissions; after the RTO the
 //! sender sends one segment per RTO for tens of seconds while the kernel acknowledges each at
-//! once. Two engine causes:
-//! - `Subflow::on_rto` sets `recovery_until = snd_nxt`, and `may_grow()` refuses to grow the
+//! once. The two causes, both fixed:
+//! - `Subflow::on_rto` set `recovery_until = snd_nxt`, and `may_grow()` refuses to grow the
 //!   window while in recovery: cwnd stays at one segment until everything sent before the
 //!   timeout is acknowledged (RFC 5681 §3.1 / RFC 6298 §5: slow start after a timeout).
-//! - `process_ack` takes an RTT sample from every never-retransmitted segment a cumulative ACK
+//! - `process_ack` took an RTT sample from every never-retransmitted segment a cumulative ACK
 //!   covers, also when the same ACK covers retransmitted data: segments that sat out of order
 //!   at the receiver for seconds give samples of seconds, srtt and the RTO balloon (Karn,
 //!   RFC 6298 §3; Linux drops the sequence sample then and uses TSecr).
@@ -25,7 +25,6 @@ use braid_proto::wire::parse_udp_payload;
 const BYTES: u64 = 12_000_000;
 
 #[test]
-#[ignore = "engine: after an RTO the window stays at one segment until all data sent before it is acked, and RTT samples from cumulatively acked out-of-order segments inflate srtt"]
 fn recovery_after_a_timeout_slow_starts() {
     let mut t = Transfer::single_path(11, cell_link(), cell_link(), BYTES, 0);
     // At 1.5 s: drop the next 80 new data segments and the first retransmission of each.
