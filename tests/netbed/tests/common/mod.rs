@@ -279,9 +279,15 @@ pub fn kernel_exchange(
     s.set_write_timeout(Some(timeout))?;
     let watch = Watch::start(&s, Duration::from_millis(50))?;
     let mut w = s.try_clone()?;
+    // With nothing to send, the write half stays open until the peer is done: the kernel
+    // refuses MP_JOINs (MP_TCPRST "administratively prohibited") once its side of the
+    // connection has left ESTABLISHED, so an early DATA_FIN would forbid every join.
+    let hold_write = download == 0;
     let sender = std::thread::spawn(move || -> io::Result<SendReport> {
         let r = transfer::send(&mut w, download, None)?;
-        w.shutdown(Shutdown::Write)?;
+        if !hold_write {
+            w.shutdown(Shutdown::Write)?;
+        }
         Ok(r)
     });
     let mut rd = s.try_clone()?;
@@ -289,6 +295,9 @@ pub fn kernel_exchange(
     during(&s);
     let received = receiver.join().expect("receiver thread")?;
     let sent = sender.join().expect("sender thread")?;
+    if hold_write {
+        s.shutdown(Shutdown::Write)?;
+    }
     let view = watch.stop();
     Ok(KernelEnd {
         sent,
