@@ -415,35 +415,6 @@ impl Connection {
     }
 }
 
-impl AsyncRead for Connection {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.inner.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Connection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.shutdown();
-        Poll::Ready(Ok(()))
-    }
-}
-
 macro_rules! read_half {
     ($t:ty) => {
         impl AsyncRead for $t {
@@ -501,6 +472,9 @@ pub struct WriteHalf<'a> {
     inner: &'a Arc<ConnRef>,
 }
 
+// The connection and its halves read and write the same shared state.
+read_half!(Connection);
+write_half!(Connection);
 read_half!(OwnedReadHalf);
 read_half!(ReadHalf<'_>);
 write_half!(OwnedWriteHalf);
