@@ -150,7 +150,7 @@ pub async fn run(a: ConnectArgs) -> Result<i32> {
         });
     }
     // Interface changes from the kernel.
-    watch_interfaces(&client, &ifaces, remote.is_ipv4(), say);
+    watch_interfaces(&client, remote.is_ipv4(), say);
 
     let result = pump(conn).await;
     // Give the DATA_FIN exchange a moment to finish.
@@ -232,64 +232,21 @@ async fn pump(conn: Connection) -> Result<Option<braid::ConnectionStats>> {
     outcome.map(|_| stats)
 }
 
-/// On Linux, follows link and address changes of the named interfaces.
+/// On Linux, the client follows link and address changes of its interfaces; each one is
+/// also said on stderr.
 #[cfg(target_os = "linux")]
-fn watch_interfaces(
-    client: &Client,
-    ifaces: &[(IfaceSpec, Interface)],
-    v4: bool,
-    say: impl Fn(String) + Send + 'static,
-) {
-    use crate::netlink::Change;
-    if ifaces.is_empty() {
-        return;
-    }
-    let list: Vec<(u32, String)> = ifaces
-        .iter()
-        .filter_map(|(s, i)| i.index.map(|x| (x, s.name.clone())))
-        .collect();
-    let kinds: Vec<(String, braid::InterfaceKind)> = ifaces
-        .iter()
-        .map(|(s, _)| (s.name.clone(), s.kind))
-        .collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+fn watch_interfaces(client: &Client, v4: bool, say: impl Fn(String) + Send + 'static) {
+    use braid::netlink::Change;
+    let mut changes = client.watch_interfaces(v4);
     tokio::spawn(async move {
-        if let Err(e) = crate::netlink::watch(list, v4, tx).await {
-            log::warn!("cannot watch interface changes (rtnetlink): {e}");
-        }
-    });
-    let client = client.clone();
-    tokio::spawn(async move {
-        while let Some(c) = rx.recv().await {
-            match c {
-                Change::Lost { index, name, why } => {
-                    say(format!("interface {name} lost ({why})"));
-                    client.interface_lost(index);
-                }
-                Change::Available { index, name } => {
-                    let kind = kinds
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, k)| *k)
-                        .unwrap_or_default();
-                    say(format!("interface {name} available"));
-                    let iface = Interface::new(kind)
-                        .with_name(name.clone())
-                        .with_index(index);
-                    if let Err(e) = client.interface_available(iface) {
-                        say(format!("interface {name}: {}", crate::error::describe(&e)));
-                    }
-                }
-            }
+        while let Some(c) = changes.recv().await {
+            say(match c {
+                Change::Lost { name, why, .. } => format!("interface {name} lost ({why})"),
+                Change::Available { name, .. } => format!("interface {name} available"),
+            });
         }
     });
 }
 
 #[cfg(not(target_os = "linux"))]
-fn watch_interfaces(
-    _client: &Client,
-    _ifaces: &[(IfaceSpec, Interface)],
-    _v4: bool,
-    _say: impl Fn(String) + Send + 'static,
-) {
-}
+fn watch_interfaces(_client: &Client, _v4: bool, _say: impl Fn(String) + Send + 'static) {}

@@ -15,7 +15,6 @@ mod gateway;
 mod iface;
 mod json;
 mod logger;
-mod netlink;
 mod progress;
 mod report;
 mod stream;

@@ -19,6 +19,10 @@ pub mod emulator;
 pub mod error;
 pub mod event;
 pub mod gateway;
+#[cfg(target_os = "linux")]
+mod interface_watch;
+#[cfg(target_os = "linux")]
+pub mod netlink;
 pub mod raw;
 pub mod server;
 pub mod socket;

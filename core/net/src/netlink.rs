@@ -1,4 +1,4 @@
-//! Link and address changes from the Linux kernel (rtnetlink), for `braid connect`.
+//! Link and address changes from the Linux kernel (rtnetlink), for [`Client::watch_interfaces`](crate::Client::watch_interfaces).
 //!
 //! A NETLINK_ROUTE socket joined to RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
 //! reports RTM_NEWLINK/RTM_DELLINK (flags IFF_UP, IFF_RUNNING) and RTM_NEWADDR/RTM_DELADDR.
