@@ -86,11 +86,3 @@ async fn custom_binder_is_used() {
     // The probe socket that learns the source address, then the path's socket.
     assert_eq!(binder.0.load(Ordering::Relaxed), 2);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_carrier_is_not_there_yet() {
-    match Client::builder().carrier(braid::Carrier::Raw).build() {
-        Err(Error::Unsupported(what)) => assert!(what.contains("raw")),
-        other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
-    }
-}

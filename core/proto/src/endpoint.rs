@@ -64,6 +64,8 @@ pub struct EndpointStats {
     pub rsts_sent: u64,
     pub accepted: u64,
     pub refused: u64,
+    /// Half-open connections reset to make room for newer SYNs (SYN-flood defence).
+    pub half_open_evicted: u64,
     pub joins_rejected: u64,
 }
 
@@ -320,10 +322,27 @@ impl Endpoint {
         }
         let half_open = self
             .conns
-            .values()
-            .filter(|c| c.state() == crate::conn::ConnState::Connecting)
-            .count();
-        if self.conns.len() >= self.cfg.max_connections || half_open >= self.cfg.max_half_open {
+            .iter()
+            .filter(|(_, c)| {
+                c.role() == Role::Server && c.state() == crate::conn::ConnState::Connecting
+            })
+            .map(|(h, _)| *h);
+        let (count, oldest) = half_open
+            .fold((0, None), |(n, o): (usize, Option<ConnectionHandle>), h| {
+                (n + 1, Some(o.map_or(h, |o| o.min(h))))
+            });
+        if count >= self.cfg.max_half_open && self.conns.len() < self.cfg.max_connections {
+            // A full SYN queue drops its oldest entry (RFC 4987 §3.4) rather than refuse: a
+            // flood of SYNs that never complete then cannot lock honest clients out.
+            if let Some(old) = oldest {
+                if let Some(c) = self.conns.get_mut(&old) {
+                    c.abort();
+                }
+                self.after_conn_input(old);
+                self.stats.half_open_evicted += 1;
+            }
+        }
+        if self.conns.len() >= self.cfg.max_connections || self.cfg.max_half_open == 0 {
             self.stats.refused += 1;
             self.queue_rst(local, remote, syn, 0, Some(TcpRstReason::LackOfResources));
             return Err(Dropped::TooManyConnections);

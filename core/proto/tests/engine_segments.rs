@@ -839,3 +839,79 @@ fn replayed_join_never_attaches() {
         "the genuine join only"
     );
 }
+
+#[test]
+fn a_full_syn_queue_resets_its_oldest_entry_instead_of_refusing() {
+    let cfg = EndpointConfig {
+        listen: true,
+        max_half_open: 2,
+        ..EndpointConfig::default()
+    };
+    let mut p = Peer {
+        ep: Endpoint::new(cfg, Box::new(Scripted::new(&[]))),
+        now: Instant::now(),
+    };
+    // Three SYNs that never complete, from three ports, then an honest one.
+    for (i, port) in [40001u16, 40002, 40003].into_iter().enumerate() {
+        let mut syn = syn_template();
+        syn.src_port = port;
+        p.send(&format!("10.31.1.1:{port}"), SERVER, &syn, &[]);
+        p.advance(Duration::from_millis(1));
+        let out = p.recv();
+        let syn_acks: Vec<_> = out
+            .iter()
+            .filter(|(_, _, r, _)| r.flags.contains(TcpFlags::SYN | TcpFlags::ACK))
+            .collect();
+        assert_eq!(syn_acks.len(), 1, "SYN {i} answered: {out:#?}");
+        assert_eq!(syn_acks[0].1.port(), port);
+        let rsts: Vec<u16> = out
+            .iter()
+            .filter(|(_, _, r, _)| r.flags.contains(TcpFlags::RST))
+            .map(|(_, remote, _, _)| remote.port())
+            .collect();
+        // Once two are waiting, each new SYN resets the oldest waiting one.
+        let expected: &[u16] = match i {
+            2 => &[40001],
+            _ => &[],
+        };
+        assert_eq!(rsts, expected, "SYN {i}");
+    }
+    assert_eq!(p.ep.stats().half_open_evicted, 1);
+    assert_eq!(p.ep.stats().refused, 0);
+    // The honest client completes its handshake with the SYN/ACK it got.
+    let mut syn = syn_template();
+    syn.src_port = 40004;
+    p.send("10.31.1.1:40004", SERVER, &syn, &[]);
+    let out = p.recv();
+    let (_, _, syn_ack, _) = out
+        .iter()
+        .find(|(_, remote, r, _)| remote.port() == 40004 && r.flags.contains(TcpFlags::SYN))
+        .expect("a SYN/ACK for the honest client");
+    let server_key = syn_ack
+        .options
+        .mptcp
+        .iter()
+        .find_map(|o| match o {
+            MptcpOption::MpCapable(MpCapable {
+                keys: MpCapableKeys::SynAck { sender_key },
+                ..
+            }) => Some(*sender_key),
+            _ => None,
+        })
+        .expect("the server's key");
+    let mut ack = ack_template(1001, syn_ack.seq.0.wrapping_add(1));
+    ack.src_port = 40004;
+    ack.options
+        .push_mptcp(mpc(MpCapableKeys::Ack {
+            sender_key: CLIENT_KEY,
+            receiver_key: server_key,
+        }))
+        .unwrap();
+    p.send("10.31.1.1:40004", SERVER, &ack, &[]);
+    let established = p
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Connected))
+        .count();
+    assert_eq!(established, 1, "the honest client got in");
+}
