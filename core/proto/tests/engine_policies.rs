@@ -155,6 +155,28 @@ fn handover_notices_a_silent_wifi_blackhole_faster_than_the_kernel() {
 }
 
 #[test]
+fn in_a_download_the_server_leaves_a_silent_wifi_by_itself() {
+    // Only the server sends: the client has nothing outstanding on WiFi, so it cannot see
+    // the blackhole and sends no MP_PRIO. The server must stop waiting for WiFi's
+    // retransmission timeouts and use the backup subflow on its own.
+    let mut t = Transfer::build(
+        3,
+        &two_paths(),
+        0,
+        30_000_000,
+        Some(cfg(Policy::new(ServiceType::Handover))),
+        None,
+    );
+    t.down_at(0, KILL);
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("handover download, silent loss");
+    let start = t.sim.start();
+    let down = stall(t.client_app(), start, KILL, Duration::from_secs(2));
+    eprintln!("handover download, silent blackhole: longest stall {down:?}");
+    assert!(down < Duration::from_millis(250), "download stall {down:?}");
+}
+
+#[test]
 fn new_path_reaches_90_percent_within_half_a_second() {
     for (c2s, s2c) in [(40_000_000u64, 0u64), (0, 40_000_000)] {
         let mut t = Transfer::build(
@@ -231,6 +253,44 @@ fn failback_after_wifi_returns_and_healthy_for_the_configured_time() {
     assert!(
         back_at >= KILL + Duration::from_secs(5) && back_at <= KILL + Duration::from_secs(6),
         "failback 2 s after wifi was back up (3 s after the kill): {back_at:?}"
+    );
+}
+
+#[test]
+fn a_join_syn_lost_while_wifi_comes_up_does_not_delay_failback() {
+    // The OS reports WiFi available 300 ms before packets pass: the first join SYN is lost
+    // and retransmitted a second later. That timeout is no sign of an unhealthy path: the
+    // failback clock starts when the subflow is up.
+    let mut policy = Policy::new(ServiceType::Handover);
+    policy.failback_after = Duration::from_secs(2);
+    let mut t = Transfer::build(6, &two_paths(), 0, 80_000_000, Some(cfg(policy)), None);
+    t.down_at(0, KILL);
+    os_lost(&mut t, KILL, 1);
+    let back = KILL + Duration::from_secs(3);
+    os_available(&mut t, back, 1);
+    t.up_at(0, back + Duration::from_millis(300));
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("failback after a lost join SYN");
+    let wifi_up = client_events(&t)
+        .into_iter()
+        .filter(|(at, e)| *at > back && matches!(e, Event::PathUp { path: 1, .. }))
+        .map(|(at, _)| at)
+        .next()
+        .expect("the WiFi subflow came back");
+    assert!(
+        wifi_up > back + Duration::from_millis(900),
+        "the first SYN was lost: {wifi_up:?}"
+    );
+    let sw = switches(&t);
+    let failback = sw
+        .iter()
+        .find(|s| s.3 == SwitchReason::Failback)
+        .expect("failback");
+    let after = failback.0 - wifi_up;
+    eprintln!("wifi subflow up at {wifi_up:?}, failback {after:?} later");
+    assert!(
+        after >= Duration::from_secs(2) && after <= Duration::from_millis(2300),
+        "failback {after:?} after the subflow came up (configured: 2 s)"
     );
 }
 

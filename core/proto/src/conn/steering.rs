@@ -241,8 +241,15 @@ impl Connection {
         if !e.sf.has_rtt_sample() || (e.sf.in_flight() == 0 && !e.sf.has_lost()) {
             return None;
         }
-        let quiet =
-            (e.sf.srtt() * 2 + e.sf.rtt.rttvar() * 4 + e.sf.cfg.delayed_ack).max(UNRESPONSIVE_MIN);
+        // A receiver acknowledges at least every second full segment at once (RFC 9293
+        // §3.8.6.3): only a lone segment may wait for its delayed ACK.
+        let mss = e.sf.effective_mss() as u64;
+        let delack = if e.sf.in_flight() >= 2 * mss {
+            Duration::ZERO
+        } else {
+            e.sf.cfg.delayed_ack
+        };
+        let quiet = (e.sf.srtt() * 2 + e.sf.rtt.rttvar() * 4 + delack).max(UNRESPONSIVE_MIN);
         let since = e.sf.last_received.max(e.sf.oldest_unacked_sent_at()?);
         Some(since + quiet)
     }

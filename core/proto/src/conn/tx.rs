@@ -241,7 +241,7 @@ impl Connection {
             (self.data_nxt, end - self.data_nxt, false)
         };
         self.persist_at = None;
-        let idx = self.pick_subflow()?;
+        let idx = self.pick_subflow(now)?;
         let t = self.send_chunk(now, idx, start, avail, buf)?;
         self.probe_window = false;
         let sent = *self.subflows[idx].sf.sent.back()?;
@@ -391,10 +391,9 @@ impl Connection {
     }
 
     /// Chooses the subflow for shared data (new or reinjected) among those allowed.
-    fn pick_subflow(&mut self) -> Option<usize> {
+    fn pick_subflow(&mut self, now: Instant) -> Option<usize> {
         let mut views = [SchedView::default(); MAX_SCHED];
         let only = self.fallback.map(|f| f.subflow);
-        let failed_after = self.paths.policy.rto_count_threshold.max(1);
         // Candidates: usable, allowed by the fallback and the policy. If the policy's
         // active path has nothing usable, any usable subflow the cost rules allow will do.
         let eligible = |e: &SubflowEntry, strict: bool| {
@@ -407,15 +406,18 @@ impl Connection {
                 }
         };
         let strict = self.subflows.iter().any(|e| eligible(e, true));
+        // A timeout without progress since, or silence past the unresponsive deadline: how a
+        // server notices on its own that the path it sends on died (the client may have
+        // nothing outstanding to notice it with, as in a download).
+        let failing = |e: &SubflowEntry| {
+            e.sf.rto_count > 0 || self.unresponsive_since(e).is_some_and(|t| t <= now)
+        };
         // Backups carry data only when no regular subflow can: none usable, or all of
-        // them failed (timeouts without progress) — which is also how a server notices on
-        // its own that the path it sends on died.
-        let any_regular = self.subflows.iter().any(|e| {
-            eligible(e, strict)
-                && !e.backup_remote
-                && !e.backup_local
-                && e.sf.rto_count < failed_after
-        });
+        // them failed.
+        let any_regular = self
+            .subflows
+            .iter()
+            .any(|e| eligible(e, strict) && !e.backup_remote && !e.backup_local && !failing(e));
         let mut n = 0;
         for (i, e) in self.subflows.iter().enumerate() {
             if n == MAX_SCHED {
@@ -436,7 +438,7 @@ impl Connection {
                 in_flight: e.sf.in_flight(),
                 room: e.sf.send_room(),
                 mss: e.sf.effective_mss() as u64,
-                stale: e.sf.rto_count > 0,
+                stale: failing(e),
                 backup,
             };
             n += 1;

@@ -494,9 +494,13 @@ impl Subflow {
         }
         self.rto_count += 1;
         self.counters.rto_events += 1;
-        self.last_loss = Some(now);
         self.rtt.on_timeout();
         let handshaking = matches!(self.state, State::SynSent | State::SynReceived);
+        if !handshaking {
+            // A SYN lost while a link comes up says nothing about the path once it works
+            // (the failback rules look at recent losses).
+            self.last_loss = Some(now);
+        }
         if handshaking {
             self.syn_count += 1;
             if self.syn_count > self.cfg.syn_retries {
