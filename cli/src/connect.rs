@@ -234,7 +234,7 @@ async fn pump(conn: Connection) -> Result<Option<braid::ConnectionStats>> {
 
 /// On Linux, follows link and address changes of the named interfaces.
 #[cfg(target_os = "linux")]
-fn watch_interfaces(
+pub(crate) fn watch_interfaces(
     client: &Client,
     ifaces: &[(IfaceSpec, Interface)],
     v4: bool,
@@ -286,7 +286,7 @@ fn watch_interfaces(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn watch_interfaces(
+pub(crate) fn watch_interfaces(
     _client: &Client,
     _ifaces: &[(IfaceSpec, Interface)],
     _v4: bool,
