@@ -53,7 +53,7 @@ pub async fn resolve(s: &str) -> Result<SocketAddr> {
 pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
     let ifaces = iface::resolve(&opts.interfaces)?;
     let mut b = Client::builder()
-        .service(opts.policy.into())
+        .policy(opts.policy())
         .carrier(opts.carrier.into())
         .connect_timeout(opts.connect_timeout);
     for (_, i) in &ifaces {

@@ -109,6 +109,7 @@ pub fn start_client(
     braid: &Path,
     stack: Stack,
     policy: Policy,
+    lazy_backup: Option<f64>,
     server: &BraidServer,
     w: Workload,
 ) -> io::Result<BraidClient> {
@@ -117,6 +118,9 @@ pub fn start_client(
         .args(["-i", "c-wifi:wifi", "-i", "c-cell:cellular"])
         .args(["--policy", policy.name(), "--carrier", carrier(stack)])
         .args(["--seconds", &w.seconds().to_string(), "--json"]);
+    if let Some(idle) = lazy_backup {
+        cmd.args(["--lazy-backup", "--backup-idle-close", &idle.to_string()]);
+    }
     match w {
         Workload::Bulk { flow, .. } => {
             cmd.args(["--direction", flow.name()]);

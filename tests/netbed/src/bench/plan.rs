@@ -140,6 +140,8 @@ pub struct RunSpec {
     pub policy: Policy,
     /// For the kernel: the cellular endpoint carries the `backup` flag.
     pub kernel_backup: bool,
+    /// For Braid: `--lazy-backup --backup-idle-close SECS` (handover).
+    pub braid_lazy_backup: Option<f64>,
     pub workload: Workload,
     /// (seconds after the start, action).
     pub actions: Vec<(f64, Action)>,

@@ -168,6 +168,7 @@ impl Bench {
                     &self.braid,
                     spec.stack,
                     spec.policy,
+                    spec.braid_lazy_backup,
                     server,
                     w,
                 )?;
