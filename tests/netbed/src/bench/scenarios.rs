@@ -337,7 +337,7 @@ impl Ctx<'_> {
     // ---- 5. failback ----
 
     fn failback(&self) -> io::Result<String> {
-        const SECS: f64 = 23.0;
+        const SECS: f64 = 25.0;
         const DOWN: f64 = 5.0;
         const UP: f64 = 10.0;
         const IDLE_CLOSE: f64 = 3.0;
@@ -351,7 +351,7 @@ impl Ctx<'_> {
              fails and closed once unused for {IDLE_CLOSE:.0} s after traffic is back on WiFi; \
              the default idle time is 30 s, shortened to fit the run; failback waits for WiFi to \
              have been healthy for 5 s, the default). The kernel with a `backup` cellular \
-             endpoint. {repeats} runs per stack (to keep the whole benchmark under 15 minutes). \
+             endpoint. {repeats} runs per stack (fewer than elsewhere, to keep the whole benchmark near 15 minutes). \
              From the per-link counters in 100 ms buckets: when WiFi carried most of the \
              traffic again after the link came back, and the cellular share of the last 3 s; \
              from Braid's path timeline: when its cellular subflow was closed.\n\n\
