@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> Result {
                 ]))?,
             ),
             "netns" => (
-                "target/release/braid-netbench --braid target/release/braid (root)",
+                "sudo target/release/braid-netbench --braid target/release/braid",
                 netns(args.get(1..).unwrap_or_default())?,
             ),
             _ => unreachable!("sections are listed above"),

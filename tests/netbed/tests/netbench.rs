@@ -48,11 +48,21 @@ fn every_stack_runs_bulk_with_a_link_down_and_echo() {
         let down = t.action_at(|a| *a == Action::LinkDown).unwrap();
         assert!((1.2..2.0).contains(&down), "{stack}: link down at {down}");
         let before = metrics::goodput_mbps(&t.rx, 0.5, down);
-        assert!(before > 25.0, "{stack}: {before:.1} Mbit/s before the failure");
-        assert!(t.rx.bytes.len() >= 250, "{stack}: {} samples", t.rx.bytes.len());
+        assert!(
+            before > 25.0,
+            "{stack}: {before:.1} Mbit/s before the failure"
+        );
+        assert!(
+            t.rx.bytes.len() >= 250,
+            "{stack}: {} samples",
+            t.rx.bytes.len()
+        );
         // The relay's counters: WiFi carried the data before, nothing after.
         let rates = metrics::link_rates(&t, 0.1);
-        assert!(rates.iter().any(|(s, w, _)| *s < down && *w > 20.0), "{stack}");
+        assert!(
+            rates.iter().any(|(s, w, _)| *s < down && *w > 20.0),
+            "{stack}"
+        );
         assert!(
             rates
                 .iter()

@@ -195,7 +195,8 @@ mod tests {
         let st = stall_ms(&s, 0.45, 1.0);
         assert!((90.0..=110.0).contains(&st), "{st}");
         let r = full_speed_after_ms(&s, 0.5, 1.0, 20_000_000, 0.9).unwrap();
-        assert!((90.0..=110.0).contains(&r), "{r}");
+        // The first 200 ms window at 90 % may start up to 20 ms before the flow resumes.
+        assert!((70.0..=110.0).contains(&r), "{r}");
         assert!(full_speed_after_ms(&s, 0.0, 0.45, 20_000_000, 0.9).is_none());
         assert_eq!(goodput_series(&s, 0.5).len(), 2);
     }

@@ -84,6 +84,7 @@ impl Ctx<'_> {
         );
         let mut panels = Vec::new();
         let mut fails = Vec::new();
+        let mut verdicts = Vec::new();
         for flow in [Flow::Down, Flow::Up] {
             let runs = self.collect(&format!("aggregate {}", flow.name()), self.repeats, |s| {
                 RunSpec {
@@ -100,9 +101,31 @@ impl Ctx<'_> {
             });
             let vals = per_run(&runs, |t| metrics::goodput_mbps(&t.rx, 3.0, SECS));
             table_rows(&mut md, flow.name(), &vals, 1, Better::Higher);
+            let kernel = median_of(&vals, Stack::Kernel);
+            for (stack, v) in vals.iter().filter(|(s, _)| s.is_braid()) {
+                if let (Some(m), Some(k)) = (Summary::of(v), kernel) {
+                    let r = m.median / k.median;
+                    verdicts.push(format!(
+                        "{} {stack} {:.1} vs {:.1} Mbit/s: {}",
+                        flow.name(),
+                        m.median,
+                        k.median,
+                        if r >= 1.0 {
+                            "met".to_string()
+                        } else {
+                            format!("not met ({:.1} % below)", 100.0 * (1.0 - r))
+                        }
+                    ));
+                }
+            }
             fails.extend(failures(&runs));
             panels.extend(throughput_panels(&runs, &format!("{} ", flow.name())));
         }
+        let _ = writeln!(
+            md,
+            "\nTarget Braid ≥ kernel (medians): {}.",
+            verdicts.join("; ")
+        );
         let href = self.write_svg(
             "netns-aggregate.svg",
             &Chart {
@@ -159,6 +182,7 @@ impl Ctx<'_> {
         );
         let mut panels = Vec::new();
         let mut fails = Vec::new();
+        let mut verdicts = Vec::new();
         for flow in [Flow::Down, Flow::Up] {
             let case = format!("{} {}", if silent { "silent" } else { "down" }, flow.name());
             let runs = self.collect(&case, self.repeats, |s| RunSpec {
@@ -188,6 +212,32 @@ impl Ctx<'_> {
             });
             let kernel_median = median_of(&stall, Stack::Kernel);
             for (i, (stack, v)) in stall.iter().enumerate() {
+                if let (true, Some(m)) = (stack.is_braid(), Summary::of(v)) {
+                    let below = kernel_median.is_some_and(|k| m.median < k.median);
+                    let mut parts = vec![format!(
+                        "stall {:.0} ms {} the kernel's",
+                        m.median,
+                        if below { "below" } else { "not below" }
+                    )];
+                    if !silent {
+                        parts.push(format!(
+                            "{} 100 ms",
+                            if m.median <= 100.0 { "≤" } else { "above" }
+                        ));
+                        let f = Summary::of(&full[i].1);
+                        let all = full[i].1.iter().all(|x| x.is_finite());
+                        parts.push(match f {
+                            Some(f) if all && f.median <= 500.0 => {
+                                format!("90 % speed after {:.0} ms (within 0.5 s)", f.median)
+                            }
+                            Some(f) if all => {
+                                format!("90 % speed after {:.0} ms (later than 0.5 s)", f.median)
+                            }
+                            _ => "90 % speed not reached in every run".into(),
+                        });
+                    }
+                    verdicts.push(format!("{} {stack}: {}", flow.name(), parts.join(", ")));
+                }
                 let _ = writeln!(
                     md,
                     "| {} | {stack} | {} | {} | {} | {} | {} |",
@@ -218,7 +268,7 @@ impl Ctx<'_> {
             "Target: Braid's stall at most 100 ms and below the kernel's; the new path at 90 % \
              of its capacity within 0.5 s."
         };
-        let _ = writeln!(md, "\n{target}");
+        let _ = writeln!(md, "\n{target} This run: {}.", verdicts.join("; "));
         finish(&mut md, &fails, &href, &format!("{title} timeline"));
         Ok(md)
     }
@@ -543,10 +593,12 @@ fn show_with_never(v: &[f64]) -> String {
     s.sort_by(f64::total_cmp);
     let med = s[(s.len() - 1) / 2];
     let f = |x: f64| {
-        if x.is_finite() {
-            format!("{x:.2}")
-        } else {
+        if !x.is_finite() {
             "never".into()
+        } else if x >= 10.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.2}")
         }
     };
     format!("{} / {} / {}", f(s[0]), f(med), f(s[s.len() - 1]))
