@@ -15,7 +15,7 @@ use crate::json::Json;
 use crate::progress::{bytes, mbps};
 use crate::report::{self, PathNames};
 use crate::stream::{Sampler, Samples, Stall};
-use crate::{ClientOpts, PolicyArg, parse_secs};
+use crate::{CarrierArg, ClientOpts, PolicyArg, parse_secs};
 use braid::emulator::PathEmulator;
 use braid::{Client, Connection, Interface, InterfaceKind, Monitor, PathId, Server, ServerConfig};
 use braid_proto::sim::link::LinkConfig;
@@ -60,6 +60,9 @@ pub enum Direction {
     Up,
     Down,
     Both,
+    /// Request/response: the client sends `--request-bytes` `--rate` times a second, the
+    /// server echoes each one; the client reports every request's latency.
+    Echo,
 }
 
 impl Direction {
@@ -68,6 +71,7 @@ impl Direction {
             Direction::Up => 1,
             Direction::Down => 2,
             Direction::Both => 3,
+            Direction::Echo => 4,
         }
     }
     fn from_code(c: u8) -> Option<Self> {
@@ -75,20 +79,22 @@ impl Direction {
             1 => Direction::Up,
             2 => Direction::Down,
             3 => Direction::Both,
+            4 => Direction::Echo,
             _ => return None,
         })
     }
     fn up(self) -> bool {
-        self != Direction::Down
+        matches!(self, Direction::Up | Direction::Both)
     }
     fn down(self) -> bool {
-        self != Direction::Up
+        matches!(self, Direction::Down | Direction::Both)
     }
     fn as_str(self) -> &'static str {
         match self {
             Direction::Up => "up",
             Direction::Down => "down",
             Direction::Both => "both",
+            Direction::Echo => "echo",
         }
     }
 }
@@ -101,6 +107,10 @@ pub struct ServerArgs {
     /// Serve one test, then exit.
     #[arg(long)]
     pub once: bool,
+    /// How segments travel: `raw` listens on TCP (genuine MPTCP; Braid clients with
+    /// `--carrier raw` and the kernel's MPTCP can connect).
+    #[arg(long, value_enum, default_value_t = CarrierArg::Udp)]
+    pub carrier: CarrierArg,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -114,6 +124,21 @@ pub struct Measure {
     /// Print the results as JSON (with the 10 ms receive samples) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// With `--direction echo`: bytes per request (and per reply).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub request_bytes: u32,
+    /// With `--direction echo`: requests per second.
+    #[arg(long, value_name = "N", default_value_t = 20.0, value_parser = parse_rate)]
+    pub rate: f64,
+}
+
+fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 100_000.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a rate between 0 and 100000 per second"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -185,8 +210,19 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
 // ---- server ----
 
 async fn server(a: ServerArgs) -> Result<i32> {
-    let srv = Server::bind(a.listen, ServerConfig::default())?;
-    log::info!("bench server on udp {}", srv.local_addr());
+    let srv = match a.carrier {
+        CarrierArg::Udp => Server::bind(a.listen, ServerConfig::default())?,
+        CarrierArg::Raw => Server::bind_raw(
+            a.listen,
+            ServerConfig::default(),
+            braid::raw::RawConfig::default(),
+        )?,
+    };
+    let proto = match a.carrier {
+        CarrierArg::Udp => "udp",
+        CarrierArg::Raw => "tcp (raw carrier, MPTCP)",
+    };
+    log::info!("bench server on {proto} {}", srv.local_addr());
     loop {
         let Some(conn) = srv.accept().await else {
             return Err(Failure::new("the server's endpoint stopped"));
@@ -221,6 +257,16 @@ async fn serve(conn: Connection) -> std::io::Result<String> {
     let ms = u32::from_be_bytes([req[8], req[9], req[10], req[11]]);
     let duration = Duration::from_millis(ms.clamp(1, 3_600_000) as u64);
     let start = Instant::now();
+    if dir == Direction::Echo {
+        let echoed = tokio::io::copy(&mut r, &mut w).await?;
+        w.shutdown().await?;
+        wait_closed(events, Duration::from_secs(5)).await;
+        return Ok(format!(
+            "echo: {} in {:.1}s",
+            bytes(echoed),
+            start.elapsed().as_secs_f64()
+        ));
+    }
     let rx = Arc::new(AtomicU64::new(0));
     let sampler = Sampler::spawn(vec![rx.clone()], SAMPLE, start);
     let sender = async {
@@ -412,6 +458,200 @@ struct Outcome {
     down: Option<DirResult>,
     paths: BTreeMap<PathId, PathTotals>,
     events: Vec<(Duration, String)>,
+    timeline: PathTimeline,
+    echo: Option<EchoResult>,
+    /// CLOCK_MONOTONIC at the start of the measurement (shared by every process on the
+    /// machine, so a harness can place its own actions on the samples' time axis).
+    start_monotonic_ns: u64,
+}
+
+/// Bytes per interface kind over time (live subflows plus the final counters of closed
+/// ones), and how many subflows of that kind were alive, every 100 ms.
+#[derive(Clone, Debug, Default)]
+struct PathTimeline {
+    t: Vec<Duration>,
+    /// kind -> (sent, received, live subflows) per sample.
+    by_kind: BTreeMap<String, Vec<(u64, u64, u64)>>,
+}
+
+impl PathTimeline {
+    fn record(&mut self, t: Duration, s: &braid::ConnectionStats) {
+        let mut now: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        for (p, live) in s
+            .paths
+            .iter()
+            .map(|p| (p, 1))
+            .chain(s.closed_paths.iter().map(|p| (p, 0)))
+        {
+            let kind = p
+                .kind
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "other".into());
+            let e = now.entry(kind).or_default();
+            e.0 += p.bytes_sent;
+            e.1 += p.bytes_received;
+            e.2 += live;
+        }
+        let n = self.t.len();
+        for (k, v) in now {
+            let col = self.by_kind.entry(k).or_default();
+            col.resize(n, (0, 0, 0));
+            col.push(v);
+        }
+        self.t.push(t);
+        for col in self.by_kind.values_mut() {
+            if col.len() < n + 1 {
+                let last = col.last().map_or((0, 0, 0), |l| (l.0, l.1, 0));
+                col.resize(n + 1, last);
+            }
+        }
+    }
+
+    fn json(&self) -> Json {
+        let mut kinds = Json::obj();
+        for (k, col) in &self.by_kind {
+            kinds = kinds.with(
+                k,
+                Json::obj()
+                    .with("sent", col.iter().map(|c| c.0).collect::<Vec<_>>())
+                    .with("received", col.iter().map(|c| c.1).collect::<Vec<_>>())
+                    .with("live", col.iter().map(|c| c.2).collect::<Vec<_>>()),
+            );
+        }
+        Json::obj()
+            .with(
+                "t_ms",
+                self.t
+                    .iter()
+                    .map(|t| t.as_secs_f64() * 1e3)
+                    .collect::<Vec<_>>(),
+            )
+            .with("by_kind", kinds)
+    }
+}
+
+/// Request/response latencies (`--direction echo`).
+#[derive(Clone, Debug, Default)]
+struct EchoResult {
+    request_bytes: u32,
+    /// When each request was written (since the start).
+    sent_at: Vec<Duration>,
+    /// Its reply's latency; `None` when no reply came.
+    latency: Vec<Option<Duration>>,
+}
+
+impl EchoResult {
+    /// The `q` quantile (0..=1) of the latencies, nearest rank; a missing reply counts as
+    /// longer than any.
+    fn quantile(&self, q: f64) -> Option<Duration> {
+        let mut v: Vec<Duration> = self
+            .latency
+            .iter()
+            .map(|l| l.unwrap_or(Duration::MAX))
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort();
+        let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        Some(v[i])
+    }
+
+    fn json(&self) -> Json {
+        let ms = |d: Option<Duration>| match d {
+            Some(d) if d != Duration::MAX => Json::from(d.as_secs_f64() * 1e3),
+            _ => Json::Null,
+        };
+        Json::obj()
+            .with("request_bytes", self.request_bytes)
+            .with("requests", self.sent_at.len())
+            .with("replies", self.latency.iter().flatten().count())
+            .with("p50_ms", ms(self.quantile(0.5)))
+            .with("p90_ms", ms(self.quantile(0.9)))
+            .with("p99_ms", ms(self.quantile(0.99)))
+            .with("max_ms", ms(self.quantile(1.0)))
+            .with(
+                "sent_at_ms",
+                self.sent_at
+                    .iter()
+                    .map(|t| t.as_secs_f64() * 1e3)
+                    .collect::<Vec<_>>(),
+            )
+            .with(
+                "latency_ms",
+                self.latency.iter().map(|l| ms(*l)).collect::<Vec<_>>(),
+            )
+    }
+}
+
+/// Writes one request of `size` bytes every `every` until `until`; the send times go to
+/// `sent` (since `start`).
+async fn echo_requests<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    size: usize,
+    every: Duration,
+    start: Instant,
+    until: Instant,
+    sent: &std::sync::Mutex<Vec<Duration>>,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0x3cu8; size];
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u64;
+    loop {
+        tick.tick().await;
+        if Instant::now() >= until {
+            return Ok(n * size as u64);
+        }
+        let seq = n.to_be_bytes();
+        let k = seq.len().min(size);
+        buf[..k].copy_from_slice(&seq[8 - k..]);
+        lock(sent).push(start.elapsed());
+        w.write_all(&buf).await?;
+        n += 1;
+    }
+}
+
+/// Reads echoed replies to the end; the latency of reply i is its arrival minus
+/// `sent[i]`.
+async fn echo_replies<R: AsyncRead + Unpin>(
+    r: &mut R,
+    size: usize,
+    start: Instant,
+    sent: &std::sync::Mutex<Vec<Duration>>,
+    latency: &std::sync::Mutex<Vec<Duration>>,
+    count: &AtomicU64,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(got);
+        }
+        let before = got / size as u64;
+        got += n as u64;
+        count.store(got, Ordering::Relaxed);
+        let now = start.elapsed();
+        let sent = lock(sent);
+        let mut lat = lock(latency);
+        for i in before..got / size as u64 {
+            if let Some(t) = sent.get(i as usize) {
+                lat.push(now.saturating_sub(*t));
+            }
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Runs one test over `conn`.
@@ -432,6 +672,8 @@ async fn measure(
     req[8..12].copy_from_slice(&ms.to_be_bytes());
     w.write_all(&req).await?;
     let start = Instant::now();
+    let start_monotonic_ns = monotonic_ns();
+    let mut timeline = PathTimeline::default();
     // Events and the failure are stamped when they happen.
     let log: Arc<std::sync::Mutex<Vec<(Duration, String)>>> = Arc::default();
     let ev_task = {
@@ -455,10 +697,18 @@ async fn measure(
     }
     let dir = m.direction;
     let seconds = m.seconds;
+    let echo_size = m.request_bytes as usize;
+    let echo_every = Duration::from_secs_f64(1.0 / m.rate);
+    let echo_sent: Arc<std::sync::Mutex<Vec<Duration>>> = Arc::default();
+    let echo_latency: Arc<std::sync::Mutex<Vec<Duration>>> = Arc::default();
+    let sent_log = echo_sent.clone();
     let writer = tokio::spawn(async move {
         let buf = vec![0xa5u8; CHUNK];
         let mut sent = 0u64;
-        if dir.up() {
+        if dir == Direction::Echo {
+            let until = start + seconds;
+            sent = echo_requests(&mut w, echo_size, echo_every, start, until, &sent_log).await?;
+        } else if dir.up() {
             let until = Instant::now() + seconds;
             while Instant::now() < until {
                 w.write_all(&buf).await?;
@@ -471,7 +721,15 @@ async fn measure(
     let rx = Arc::new(AtomicU64::new(0));
     let sampler = Sampler::spawn(vec![rx.clone()], SAMPLE, start);
     let mut paths: BTreeMap<PathId, PathTotals> = BTreeMap::new();
-    let reader = read_frames(&mut r, &rx);
+    let reader = async {
+        if dir == Direction::Echo {
+            echo_replies(&mut r, echo_size, start, &echo_sent, &echo_latency, &rx)
+                .await
+                .map(|n| (n, (0, Samples::default())))
+        } else {
+            read_frames(&mut r, &rx).await
+        }
+    };
     tokio::pin!(reader);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let limit = start + seconds + Duration::from_secs(30).max(seconds);
@@ -480,6 +738,9 @@ async fn measure(
             res = &mut reader => break res,
             _ = tick.tick() => {
                 collect_paths(&monitor, &mut paths);
+                if let Some(s) = monitor.stats() {
+                    timeline.record(start.elapsed(), &s);
+                }
                 if Instant::now() > limit {
                     return Err(Failure::new(format!(
                         "the test did not finish within {:.0} s",
@@ -522,6 +783,17 @@ async fn measure(
         }),
         paths,
         events: evs,
+        timeline,
+        echo: (dir == Direction::Echo).then(|| {
+            let sent_at = lock(&echo_sent).clone();
+            let lat = lock(&echo_latency);
+            EchoResult {
+                request_bytes: echo_size as u32,
+                latency: (0..sent_at.len()).map(|i| lat.get(i).copied()).collect(),
+                sent_at,
+            }
+        }),
+        start_monotonic_ns,
     })
 }
 
@@ -638,6 +910,22 @@ fn print_human(title: &str, o: &Outcome) {
             .collect();
         println!("  paths: {}", shares.join(", "));
     }
+    if let Some(e) = &o.echo {
+        let ms = |d: Option<Duration>| match d {
+            Some(d) if d != Duration::MAX => format!("{:.1} ms", d.as_secs_f64() * 1e3),
+            _ => "-".into(),
+        };
+        println!(
+            "  echo: {} requests of {} B, {} replies; latency p50 {}, p90 {}, p99 {}, max {}",
+            e.sent_at.len(),
+            e.request_bytes,
+            e.latency.iter().flatten().count(),
+            ms(e.quantile(0.5)),
+            ms(e.quantile(0.9)),
+            ms(e.quantile(0.99)),
+            ms(e.quantile(1.0))
+        );
+    }
     for (t, e) in &o.events {
         println!("  t={:>6.3}s  {e}", t.as_secs_f64());
     }
@@ -686,6 +974,9 @@ fn to_json(remote: &str, policy: &str, m: &Measure, o: &Outcome, extra: Json) ->
                 })
                 .collect::<Vec<_>>(),
         )
+        .with("echo", o.echo.as_ref().map(|e| e.json()))
+        .with("start_monotonic_ns", o.start_monotonic_ns)
+        .with("path_timeline", o.timeline.json())
         .with("setup", extra)
 }
 
@@ -694,6 +985,8 @@ async fn client(a: ClientArgs) -> Result<i32> {
     let (client, ifaces) = build_client(&a.client)?;
     let names = names_of(&ifaces);
     let conn = client.connect(remote).await?;
+    // The OS's "interface lost" / "available" events reach the connection, as in `connect`.
+    crate::connect::watch_interfaces(&client, remote.is_ipv4(), |m| log::info!("{m}"));
     let o = measure(conn, &a.measure, &names, None).await?;
     let policy = braid::ServiceType::from(a.client.policy).to_string();
     if a.measure.json {
@@ -847,6 +1140,57 @@ mod tests {
         assert_eq!(d.points, s.points);
         assert!(decode_report(&v[..v.len() - 1]).is_none());
         assert!(decode_report(&[]).is_none());
+    }
+
+    #[test]
+    fn echo_quantiles_count_missing_replies_as_longest() {
+        let ms = Duration::from_millis;
+        let e = EchoResult {
+            request_bytes: 100,
+            sent_at: vec![ms(0), ms(50), ms(100), ms(150)],
+            latency: vec![Some(ms(30)), Some(ms(10)), Some(ms(20)), None],
+        };
+        assert_eq!(e.quantile(0.5), Some(ms(20)));
+        assert_eq!(e.quantile(0.25), Some(ms(10)));
+        assert_eq!(e.quantile(1.0), Some(Duration::MAX));
+        let j = e.json().to_string_pretty();
+        assert!(j.contains("\"replies\": 3"), "{j}");
+        assert_eq!(EchoResult::default().quantile(0.5), None);
+    }
+
+    #[tokio::test]
+    async fn echo_requests_and_replies_over_a_pipe() {
+        let (mut a, b) = tokio::io::duplex(1 << 16);
+        let (mut sr, mut sw) = tokio::io::split(b);
+        let echo = tokio::spawn(async move {
+            tokio::io::copy(&mut sr, &mut sw).await.unwrap();
+            sw.shutdown().await.unwrap();
+        });
+        let start = Instant::now();
+        let sent = std::sync::Mutex::new(Vec::new());
+        let lat = std::sync::Mutex::new(Vec::new());
+        let count = AtomicU64::new(0);
+        let (mut r, mut w) = tokio::io::split(&mut a);
+        let writer = async {
+            let n = echo_requests(
+                &mut w,
+                100,
+                Duration::from_millis(5),
+                start,
+                start + Duration::from_millis(100),
+                &sent,
+            )
+            .await
+            .unwrap();
+            w.shutdown().await.unwrap();
+            n
+        };
+        let reader = echo_replies(&mut r, 100, start, &sent, &lat, &count);
+        let (n, got) = tokio::join!(writer, reader);
+        echo.await.unwrap();
+        assert_eq!(got.unwrap(), n);
+        assert!(n >= 500, "{n}");
+        assert_eq!(lock(&lat).len(), lock(&sent).len());
     }
 
     #[tokio::test]

@@ -53,7 +53,7 @@ pub async fn resolve(s: &str) -> Result<SocketAddr> {
 pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
     let ifaces = iface::resolve(&opts.interfaces)?;
     let mut b = Client::builder()
-        .service(opts.policy.into())
+        .policy(opts.policy())
         .carrier(opts.carrier.into())
         .connect_timeout(opts.connect_timeout);
     for (_, i) in &ifaces {
@@ -235,7 +235,7 @@ async fn pump(conn: Connection) -> Result<Option<braid::ConnectionStats>> {
 /// On Linux, the client follows link and address changes of its interfaces; each one is
 /// also said on stderr.
 #[cfg(target_os = "linux")]
-fn watch_interfaces(client: &Client, v4: bool, say: impl Fn(String) + Send + 'static) {
+pub(crate) fn watch_interfaces(client: &Client, v4: bool, say: impl Fn(String) + Send + 'static) {
     use braid::netlink::Change;
     let mut changes = client.watch_interfaces(v4);
     tokio::spawn(async move {
@@ -249,4 +249,9 @@ fn watch_interfaces(client: &Client, v4: bool, say: impl Fn(String) + Send + 'st
 }
 
 #[cfg(not(target_os = "linux"))]
-fn watch_interfaces(_client: &Client, _v4: bool, _say: impl Fn(String) + Send + 'static) {}
+pub(crate) fn watch_interfaces(
+    _client: &Client,
+    _v4: bool,
+    _say: impl Fn(String) + Send + 'static,
+) {
+}

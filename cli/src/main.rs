@@ -117,6 +117,27 @@ pub struct ClientOpts {
     /// Seconds to wait for the handshake.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub connect_timeout: Duration,
+    /// Handover: open the backup subflow only when the preferred path degrades (instead of
+    /// at once), and close it again once unused for --backup-idle-close.
+    #[arg(long)]
+    pub lazy_backup: bool,
+    /// With --lazy-backup: close the unused backup after this long (default 30).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "lazy_backup")]
+    pub backup_idle_close: Option<Duration>,
+}
+
+impl ClientOpts {
+    /// The service type with the thresholds the options ask for.
+    pub fn policy(&self) -> braid::Policy {
+        let mut p = braid::Policy::new(self.policy.into());
+        if self.lazy_backup {
+            p.eager_backup = false;
+        }
+        if let Some(d) = self.backup_idle_close {
+            p.backup_idle_close = d;
+        }
+        p
+    }
 }
 
 fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
@@ -236,4 +257,49 @@ fn install_panic_hook() {
         eprintln!("braid: error: internal error: {msg}{at} (please report this)");
         std::process::exit(70);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_backup_options_shape_the_policy() {
+        let cli = Cli::try_parse_from([
+            "braid",
+            "bench",
+            "client",
+            "10.0.0.1:7000",
+            "--lazy-backup",
+            "--backup-idle-close",
+            "3",
+        ])
+        .unwrap();
+        let Command::Bench(b) = cli.cmd else {
+            panic!("not bench")
+        };
+        let bench::Role::Client(c) = b.role else {
+            panic!("not a client")
+        };
+        let p = c.client.policy();
+        assert!(!p.eager_backup);
+        assert_eq!(p.backup_idle_close, Duration::from_secs(3));
+        // Defaults: what the engine's policy says.
+        let cli = Cli::try_parse_from(["braid", "connect", "10.0.0.1:7000"]).unwrap();
+        let Command::Connect(c) = cli.cmd else {
+            panic!("not connect")
+        };
+        assert_eq!(c.client.policy(), braid::Policy::default());
+        // --backup-idle-close needs --lazy-backup.
+        assert!(
+            Cli::try_parse_from([
+                "braid",
+                "connect",
+                "10.0.0.1:7000",
+                "--backup-idle-close",
+                "3"
+            ])
+            .is_err()
+        );
+    }
 }

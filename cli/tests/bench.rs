@@ -136,3 +136,75 @@ fn server_and_client_processes() {
     assert!(s.status.success(), "server: {rest}");
     assert!(rest.contains("up: received"), "{rest}");
 }
+
+#[test]
+fn loopback_echo_reports_latencies_and_a_path_timeline() {
+    let out = run(
+        &[
+            "bench",
+            "loopback",
+            "--seconds",
+            "1.5",
+            "--emulate",
+            "wifi,cell",
+            "--policy",
+            "interactive",
+            "--direction",
+            "echo",
+            "--request-bytes",
+            "100",
+            "--rate",
+            "20",
+            "--json",
+        ],
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    let e = &v["echo"];
+    let requests = e["requests"].as_u64().unwrap();
+    assert!((25..=32).contains(&requests), "{e}");
+    assert_eq!(e["replies"].as_u64().unwrap(), requests, "{e}");
+    // WiFi's RTT is 20 ms: a 100-byte reply comes back in about that.
+    let p50 = e["p50_ms"].as_f64().unwrap();
+    assert!((15.0..200.0).contains(&p50), "{e}");
+    assert_eq!(
+        e["latency_ms"].as_array().unwrap().len() as u64,
+        requests,
+        "{e}"
+    );
+    assert!(v["up"].is_null() && v["down"].is_null(), "{v}");
+    assert!(v["start_monotonic_ns"].as_u64().unwrap() > 0);
+    let tl = &v["path_timeline"];
+    let t = tl["t_ms"].as_array().unwrap();
+    assert!(t.len() >= 10, "{tl}");
+    let wifi = &tl["by_kind"]["wifi"];
+    assert_eq!(wifi["sent"].as_array().unwrap().len(), t.len(), "{tl}");
+    assert!(wifi["sent"].as_array().unwrap().last().unwrap().as_u64() > Some(0));
+}
+
+#[test]
+fn bench_server_takes_a_carrier() {
+    let out = run(&["bench", "server", "--help"], b"", Duration::from_secs(20));
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("--carrier"));
+    let out = run(
+        &[
+            "bench",
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--carrier",
+            "pigeon",
+        ],
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("pigeon"), "{err}");
+}

@@ -1,6 +1,10 @@
-//! `cargo xtask bench [sim|cpu|all]`: runs the benchmarks and rewrites their sections of
-//! BENCHMARKS.md (between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`), so the file
+//! `cargo xtask bench [sim|cpu|netns|all]`: runs the benchmarks and rewrites their sections
+//! of BENCHMARKS.md (between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`), so the file
 //! always holds numbers from the command it names, with the machine they ran on.
+//!
+//! `netns` needs root: it builds the release `braid` CLI and `braid-netbench`, which brings
+//! up the namespace testbed and measures Braid and the kernel's MPTCP side by side; its SVG
+//! timelines go to docs/bench/. `all` runs it only as root.
 
 use crate::sh::{self, Result};
 use std::process::Command;
@@ -10,9 +14,24 @@ pub fn run(args: &[String]) -> Result {
     let sections: &[&str] = match which {
         "sim" => &["sim"],
         "cpu" => &["cpu"],
-        "all" => &["sim", "cpu"],
-        other => return Err(format!("unknown benchmark '{other}' (sim, cpu or all)")),
+        "netns" => &["netns"],
+        "all" if sh::is_root() => &["sim", "cpu", "netns"],
+        "all" => {
+            eprintln!("xtask bench: not root, leaving out the 'netns' benchmark");
+            &["sim", "cpu"]
+        }
+        other => {
+            return Err(format!(
+                "unknown benchmark '{other}' (sim, cpu, netns or all)"
+            ));
+        }
     };
+    if sections.contains(&"netns") && !sh::is_root() {
+        return Err(
+            "`cargo xtask bench netns` needs root (network namespaces, TUN devices, raw sockets)"
+                .into(),
+        );
+    }
     for s in sections {
         let (command, body) = match *s {
             "sim" => (
@@ -40,6 +59,10 @@ pub fn run(args: &[String]) -> Result {
                     "--markdown",
                 ]))?,
             ),
+            "netns" => (
+                "sudo target/release/braid-netbench --braid target/release/braid",
+                netns(args.get(1..).unwrap_or_default())?,
+            ),
             _ => unreachable!("sections are listed above"),
         };
         let text = format!(
@@ -52,6 +75,43 @@ pub fn run(args: &[String]) -> Result {
         eprintln!("xtask bench: updated the '{s}' section of BENCHMARKS.md");
     }
     Ok(())
+}
+
+/// Builds the release binaries, runs `braid-netbench` (its progress on stderr) and returns
+/// its markdown. Extra arguments (`--repeats 1`, `--only aggregate`) are passed on.
+fn netns(extra: &[String]) -> Result<String> {
+    sh::run(sh::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "braid-cli",
+        "-p",
+        "braid-netbed",
+        "--bin",
+        "braid",
+        "--bin",
+        "braid-netbench",
+    ]))?;
+    let root = sh::root();
+    let out = std::env::temp_dir().join(format!("braid-netbench-{}.md", std::process::id()));
+    sh::run(
+        Command::new(root.join("target/release/braid-netbench"))
+            .current_dir(&root)
+            .arg("--braid")
+            .arg(root.join("target/release/braid"))
+            .args([
+                "--svg-dir",
+                "docs/bench",
+                "--svg-href",
+                "docs/bench",
+                "--out",
+            ])
+            .arg(&out)
+            .args(extra),
+    )?;
+    let md = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let _ = std::fs::remove_file(&out);
+    Ok(md)
 }
 
 fn capture(cmd: &mut Command) -> Result<String> {

@@ -20,6 +20,7 @@
 //!
 //! Everything here needs root (network namespaces, TUN); tests call [`root_or_skip`] first.
 
+pub mod bench;
 mod cmd;
 pub mod kernel;
 mod ns;
