@@ -264,21 +264,26 @@ impl BraidConnection {
     /// subscription is cancelled or dropped (or the connection is gone).
     pub fn set_listener(&self, listener: Arc<dyn BraidEventListener>) -> Arc<BraidSubscription> {
         let events = self.events_now();
+        let gate = Arc::new(ListenerGate::default());
+        let g = gate.clone();
         let task = runtime().spawn(async move {
             let Some(mut events) = events else { return };
             while let Some(e) = events.recv().await {
                 let l = listener.clone();
+                let g = g.clone();
                 // A slow listener must not hold up a runtime worker.
-                let r = tokio::task::spawn_blocking(move || l.on_event(e.into())).await;
+                let r = tokio::task::spawn_blocking(move || g.call(|| l.on_event(e.into()))).await;
                 match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => log::warn!("event listener failed: {e}"),
+                    Ok(Some(Err(e))) => log::warn!("event listener failed: {e}"),
                     Err(e) => log::warn!("event listener failed: {e}"),
+                    Ok(None) => return,
+                    Ok(Some(Ok(()))) => {}
                 }
             }
         });
         Arc::new(BraidSubscription {
             task: task.abort_handle(),
+            gate,
         })
     }
 }
@@ -345,21 +350,57 @@ pub trait BraidEventListener: Send + Sync {
     fn on_event(&self, event: BraidEvent) -> Result<(), CallbackError>;
 }
 
+/// Makes "cancelled" final: once `close` returns, the listener is not called again (a call
+/// in progress on another thread is waited for; one on this thread is the caller itself).
+#[derive(Default)]
+struct ListenerGate {
+    cancelled: std::sync::atomic::AtomicBool,
+    /// Held for the length of each call.
+    calling: Mutex<()>,
+    /// The thread making the current call, if any.
+    caller: Mutex<Option<std::thread::ThreadId>>,
+}
+
+impl ListenerGate {
+    fn call<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
+        use std::sync::atomic::Ordering;
+        let _calling = lock(&self.calling);
+        if self.cancelled.load(Ordering::Acquire) {
+            return None;
+        }
+        *lock(&self.caller) = Some(std::thread::current().id());
+        let out = f();
+        *lock(&self.caller) = None;
+        Some(out)
+    }
+
+    fn close(&self) {
+        use std::sync::atomic::Ordering;
+        self.cancelled.store(true, Ordering::Release);
+        if *lock(&self.caller) != Some(std::thread::current().id()) {
+            drop(lock(&self.calling));
+        }
+    }
+}
+
 /// Keeps a listener registered; dropping or cancelling it stops the calls.
 #[derive(uniffi::Object)]
 pub struct BraidSubscription {
     task: tokio::task::AbortHandle,
+    gate: Arc<ListenerGate>,
 }
 
 #[uniffi::export]
 impl BraidSubscription {
+    /// Stops the calls: when this returns, the listener is not called again.
     pub fn cancel(&self) {
         self.task.abort();
+        self.gate.close();
     }
 }
 
 impl Drop for BraidSubscription {
     fn drop(&mut self) {
-        self.task.abort();
+        self.cancel();
     }
 }

@@ -332,3 +332,81 @@ async fn service_type_changes_on_a_live_connection() {
         Err(BraidError::Closed(_))
     ));
 }
+
+/// A listener that takes its time, and may cancel its own subscription from inside a call.
+struct Slow {
+    calls: std::sync::atomic::AtomicUsize,
+    busy: std::sync::atomic::AtomicBool,
+    cancel_inside: std::sync::Mutex<Option<Arc<BraidSubscription>>>,
+    /// The call during which the listener cancelled itself.
+    cancelled_in: std::sync::atomic::AtomicUsize,
+}
+
+impl BraidEventListener for Slow {
+    fn on_event(&self, _event: BraidEvent) -> Result<(), CallbackError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.busy.store(true, SeqCst);
+        let call = self.calls.fetch_add(1, SeqCst) + 1;
+        if let Some(sub) = self.cancel_inside.lock().unwrap().take() {
+            sub.cancel();
+            self.cancelled_in.store(call, SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.busy.store(false, SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_waits_for_a_call_in_progress_and_may_come_from_the_listener() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target())
+        .await
+        .unwrap();
+    let slow = || {
+        Arc::new(Slow {
+            calls: Default::default(),
+            busy: Default::default(),
+            cancel_inside: Default::default(),
+            cancelled_in: Default::default(),
+        })
+    };
+    // Cancelled from outside while a call runs: cancel returns after it, and no call follows.
+    let l = slow();
+    let sub = conn.set_listener(l.clone());
+    let t0 = Instant::now();
+    while !l.busy.load(SeqCst) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never called");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::task::spawn_blocking(move || sub.cancel())
+        .await
+        .unwrap();
+    assert!(!l.busy.load(SeqCst), "cancel returned during a call");
+    let n = l.calls.load(SeqCst);
+    c.interface_lost(c.interfaces()[0].path_id);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(l.calls.load(SeqCst), n, "called after cancel returned");
+    // Cancelled by the listener itself, inside a call: no deadlock, no call after it.
+    let l = slow();
+    let sub = conn.set_listener(l.clone());
+    *l.cancel_inside.lock().unwrap() = Some(sub);
+    let t0 = Instant::now();
+    while l.cancelled_in.load(SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never cancelled itself"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(l.calls.load(SeqCst), l.cancelled_in.load(SeqCst));
+    assert!(!l.busy.load(SeqCst));
+}

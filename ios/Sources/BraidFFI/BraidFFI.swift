@@ -1553,6 +1553,9 @@ public func FfiConverterTypeBraidEventStream_lower(_ value: BraidEventStream) ->
  */
 public protocol BraidSubscriptionProtocol: AnyObject, Sendable {
     
+    /**
+     * Stops the calls: when this returns, the listener is not called again.
+     */
     func cancel() 
     
 }
@@ -1612,6 +1615,9 @@ open class BraidSubscription: BraidSubscriptionProtocol, @unchecked Sendable {
     
 
     
+    /**
+     * Stops the calls: when this returns, the listener is not called again.
+     */
 open func cancel()  {try! rustCall() {
         uniffiCallStatus in
     uniffi_braid_ffi_fn_method_braidsubscription_cancel(
@@ -4259,7 +4265,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braideventstream_next() != 11267) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidsubscription_cancel() != 55004) {
+    if (uniffi_braid_ffi_checksum_method_braidsubscription_cancel() != 51481) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_logsink_log() != 32311) {

@@ -20,6 +20,34 @@ pub fn stall_ms(rx: &Samples, from: f64, to: f64) -> f64 {
     transfer::longest_stall(rx, dur(from), dur(to)).as_secs_f64() * 1e3
 }
 
+/// The handover gap, in milliseconds: the first receiver stall at or after `at` (the run of
+/// 10 ms samples without progress that the failure causes, including its part before `at`
+/// when the receiver had already stopped). Later stalls on the new path, such as ordinary
+/// loss recovery, are not part of it; `stall_ms` covers those.
+pub fn handover_gap_ms(rx: &Samples, at: f64) -> f64 {
+    let b = &rx.bytes;
+    let dt = rx.interval.as_secs_f64() * 1e3;
+    if b.len() < 2 || dt == 0.0 {
+        return 0.0;
+    }
+    // Sample k holds the bytes received by (k + 1) · dt.
+    let first = ((at * 1e3 / dt).floor() as usize).min(b.len() - 1);
+    let flat = |k: usize| k > 0 && b[k] == b[k - 1];
+    // The first sample without progress from the failure on.
+    let Some(start) = (first.max(1)..b.len()).find(|&k| flat(k)) else {
+        return 0.0;
+    };
+    let mut lo = start;
+    while lo > 1 && flat(lo - 1) {
+        lo -= 1;
+    }
+    let mut hi = start;
+    while hi + 1 < b.len() && flat(hi + 1) {
+        hi += 1;
+    }
+    (hi - lo + 1) as f64 * dt
+}
+
 /// Milliseconds after `at` until the receiver first got `fraction` of `capacity_bps` over a
 /// 200 ms window; `None` if it never did before `until`.
 pub fn full_speed_after_ms(
@@ -194,6 +222,17 @@ mod tests {
         assert!((goodput_mbps(&s, 0.1, 0.4) - 10.0).abs() < 1e-6);
         let st = stall_ms(&s, 0.45, 1.0);
         assert!((90.0..=110.0).contains(&st), "{st}");
+        // The gap the failure at 0.5 s causes, and the same gap when the failure is noted a
+        // little after the receiver stopped.
+        assert_eq!(handover_gap_ms(&s, 0.5), 100.0);
+        assert_eq!(handover_gap_ms(&s, 0.53), 100.0);
+        // A later, longer stall is not the handover gap.
+        let mut w = v.clone();
+        for x in w.iter_mut().skip(80) {
+            *x = v[79];
+        }
+        assert_eq!(handover_gap_ms(&grid(&w), 0.5), 100.0);
+        assert!(stall_ms(&grid(&w), 0.45, 1.0) > 150.0);
         let r = full_speed_after_ms(&s, 0.5, 1.0, 20_000_000, 0.9).unwrap();
         // The first 200 ms window at 90 % may start up to 20 ms before the flow resumes.
         assert!((70.0..=110.0).contains(&r), "{r}");

@@ -173,12 +173,14 @@ impl Ctx<'_> {
             "### {num}. {title}\n\n\
              Bulk transfer for {SECS} s; at {KILL:.0} s {how}. Braid `--policy handover` \
              (cellular is a backup subflow); the kernel with the cellular endpoint flagged \
-             `backup`. Longest stall: the longest gap between increases of the receiver's \
-             byte counter (10 ms samples) from the failure to the end of sending; cellular \
-             goodput 0.5-1.5 s after the failure as a share of its 20 Mbit/s; time until the \
-             receiver first got 90 % of 20 Mbit/s over 200 ms.\n\n\
-             | direction | stack | longest stall, ms (min / median / max) | runs | vs kernel (median) | cellular 0.5-1.5 s after, % of 20 Mbit/s | 90 % speed after, ms |\n\
-             |---|---|---|---|---|---|---|"
+             `backup`. Handover gap: the receiver's first stall from the failure on (the run \
+             of 10 ms samples of its byte counter without progress that the failure causes). \
+             Longest stall: the longest such run from the failure to the end of sending, which \
+             also counts ordinary loss recovery on the new path afterwards; cellular goodput \
+             0.5-1.5 s after the failure as a share of its 20 Mbit/s; time until the receiver \
+             first got 90 % of 20 Mbit/s over 200 ms.\n\n\
+             | direction | stack | handover gap, ms (min / median / max) | longest stall, ms (min / median / max) | runs (longest stall) | vs kernel (median longest stall) | cellular 0.5-1.5 s after, % of 20 Mbit/s | 90 % speed after, ms |\n\
+             |---|---|---|---|---|---|---|---|"
         );
         let mut panels = Vec::new();
         let mut fails = Vec::new();
@@ -201,6 +203,7 @@ impl Ctx<'_> {
                 let k = kill(t);
                 metrics::stall_ms(&t.rx, k, SECS.max(k + 0.5))
             });
+            let gap = per_run(&runs, |t| metrics::handover_gap_ms(&t.rx, kill(t)));
             let share = per_run(&runs, |t| {
                 let k = kill(t);
                 100.0 * metrics::goodput_mbps(&t.rx, k + 0.5, k + 1.5) * 1e6 / CELL_RATE as f64
@@ -215,14 +218,15 @@ impl Ctx<'_> {
                 if let (true, Some(m)) = (stack.is_braid(), Summary::of(v)) {
                     let below = kernel_median.is_some_and(|k| m.median < k.median);
                     let mut parts = vec![format!(
-                        "stall {:.0} ms {} the kernel's",
+                        "longest stall {:.0} ms {} the kernel's",
                         m.median,
                         if below { "below" } else { "not below" }
                     )];
                     if !silent {
+                        let g = Summary::of(&gap[i].1).map_or(f64::INFINITY, |g| g.max);
                         parts.push(format!(
-                            "{} 100 ms",
-                            if m.median <= 100.0 { "≤" } else { "above" }
+                            "handover gap {} 100 ms in every run (max {g:.0} ms)",
+                            if g <= 100.0 { "≤" } else { "above" }
                         ));
                         let f = Summary::of(&full[i].1);
                         let all = full[i].1.iter().all(|x| x.is_finite());
@@ -240,8 +244,9 @@ impl Ctx<'_> {
                 }
                 let _ = writeln!(
                     md,
-                    "| {} | {stack} | {} | {} | {} | {} | {} |",
+                    "| {} | {stack} | {} | {} | {} | {} | {} | {} |",
                     flow.name(),
+                    Summary::show(Summary::of(&gap[i].1), 0),
                     Summary::show(Summary::of(v), 0),
                     metrics::runs(v, 0),
                     ratio(Summary::of(v), kernel_median, *stack, Better::Lower),
@@ -265,8 +270,8 @@ impl Ctx<'_> {
         let target = if silent {
             "Target: Braid's stall below the kernel's."
         } else {
-            "Target: Braid's stall at most 100 ms and below the kernel's; the new path at 90 % \
-             of its capacity within 0.5 s."
+            "Target: Braid's handover gap at most 100 ms and its stall below the kernel's; the \
+             new path at 90 % of its capacity within 0.5 s."
         };
         let _ = writeln!(md, "\n{target} This run: {}.", verdicts.join("; "));
         finish(&mut md, &fails, &href, &format!("{title} timeline"));

@@ -1104,7 +1104,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braideventstream_next() and 0xFFFF) != 11267) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidsubscription_cancel() and 0xFFFF) != 55004) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidsubscription_cancel() and 0xFFFF) != 51481) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_logsink_log() and 0xFFFF) != 32311) {
@@ -3135,6 +3135,9 @@ public object FfiConverterTypeBraidEventStream: FfiConverter<BraidEventStream, L
  */
 public interface BraidSubscriptionInterface {
     
+    /**
+     * Stops the calls: when this returns, the listener is not called again.
+     */
     fun `cancel`()
     
     companion object
@@ -3244,7 +3247,10 @@ open class BraidSubscription: Disposable, AutoCloseable, BraidSubscriptionInterf
         }
     }
 
-    override fun `cancel`()
+    
+    /**
+     * Stops the calls: when this returns, the listener is not called again.
+     */override fun `cancel`()
         = 
     callWithHandle {
     uniffiRustCall() { _status ->
