@@ -326,15 +326,14 @@ impl Endpoint {
             .filter(|(_, c)| {
                 c.role() == Role::Server && c.state() == crate::conn::ConnState::Connecting
             })
-            .map(|(h, _)| *h);
-        let (count, oldest) = half_open
-            .fold((0, None), |(n, o): (usize, Option<ConnectionHandle>), h| {
-                (n + 1, Some(o.map_or(h, |o| o.min(h))))
-            });
-        if count >= self.cfg.max_half_open && self.conns.len() < self.cfg.max_connections {
+            .map(|(h, _)| *h)
+            .collect::<Vec<_>>();
+        if half_open.len() >= self.cfg.max_half_open && self.conns.len() < self.cfg.max_connections
+        {
             // A full SYN queue drops its oldest entry (RFC 4987 §3.4) rather than refuse: a
-            // flood of SYNs that never complete then cannot lock honest clients out.
-            if let Some(old) = oldest {
+            // flood of SYNs that never complete then cannot lock honest clients out. Handles
+            // grow with age.
+            if let Some(&old) = half_open.iter().min() {
                 if let Some(c) = self.conns.get_mut(&old) {
                     c.abort();
                 }

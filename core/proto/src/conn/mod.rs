@@ -148,6 +148,21 @@ pub(crate) struct SubflowEntry {
 }
 
 impl SubflowEntry {
+    /// Data this subflow sent that neither it (SACK) nor the connection (DATA_ACK at
+    /// `data_una`) has seen acknowledged: what a reinjection sends again elsewhere.
+    pub(crate) fn unacked_data(
+        &self,
+        data_una: u64,
+    ) -> impl Iterator<Item = std::ops::Range<u64>> + '_ {
+        self.sf
+            .sent
+            .iter()
+            .filter(|seg| seg.len > 0 && !seg.syn && !seg.sacked)
+            .map(|seg| (seg.dsn, seg.dsn + seg.len as u64))
+            .filter(move |&(_, end)| end > data_una)
+            .map(move |(start, end)| start.max(data_una)..end)
+    }
+
     fn new(id: SubflowId, sf: Subflow, path: Option<PathId>, kind: InterfaceKind) -> Self {
         Self {
             id,
@@ -332,6 +347,14 @@ impl std::fmt::Display for ReadError {
 impl std::error::Error for ReadError {}
 
 impl Connection {
+    /// Queues `ranges` to be sent again on whichever subflow the scheduler picks.
+    pub(crate) fn queue_reinjection(&mut self, ranges: Vec<std::ops::Range<u64>>) {
+        for r in ranges {
+            self.stats.bytes_reinjected += r.end - r.start;
+            self.reinject.insert(r);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         now: Instant,

@@ -297,20 +297,9 @@ impl Connection {
             if !healthy_other {
                 continue;
             }
-            let e = &self.subflows[i];
-            for seg in e.sf.sent.iter() {
-                if seg.len > 0 && !seg.syn && !seg.sacked {
-                    let end = seg.dsn + seg.len as u64;
-                    if end > data_una {
-                        ranges.push(seg.dsn.max(data_una)..end);
-                    }
-                }
-            }
+            ranges.extend(self.subflows[i].unacked_data(data_una));
         }
-        for r in ranges {
-            self.stats.bytes_reinjected += r.end - r.start;
-            self.reinject.insert(r);
-        }
+        self.queue_reinjection(ranges);
     }
 
     /// Earliest time a silent subflow would be declared dead.
@@ -416,19 +405,9 @@ impl Connection {
             if e.path == Some(to) || e.path.is_none() {
                 continue;
             }
-            for seg in e.sf.sent.iter() {
-                if seg.len > 0 && !seg.syn && !seg.sacked {
-                    let end = seg.dsn + seg.len as u64;
-                    if end > data_una {
-                        ranges.push(seg.dsn.max(data_una)..end);
-                    }
-                }
-            }
+            ranges.extend(e.unacked_data(data_una));
         }
-        for r in ranges {
-            self.stats.bytes_reinjected += r.end - r.start;
-            self.reinject.insert(r);
-        }
+        self.queue_reinjection(ranges);
         if handover
             && matches!(
                 reason,

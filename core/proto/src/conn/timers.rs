@@ -79,25 +79,7 @@ impl Connection {
         if !others || !self.is_mptcp() {
             return;
         }
-        let data_una = self.data_una;
-        let e = &mut self.subflows[idx];
-        let mut ranges = Vec::new();
-        for k in 0..e.sf.sent.len() {
-            let Some(seg) = e.sf.sent.get_mut(k) else {
-                break;
-            };
-            if seg.len == 0 || seg.syn || seg.sacked {
-                continue;
-            }
-            let end = seg.dsn + seg.len as u64;
-            if end <= data_una {
-                continue;
-            }
-            ranges.push(seg.dsn.max(data_una)..end);
-        }
-        for r in ranges {
-            self.stats.bytes_reinjected += r.end - r.start;
-            self.reinject.insert(r);
-        }
+        let ranges = self.subflows[idx].unacked_data(self.data_una).collect();
+        self.queue_reinjection(ranges);
     }
 }
