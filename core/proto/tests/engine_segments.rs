@@ -310,7 +310,7 @@ fn first_data_with_mp_capable_is_delivered_and_data_acked_in_kernel_numbers() {
     // Client IDSN from the capture is 2c7bc4579e85ee19; first byte is IDSN + 1.
     assert_eq!(
         dss.data_ack,
-        Some(DataSeq::Wide(0x2c7bc4579e85ee19 + 1 + 5))
+        Some(DataSeq::Narrow((0x2c7bc4579e85ee19u64 + 1 + 5) as u32))
     );
 }
 
@@ -380,7 +380,7 @@ fn data_fin_ends_the_stream_and_is_acked() {
     let dss = *ack.options.dss().unwrap();
     assert_eq!(
         dss.data_ack,
-        Some(DataSeq::Wide(CLIENT_IDSN + 1 + 3 + 1)),
+        Some(DataSeq::Narrow((CLIENT_IDSN + 1 + 3 + 1) as u32)),
         "DATA_FIN acked"
     );
     let c = p.ep.connection_mut(h).unwrap();

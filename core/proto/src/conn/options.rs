@@ -249,7 +249,9 @@ impl Connection {
                 len,
                 data_fin,
             } => Some(DssMapping {
-                dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
+                // 32 bits, like the DATA_ACK: the receiver expands them near what it has
+                // received, and no window comes near 2^31 bytes.
+                dsn: DataSeq::Narrow(self.keys.local_idsn.wrapping_add(dsn) as u32),
                 ssn: ssn as u32,
                 data_len: (len + data_fin as u32) as u16,
                 checksum: self

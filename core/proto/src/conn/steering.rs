@@ -439,19 +439,34 @@ impl Connection {
         }
     }
 
-    /// Interactive service while the active path is lossy: small writes (what is left to send
-    /// fits in a few segments) also go on the other paths, so a loss costs no retransmission
-    /// delay.
-    pub(crate) fn duplicate_small_write(&self, now: Instant, idx: usize) -> bool {
-        if self.role != Role::Client || self.paths.policy.service != ServiceType::Interactive {
-            return false;
-        }
-        let e = &self.subflows[idx];
-        let lossy =
-            e.sf.last_loss
-                .is_some_and(|t| now.saturating_duration_since(t) < LOSSY_FOR);
+    /// Small writes (what is left to send fits in a few segments) also go on the other
+    /// paths while one of them is lossy, so a loss costs no retransmission delay and each
+    /// write arrives by whichever path is faster at that moment: a lossy WiFi still
+    /// delivers most copies in its own short RTT, cellular covers the rest. The client does
+    /// this under interactive service — whichever path is active, so it goes on after
+    /// traffic moved to cellular. The server cannot see the service type; it duplicates when
+    /// the client keeps more than one subflow regular (interactive or aggregate service,
+    /// not handover).
+    pub(crate) fn duplicate_small_write(&self, now: Instant) -> bool {
+        let wanted = match self.role {
+            Role::Client => self.paths.policy.service == ServiceType::Interactive,
+            Role::Server => {
+                self.subflows
+                    .iter()
+                    .filter(|e| e.usable() && !e.backup_remote)
+                    .count()
+                    > 1
+            }
+        };
         let backlog = self.data_end().saturating_sub(self.data_una);
-        lossy && backlog <= SMALL_WRITE
+        wanted
+            && backlog <= SMALL_WRITE
+            && self.subflows.iter().any(|e| {
+                e.usable()
+                    && e.sf
+                        .last_loss
+                        .is_some_and(|t| now.saturating_duration_since(t) < LOSSY_FOR)
+            })
     }
 
     /// Sets whether we ask the peer to treat subflow `i` as a backup, with MP_PRIO when it

@@ -251,7 +251,7 @@ impl Connection {
         } else {
             self.data_nxt = sent_end;
             self.sent_high = self.sent_high.max(sent_end);
-            if self.scheduler.redundant() || self.duplicate_small_write(now, idx) {
+            if self.scheduler.redundant() || self.duplicate_small_write(now) {
                 let cellular_ok = self.paths.cellular_allowed();
                 for (j, e) in self.subflows.iter_mut().enumerate() {
                     if j != idx && e.usable() && (cellular_ok || !e.kind.is_cellular()) {
@@ -384,10 +384,15 @@ impl Connection {
     }
 
     /// The DATA_ACK to put in DSS options: next expected data offset (plus the DATA_FIN).
+    /// Its low 32 bits are enough (RFC 8684 §3.3; the kernel sends those too): the peer
+    /// expands them near its own unacknowledged offset, and 4 bytes fewer per segment is
+    /// 0.3 % more payload in every full-sized packet.
     pub(crate) fn data_ack(&self) -> Option<DataSeq> {
         self.keys.remote?;
         let off = self.recv.rcv_nxt() + self.peer_fin_consumed as u64;
-        Some(DataSeq::Wide(self.keys.remote_idsn.wrapping_add(off)))
+        Some(DataSeq::Narrow(
+            self.keys.remote_idsn.wrapping_add(off) as u32
+        ))
     }
 
     /// Chooses the subflow for shared data (new or reinjected) among those allowed.
