@@ -241,6 +241,24 @@ async fn server(a: ServerArgs) -> Result<i32> {
     }
 }
 
+/// Per subflow: what it sent, retransmitted and how often it timed out, and the bytes
+/// reinjected on other subflows — what an operator looks at when a test was slow.
+fn path_summary(s: &braid_proto::ConnectionStats) -> String {
+    let mut out = format!("reinjected {}", bytes(s.bytes_reinjected));
+    for p in s.paths.iter().chain(&s.closed_paths) {
+        let kind = p.kind.map(|k| k.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "; {kind} {}: sent {}, retransmitted {}, {} timeouts, srtt {} ms",
+            p.state,
+            bytes(p.bytes_sent),
+            bytes(p.bytes_retransmitted),
+            p.rto_events,
+            p.srtt.as_millis()
+        ));
+    }
+    out
+}
+
 /// One test, server side. Returns a line for the log.
 async fn serve(conn: Connection) -> std::io::Result<String> {
     let events = conn.events();
@@ -262,9 +280,10 @@ async fn serve(conn: Connection) -> std::io::Result<String> {
         w.shutdown().await?;
         wait_closed(events, Duration::from_secs(5)).await;
         return Ok(format!(
-            "echo: {} in {:.1}s",
+            "echo: {} in {:.1}s; {}",
             bytes(echoed),
-            start.elapsed().as_secs_f64()
+            start.elapsed().as_secs_f64(),
+            path_summary(&w.stats())
         ));
     }
     let rx = Arc::new(AtomicU64::new(0));
@@ -290,12 +309,13 @@ async fn serve(conn: Connection) -> std::io::Result<String> {
     wait_closed(events, Duration::from_secs(5)).await;
     let secs = start.elapsed().as_secs_f64();
     Ok(format!(
-        "{}: received {} ({:.1} Mbit/s), sent {} in {:.1}s",
+        "{}: received {} ({:.1} Mbit/s), sent {} in {:.1}s; {}",
         dir.as_str(),
         bytes(received),
         mbps(received, duration.as_secs_f64()),
         bytes(sent),
-        secs
+        secs,
+        path_summary(&w.stats())
     ))
 }
 

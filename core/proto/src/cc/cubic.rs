@@ -179,9 +179,16 @@ impl CongestionControl for Cubic {
     }
 
     fn on_ack(&mut self, ack: &Ack, _coupling: &Coupling<'_>) {
-        if self.w.in_slow_start() && self.hystart.on_sample(ack.rtt_sample) {
-            // A queue is building: congestion avoidance from the current window.
-            self.w.ssthresh = self.w.cwnd;
+        if self.w.in_slow_start() {
+            if self.hystart.on_sample(ack.now, ack.rtt_sample) {
+                // A queue is building: congestion avoidance from the current window.
+                self.w.ssthresh = self.w.cwnd;
+            }
+        } else if self.hystart.exit_was_spurious(ack.now, ack.rtt_sample) {
+            // That "queue" was a pause: back to slow start, no congestion stage to resume.
+            self.w.ssthresh = u64::MAX;
+            self.epoch = None;
+            self.w_max = 0.0;
         }
         if !self.w.in_slow_start() {
             self.track_app_limited(ack);
