@@ -62,8 +62,6 @@ impl HyStart {
             if self.above_in_a_row >= N_RTT_SAMPLE {
                 self.done = true;
                 self.exited_at = Some(now);
-                self.below_in_a_row = 0;
-                self.below_since = None;
                 return true;
             }
         } else {

@@ -397,15 +397,6 @@ impl Connection {
 
     /// Chooses the subflow for shared data (new or reinjected) among those allowed.
     fn pick_subflow(&mut self, now: Instant) -> Option<usize> {
-        // A subflow whose pacer holds it back has no room now: the scheduler then spills to
-        // the next one instead of leaving every path idle until the fast one's pacer opens
-        // (with pacing the fast path rarely fills its window, so the slow one would carry
-        // little).
-        let mut paced_out = [false; MAX_SCHED * 4];
-        for (i, e) in self.subflows.iter_mut().enumerate().take(paced_out.len()) {
-            let mss = e.sf.effective_mss() as u64;
-            paced_out[i] = e.usable() && !e.sf.pacing_allows(now, mss);
-        }
         let mut views = [SchedView::default(); MAX_SCHED];
         let only = self.fallback.map(|f| f.subflow);
         // Candidates: usable, allowed by the fallback and the policy. If the policy's
@@ -450,16 +441,21 @@ impl Connection {
                 rtt_known: e.sf.has_rtt_sample(),
                 cwnd: e.sf.cwnd(),
                 in_flight: e.sf.in_flight(),
-                room: if paced_out.get(i).copied().unwrap_or(false) {
-                    0
-                } else {
-                    e.sf.send_room()
-                },
+                room: e.sf.send_room(),
                 mss: e.sf.effective_mss() as u64,
                 stale: failing(e),
                 backup,
             };
             n += 1;
+        }
+        // A candidate whose pacer holds it back has no room now: the scheduler then spills
+        // to the next one instead of leaving every path idle until the fast one's pacer
+        // opens (with pacing the fast path rarely fills its window, so the slow one would
+        // carry little).
+        for v in &mut views[..n] {
+            if v.room > 0 && !self.subflows[v.index].sf.pacing_allows(now, v.mss) {
+                v.room = 0;
+            }
         }
         let views = &views[..n];
         let ctx = SchedContext {
