@@ -268,6 +268,9 @@ pub struct Connection {
     pub(crate) sent_high: u64,
     /// Time of the last segment or timer the connection handled (reads have no clock).
     pub(crate) last_input: Instant,
+    /// Time of the last segment that passed its subflow's checks (idle timeouts count from
+    /// here: junk that fails the checks does not keep a connection alive).
+    pub(crate) last_valid_input: Instant,
     /// Deadlines at or before this were already handled (see `poll_timeout`).
     pub(crate) timer_floor: Option<Instant>,
 
@@ -402,6 +405,7 @@ impl Connection {
             fell_back_reported: false,
             sent_high: 1,
             last_input: now,
+            last_valid_input: now,
             timer_floor: None,
             subflows: Vec::new(),
             next_subflow_id: 0,
@@ -457,6 +461,20 @@ impl Connection {
 
     pub fn remote(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// The MPTCP keys (local, remote) once both are known; None for plain TCP.
+    pub fn mptcp_keys(&self) -> Option<(u64, u64)> {
+        if !self.is_mptcp() {
+            return None;
+        }
+        self.keys.remote.map(|r| (self.keys.local, r))
+    }
+
+    /// When the peer last sent a segment that passed its subflow's sequence and
+    /// acknowledgement checks (the connection's creation before any).
+    pub fn last_activity(&self) -> Instant {
+        self.last_valid_input
     }
 
     /// Writes application data; returns how much was buffered.
