@@ -53,8 +53,7 @@ impl Connection {
         let out = self.subflows[idx]
             .sf
             .on_segment(now, seg, payload.len(), coupling);
-        if !out.dropped && (out.ack.valid || out.data.is_some() || out.established || out.reset)
-        {
+        if !out.dropped && (out.ack.valid || out.data.is_some() || out.established || out.reset) {
             self.last_valid_input = now;
         }
         if out.established {
