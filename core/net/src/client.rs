@@ -48,6 +48,8 @@ pub struct ClientBuilder {
     socket_buffer: usize,
     binder: Arc<dyn SocketBinder>,
     raw: RawConfig,
+    token: Option<Arc<[u8]>>,
+    convert_timeout: Duration,
 }
 
 impl Default for ClientBuilder {
@@ -62,6 +64,8 @@ impl Default for ClientBuilder {
             socket_buffer: 4 << 20,
             binder: Arc::new(DefaultBinder),
             raw: RawConfig::default(),
+            token: None,
+            convert_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -135,6 +139,27 @@ impl ClientBuilder {
         self
     }
 
+    /// The secret shared with gateways that require client tokens (`braid gateway
+    /// --token-file`). It never goes on the wire: `connect_via` sends an HMAC of it over the
+    /// connection's MPTCP keys, which is worthless on any other connection.
+    pub fn token(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.token = Some(Arc::from(secret.as_ref()));
+        self
+    }
+
+    /// How long `connect_via` waits for the gateway's answer to the Convert message, after
+    /// the handshake.
+    pub fn convert_timeout(mut self, d: Duration) -> Self {
+        self.convert_timeout = d;
+        self
+    }
+
+    /// Asks for DSS checksums (RFC 8684 §3.3.1); either side asking turns them on.
+    pub fn dss_checksum(mut self, on: bool) -> Self {
+        self.connection.checksum = on;
+        self
+    }
+
     /// Raw carrier settings: mark, client port range, firewall handling.
     pub fn raw_config(mut self, raw: RawConfig) -> Self {
         self.raw = raw;
@@ -162,6 +187,11 @@ impl ClientBuilder {
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
             Carrier::Raw => return Err(Error::Unsupported("the raw carrier outside Linux")),
         };
+        if self.convert_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "connect and Convert timeouts must be more than zero".into(),
+            ));
+        }
         let mut connection = self.connection;
         connection.policy = self.policy;
         let ep = Endpoint::new(
@@ -199,6 +229,8 @@ impl ClientBuilder {
                 endpoint,
                 connection,
                 connect_timeout: self.connect_timeout,
+                convert_timeout: self.convert_timeout,
+                token: self.token,
                 interfaces: Mutex::new(listed),
                 paths: Arc::new(PathFactory {
                     binder: self.binder,
@@ -217,6 +249,8 @@ struct ClientInner {
     endpoint: EndpointRef,
     connection: ConnectionConfig,
     connect_timeout: Duration,
+    convert_timeout: Duration,
+    token: Option<Arc<[u8]>>,
     interfaces: Mutex<Vec<(PathId, Interface)>>,
     paths: Arc<PathFactory>,
 }
@@ -316,12 +350,44 @@ impl Client {
     /// Connects to `target` (`host:port`) through a Braid gateway (RFC 8803 Convert).
     ///
     /// The Convert Connect TLV names an IP address, so `target` is resolved here, on the
-    /// client, with the OS resolver; the first address is used. Returns once the gateway has
-    /// accepted the target, with the stream positioned after the gateway's answer.
+    /// client, with the OS resolver; the first address is used. With a [`ClientBuilder::token`],
+    /// the message carries the client token for this connection. Returns once the gateway has
+    /// accepted the target, with the stream positioned after the gateway's answer; fails with
+    /// `ConvertTimeout` when no answer comes within the Convert timeout.
     pub async fn connect_via(&self, gateway: SocketAddr, target: &str) -> Result<Connection> {
         let addr = resolve(target).await?;
         let mut conn = self.connect(gateway).await?;
-        conn.write_all(&convert::encode_connect(addr))
+        let after = self.inner.convert_timeout;
+        match tokio::time::timeout(after, self.convert(&mut conn, gateway, addr)).await {
+            Ok(Ok(())) => Ok(conn),
+            // Dropped: closed gracefully, so the gateway sees its answer was read.
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                conn.abort();
+                Err(Error::ConvertTimeout { gateway, after })
+            }
+        }
+    }
+
+    /// The Convert exchange on a fresh connection to a gateway.
+    async fn convert(
+        &self,
+        conn: &mut Connection,
+        gateway: SocketAddr,
+        addr: SocketAddr,
+    ) -> Result<()> {
+        let token = match &self.inner.token {
+            None => None,
+            Some(secret) => {
+                let Some((client_key, server_key)) = conn.mptcp_keys() else {
+                    return Err(Error::Unsupported(
+                        "a client token on a plain TCP connection (the path strips MPTCP)",
+                    ));
+                };
+                Some(convert::token_mac(secret, client_key, server_key))
+            }
+        };
+        conn.write_all(&convert::encode_connect_with_token(addr, token.as_ref()))
             .await
             .map_err(Error::Io)?;
         let mut header = [0u8; convert::HEADER_LEN];
@@ -342,7 +408,11 @@ impl Client {
             .map_err(Error::Io)?;
         let m = convert::decode(&msg)?;
         match m.error {
-            None => Ok(conn),
+            None => Ok(()),
+            Some((convert::ErrorCode::MissingCookie, _)) => Err(Error::TokenRequired { gateway }),
+            Some((convert::ErrorCode::NotAuthorized, convert::TLV_TOKEN)) => {
+                Err(Error::TokenRejected { gateway })
+            }
             Some((convert::ErrorCode::NotAuthorized, _)) => Err(Error::NotAllowed { target: addr }),
             Some((code, _)) => Err(Error::Gateway { target: addr, code }),
         }

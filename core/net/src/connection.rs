@@ -201,6 +201,22 @@ impl ConnRef {
             .map(|c| c.stats())
             .unwrap_or_default()
     }
+
+    fn mptcp_keys(&self) -> Option<(u64, u64)> {
+        self.shared
+            .lock()
+            .ep
+            .connection(self.h)
+            .and_then(|c| c.mptcp_keys())
+    }
+
+    fn last_activity(&self) -> Option<Instant> {
+        self.shared
+            .lock()
+            .ep
+            .connection(self.h)
+            .map(|c| c.last_activity())
+    }
 }
 
 fn gone(st: &crate::driver::State, _h: ConnectionHandle) -> io::Error {
@@ -276,6 +292,19 @@ impl Connection {
 
     pub fn stats(&self) -> ConnectionStats {
         self.inner.stats()
+    }
+
+    /// The MPTCP keys (local, remote) once both are known; `None` for a connection that is
+    /// plain TCP (fallback) or gone. Both ends know them, so they can bind a secret to this
+    /// connection (the gateway's client token does).
+    pub fn mptcp_keys(&self) -> Option<(u64, u64)> {
+        self.inner.mptcp_keys()
+    }
+
+    /// When the peer last sent a segment that passed its subflow's checks (forged or stray
+    /// datagrams do not count); `None` once the connection is gone.
+    pub fn last_activity(&self) -> Option<Instant> {
+        self.inner.last_activity()
     }
 
     /// Sends DATA_FIN after the buffered data (same as `poll_shutdown`).
@@ -526,6 +555,11 @@ impl Monitor {
 
     pub fn events(&self) -> Option<Events> {
         self.inner.upgrade().map(|c| c.events())
+    }
+
+    /// See [`Connection::last_activity`]; `None` once the application dropped it.
+    pub fn last_activity(&self) -> Option<Instant> {
+        self.inner.upgrade().and_then(|c| c.last_activity())
     }
 }
 

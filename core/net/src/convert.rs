@@ -6,15 +6,27 @@
 //! - Connect TLV (type 10): remote port (16 bits), remote address as 128-bit IPv6
 //!   (IPv4 as IPv4-mapped), then TCP options, which we skip.
 //! - Error TLV (type 30): error code (8 bits), a value byte, optional padding.
+//! - Token TLV (type 192, private use): two zero bytes, then the 32-byte client token, an
+//!   HMAC-SHA256 under a secret the gateway shares with its clients over a fixed label and
+//!   the connection's two MPTCP keys ([`token_mac`]). The keys are fresh per connection, so
+//!   a token seen on one connection is worth nothing on another.
 //!
 //! Decoding never panics: every length is checked against the input.
 
+use braid_proto::wire::crypto::hmac_sha256;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 pub const VERSION: u8 = 1;
 pub const TLV_INFO: u8 = 1;
 pub const TLV_CONNECT: u8 = 10;
 pub const TLV_ERROR: u8 = 30;
+/// The client token (RFC 8803 §8.1: 192-255 are for private use).
+pub const TLV_TOKEN: u8 = 192;
+/// Bytes of a client token.
+pub const TOKEN_LEN: usize = 32;
+/// What the token's HMAC covers before the keys: names the purpose, so a MAC made for
+/// anything else under the same secret is never a valid token.
+const TOKEN_LABEL: &[u8] = b"braid convert token v1";
 /// Fixed header bytes.
 pub const HEADER_LEN: usize = 4;
 /// Longest message we accept: the length field counts at most 255 words.
@@ -115,6 +127,8 @@ impl ConvertError {
 pub struct Message {
     pub connect: Option<SocketAddr>,
     pub error: Option<(ErrorCode, u8)>,
+    /// The client token, if the client sent one.
+    pub token: Option<[u8; TOKEN_LEN]>,
 }
 
 /// Reads the fixed header: the total message length in bytes (header included).
@@ -142,6 +156,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, ConvertError> {
     let mut msg = Message {
         connect: None,
         error: None,
+        token: None,
     };
     let mut rest = &bytes[HEADER_LEN..];
     while !rest.is_empty() {
@@ -179,6 +194,17 @@ pub fn decode(bytes: &[u8]) -> Result<Message, ConvertError> {
                 // At least one word: type, length, code, value.
                 msg.error = Some((ErrorCode::from_u8(tlv[2]), tlv[3]));
             }
+            TLV_TOKEN => {
+                if msg.token.is_some() {
+                    return Err(ConvertError::Malformed("two Token TLVs"));
+                }
+                if tlv.len() != 4 + TOKEN_LEN {
+                    return Err(ConvertError::Malformed("Token TLV has the wrong length"));
+                }
+                let mut t = [0u8; TOKEN_LEN];
+                t.copy_from_slice(&tlv[4..]);
+                msg.token = Some(t);
+            }
             // Info, Supported TCP Extensions, Cookie, ... carry nothing we act on.
             _ => {}
         }
@@ -195,8 +221,14 @@ fn header(out: &mut Vec<u8>, total_len: usize) {
 
 /// The client's message: fixed header and a Connect TLV naming `target`.
 pub fn encode_connect(target: SocketAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
-    header(&mut out, 24);
+    encode_connect_with_token(target, None)
+}
+
+/// The client's message with a Token TLV (when `token` is given) after the Connect TLV.
+pub fn encode_connect_with_token(target: SocketAddr, token: Option<&[u8; TOKEN_LEN]>) -> Vec<u8> {
+    let len = 24 + token.map_or(0, |_| 4 + TOKEN_LEN);
+    let mut out = Vec::with_capacity(len);
+    header(&mut out, len);
     out.push(TLV_CONNECT);
     out.push(5);
     out.extend_from_slice(&target.port().to_be_bytes());
@@ -205,7 +237,22 @@ pub fn encode_connect(target: SocketAddr) -> Vec<u8> {
         IpAddr::V6(v6) => v6,
     };
     out.extend_from_slice(&v6.octets());
+    if let Some(t) = token {
+        out.extend_from_slice(&[TLV_TOKEN, ((4 + TOKEN_LEN) / 4) as u8, 0, 0]);
+        out.extend_from_slice(t);
+    }
     out
+}
+
+/// The client token for one connection: HMAC-SHA256(secret, label || client key || server
+/// key), keys big-endian. The client computes it from its (local, remote) keys, the gateway
+/// from its (remote, local) ones.
+pub fn token_mac(secret: &[u8], client_key: u64, server_key: u64) -> [u8; TOKEN_LEN] {
+    let mut msg = [0u8; TOKEN_LABEL.len() + 16];
+    msg[..TOKEN_LABEL.len()].copy_from_slice(TOKEN_LABEL);
+    msg[TOKEN_LABEL.len()..TOKEN_LABEL.len() + 8].copy_from_slice(&client_key.to_be_bytes());
+    msg[TOKEN_LABEL.len() + 8..].copy_from_slice(&server_key.to_be_bytes());
+    hmac_sha256(secret, &msg)
 }
 
 /// The gateway's success answer: the fixed header alone.
@@ -217,9 +264,16 @@ pub fn encode_ok() -> Vec<u8> {
 
 /// The gateway's refusal: fixed header and an Error TLV.
 pub fn encode_error(code: ErrorCode) -> Vec<u8> {
+    encode_error_value(code, 0)
+}
+
+/// A refusal with a value byte. For Not Authorized, [`TLV_TOKEN`] as the value says that
+/// the client token was what failed (as Unsupported Message names the TLV it refers to);
+/// 0 is the allowlist.
+pub fn encode_error_value(code: ErrorCode, value: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(8);
     header(&mut out, 8);
-    out.extend_from_slice(&[TLV_ERROR, 1, code.to_u8(), 0]);
+    out.extend_from_slice(&[TLV_ERROR, 1, code.to_u8(), value]);
     out
 }
 
@@ -303,6 +357,53 @@ mod tests {
         twice.extend_from_slice(&good[4..]);
         assert!(decode(&twice).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn token_round_trip_and_malformed_tokens() {
+        let t: SocketAddr = "192.0.2.9:443".parse().unwrap();
+        let tok = [0xabu8; TOKEN_LEN];
+        let b = encode_connect_with_token(t, Some(&tok));
+        assert_eq!(b.len(), 60);
+        assert_eq!(message_len(b[..4].try_into().unwrap()), Ok(60));
+        let m = decode(&b).unwrap();
+        assert_eq!((m.connect, m.token), (Some(t), Some(tok)));
+        assert_eq!(decode(&encode_connect(t)).unwrap().token, None);
+        // A Token TLV one word short, and two of them.
+        let mut short = b.clone();
+        short.truncate(56);
+        short[1] = 14;
+        short[25] = 8;
+        assert!(decode(&short).is_err());
+        let mut twice = b.clone();
+        twice.extend_from_slice(&b[24..]);
+        twice[1] = 24;
+        assert!(decode(&twice).is_err());
+    }
+
+    #[test]
+    fn token_mac_binds_the_secret_and_both_keys() {
+        let base = token_mac(b"s3cret", 1, 2);
+        assert_ne!(
+            base,
+            token_mac(b"s3cret", 2, 1),
+            "order of the keys matters"
+        );
+        assert_ne!(base, token_mac(b"s3cret", 1, 3));
+        assert_ne!(base, token_mac(b"s3cret", 4, 2));
+        assert_ne!(base, token_mac(b"s3cre", 1, 2));
+        assert_eq!(base, token_mac(b"s3cret", 1, 2));
+        // The construction as documented: HMAC-SHA256(secret, label || keys).
+        let mut msg = TOKEN_LABEL.to_vec();
+        msg.extend_from_slice(&1u64.to_be_bytes());
+        msg.extend_from_slice(&2u64.to_be_bytes());
+        assert_eq!(base, hmac_sha256(b"s3cret", &msg));
+    }
+
+    #[test]
+    fn error_value_round_trips() {
+        let m = decode(&encode_error_value(ErrorCode::NotAuthorized, TLV_TOKEN)).unwrap();
+        assert_eq!(m.error, Some((ErrorCode::NotAuthorized, TLV_TOKEN)));
     }
 
     #[test]

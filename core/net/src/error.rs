@@ -55,6 +55,21 @@ pub enum Error {
     NotAllowed { target: SocketAddr },
     #[error("the gateway could not connect to {target}: {code}")]
     Gateway { target: SocketAddr, code: ErrorCode },
+    /// The gateway wants a client token and none was configured.
+    #[error("the gateway {gateway} requires a client token and none was given")]
+    TokenRequired { gateway: SocketAddr },
+    /// The gateway did not accept the client token (wrong secret).
+    #[error("the gateway {gateway} refused the client token")]
+    TokenRejected { gateway: SocketAddr },
+    /// The gateway accepted the connection but never answered the Convert message.
+    #[error("the gateway {gateway} did not answer the Convert request within {after:?}")]
+    ConvertTimeout {
+        gateway: SocketAddr,
+        after: Duration,
+    },
+    /// A gateway token file that cannot be used.
+    #[error("token file {path}: {reason}")]
+    TokenFile { path: String, reason: String },
     #[error("bad Convert message: {0}")]
     Convert(#[from] ConvertError),
     #[error("the endpoint's driver has stopped")]

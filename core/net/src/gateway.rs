@@ -1,16 +1,24 @@
 //! The gateway: accepts Braid connections, reads the RFC 8803 Convert header naming a TCP
-//! destination, checks it against an allowlist, connects, and relays both ways.
+//! destination, checks the client token and the allowlist, connects, and relays both ways.
+//!
+//! Limits that make abuse cost the abuser: a deadline for the Convert message, a cap on
+//! Convert-phase connections per source (IPv4 address or IPv6 /64) under the global one,
+//! an idle timeout on relayed connections that only valid segments reset, and a fixed
+//! memory bound per connection ([`GatewayConfig`]). Refusals are counted in
+//! [`GatewayStats`] and logged once per source and kind per minute.
 //!
 //! Each connection is one task with two bounded copy loops, so a client that stops reading
 //! only stalls its own TCP peer (through TCP flow control) and nobody else. Half-close is
 //! carried both ways (FIN <-> DATA_FIN); a reset on either side aborts the other.
 
+pub use crate::access::{AllowRule, Allowlist, Tokens};
+use crate::access::{PerSource, Source, SourceLog, SourceSlot};
 use crate::connection::Connection;
 use crate::convert::{self, ErrorCode};
 use crate::error::{Error, Result};
 use crate::server::{Server, ServerConfig};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,177 +26,95 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-/// One allowlist entry: addresses (a prefix) and a port (or any).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AllowRule {
-    pub net: IpAddr,
-    pub prefix: u8,
-    pub port: Option<u16>,
-}
-
-impl AllowRule {
-    fn matches(&self, a: &SocketAddr) -> bool {
-        if self.port.is_some_and(|p| p != a.port()) {
-            return false;
-        }
-        let ip = canonical(a.ip());
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => prefix_eq(&n.octets(), &i.octets(), self.prefix),
-            (IpAddr::V6(n), IpAddr::V6(i)) => prefix_eq(&n.octets(), &i.octets(), self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let bits = bits as usize;
-    let full = bits / 8;
-    if a[..full] != b[..full] {
-        return false;
-    }
-    let rest = bits % 8;
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (a[full] & mask) == (b[full] & mask)
-}
-
-/// Destinations the gateway may connect to.
-#[derive(Clone, Debug, Default)]
-pub struct Allowlist {
-    rules: Vec<AllowRule>,
-}
-
-impl Allowlist {
-    /// Parses `HOST_OR_CIDR:PORT` entries (`*` for any port; `*` as host for any address;
-    /// IPv6 in brackets: `[2001:db8::/32]:443`). Host names are resolved now, once.
-    pub async fn parse(entries: &[String]) -> Result<Allowlist> {
-        let mut rules = Vec::new();
-        for e in entries {
-            let bad = |why: &str| Error::InvalidArgument(format!("allow entry '{e}': {why}"));
-            let (host, port) = e
-                .rsplit_once(':')
-                .ok_or_else(|| bad("expected HOST_OR_CIDR:PORT"))?;
-            let port = match port {
-                "*" => None,
-                p => Some(p.parse::<u16>().map_err(|_| bad("bad port"))?),
-            };
-            let host = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            if host == "*" {
-                rules.push(AllowRule {
-                    net: IpAddr::from([0u8; 4]),
-                    prefix: 0,
-                    port,
-                });
-                rules.push(AllowRule {
-                    net: IpAddr::from([0u16; 8]),
-                    prefix: 0,
-                    port,
-                });
-                continue;
-            }
-            if let Some((ip, len)) = host.split_once('/') {
-                let ip: IpAddr = ip.parse().map_err(|_| bad("bad network address"))?;
-                let ip = canonical(ip);
-                let max = if ip.is_ipv4() { 32 } else { 128 };
-                let prefix: u8 = len.parse().map_err(|_| bad("bad prefix length"))?;
-                if prefix > max {
-                    return Err(bad("prefix length too long"));
-                }
-                rules.push(AllowRule {
-                    net: ip,
-                    prefix,
-                    port,
-                });
-            } else if let Ok(ip) = host.parse::<IpAddr>() {
-                let ip = canonical(ip);
-                let prefix = if ip.is_ipv4() { 32 } else { 128 };
-                rules.push(AllowRule {
-                    net: ip,
-                    prefix,
-                    port,
-                });
-            } else {
-                let addrs =
-                    tokio::net::lookup_host((host, 0))
-                        .await
-                        .map_err(|err| Error::Resolve {
-                            host: host.to_string(),
-                            reason: err.to_string(),
-                        })?;
-                let mut any = false;
-                for a in addrs {
-                    any = true;
-                    let ip = canonical(a.ip());
-                    let prefix = if ip.is_ipv4() { 32 } else { 128 };
-                    rules.push(AllowRule {
-                        net: ip,
-                        prefix,
-                        port,
-                    });
-                }
-                if !any {
-                    return Err(Error::Resolve {
-                        host: host.to_string(),
-                        reason: "no addresses".into(),
-                    });
-                }
-            }
-        }
-        Ok(Allowlist { rules })
-    }
-
-    pub fn permits(&self, target: &SocketAddr) -> bool {
-        self.rules.iter().any(|r| r.matches(target))
-    }
-
-    pub fn rules(&self) -> &[AllowRule] {
-        &self.rules
-    }
-}
-
 /// Settings of a [`Gateway`].
+///
+/// Memory: a relayed connection holds at most its engine buffers (`connection_buffer` to
+/// send and as much to receive, reassembly included) and two relay buffers
+/// (`relay_buffer` each), plus the kernel's TCP socket buffers towards the server; one in
+/// the Convert phase holds at most its engine buffers and one Convert message (1020 bytes).
+/// So the gateway holds at most about [`GatewayConfig::memory_bound`] bytes of connection
+/// data: (`max_connections` + `max_half_open`) × (2 × `connection_buffer` + 2 ×
+/// `relay_buffer`).
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
-    /// `HOST_OR_CIDR:PORT` entries; nothing is allowed when empty.
+    /// `HOST_OR_CIDR:PORT` entries; nothing is allowed when empty. `*` and wide prefixes do
+    /// not reach loopback, unspecified, link-local, multicast or private addresses (RFC 1918,
+    /// CGNAT, ULA) unless an entry lies inside such a range (`127.0.0.1:9000`,
+    /// `10.0.0.0/8:443`, a host name that resolves there).
     pub allow: Vec<String>,
+    /// How often host names in `allow` are resolved again.
+    pub resolve_interval: Duration,
+    /// Secrets for client tokens; when not empty, a client must present a token made with
+    /// one of them (see [`crate::convert::token_mac`]), else it is refused.
+    pub tokens: Tokens,
     /// Most relayed connections at once.
     pub max_connections: usize,
     /// Most connections that have not finished the Convert exchange (and TCP connect).
     pub max_half_open: usize,
-    /// Time for the client to send its Convert header.
+    /// Most connections in the Convert phase from one source (an IPv4 address or an IPv6
+    /// /64), so that one source cannot hold every `max_half_open` slot.
+    pub max_half_open_per_source: usize,
+    /// Time for the client to send its whole Convert message, from the moment the gateway
+    /// takes the connection; the connection is reset after it.
     pub handshake_timeout: Duration,
     /// Time for the TCP connection to the destination.
     pub connect_timeout: Duration,
+    /// A relayed connection is reset when the client has sent nothing that passed its
+    /// subflow's checks for this long (stray or forged datagrams do not count). Keep it above
+    /// the clients' keepalive interval (25 s).
+    pub idle_timeout: Duration,
     /// Copy buffer per direction.
     pub relay_buffer: usize,
     /// Engine send and receive buffer per connection. With `relay_buffer`, this bounds what
     /// one connection can hold: about 2 × (connection_buffer + relay_buffer).
     pub connection_buffer: usize,
+    /// Ask clients for DSS checksums (RFC 8684 §3.3.1): data corrupted between the paths'
+    /// ends (a middlebox rewriting payloads) is detected, at some CPU cost.
+    pub dss_checksum: bool,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             allow: Vec::new(),
+            resolve_interval: Duration::from_secs(60),
+            tokens: Tokens::default(),
             max_connections: 1024,
             max_half_open: 128,
-            handshake_timeout: Duration::from_secs(10),
+            max_half_open_per_source: 16,
+            handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
             relay_buffer: 64 * 1024,
             connection_buffer: 1 << 20,
+            dss_checksum: false,
         }
+    }
+}
+
+impl GatewayConfig {
+    /// Most bytes of connection data the gateway holds at once (see the type's docs).
+    pub fn memory_bound(&self) -> usize {
+        let per_conn = 2 * self.connection_buffer + 2 * self.relay_buffer.max(1024);
+        (self.max_connections + self.max_half_open).saturating_mul(per_conn)
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |s: &str| Err(Error::InvalidArgument(s.into()));
+        if self.max_connections == 0 || self.max_half_open == 0 {
+            return bad("max_connections and max_half_open must be at least 1");
+        }
+        if self.max_half_open_per_source == 0 {
+            return bad("max_half_open_per_source must be at least 1");
+        }
+        if self.handshake_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.idle_timeout.is_zero()
+            || self.resolve_interval.is_zero()
+        {
+            return bad("gateway timeouts and the resolve interval must be more than zero");
+        }
+        Ok(())
     }
 }
 
@@ -197,10 +123,22 @@ impl Default for GatewayConfig {
 pub struct GatewayStats {
     pub accepted: AtomicU64,
     pub relayed: AtomicU64,
+    /// Connections refused or dropped before relaying, for any reason (the counters below
+    /// say why for some).
     pub refused: AtomicU64,
     pub active: AtomicU64,
     pub bytes_up: AtomicU64,
     pub bytes_down: AtomicU64,
+    /// Clients without a token, while tokens are required.
+    pub token_missing: AtomicU64,
+    /// Clients whose token matched no secret (or that cannot carry one: plain TCP).
+    pub token_rejected: AtomicU64,
+    /// Connections refused because their source had too many in the Convert phase.
+    pub source_limited: AtomicU64,
+    /// Connections reset for not sending a whole Convert message in time.
+    pub convert_timeouts: AtomicU64,
+    /// Relayed connections reset because the client went silent.
+    pub idle_timeouts: AtomicU64,
 }
 
 /// A Braid-to-TCP gateway.
@@ -232,8 +170,9 @@ impl Gateway {
         cfg: GatewayConfig,
         raw: Option<crate::raw::RawConfig>,
     ) -> Result<Gateway> {
+        cfg.check()?;
         let allow = Allowlist::parse(&cfg.allow).await?;
-        let server_cfg = ServerConfig {
+        let mut server_cfg = ServerConfig {
             // The engine refuses SYNs past these; the gateway's own limits come after.
             max_connections: cfg.max_connections + cfg.max_half_open,
             max_half_open: cfg.max_half_open,
@@ -241,6 +180,7 @@ impl Gateway {
             ..ServerConfig::default()
         }
         .with_buffers(cfg.connection_buffer);
+        server_cfg.connection.checksum = cfg.dss_checksum;
         let server = match raw {
             None => Server::bind(addr, server_cfg)?,
             Some(raw) => Server::bind_raw(addr, server_cfg, raw)?,
@@ -262,6 +202,11 @@ impl Gateway {
         self.stats.clone()
     }
 
+    /// The destinations it may connect to (host names as last resolved).
+    pub fn allowlist(&self) -> Arc<Allowlist> {
+        self.allow.clone()
+    }
+
     /// The listening server (for its counters).
     pub fn server(&self) -> &Server {
         &self.server
@@ -269,22 +214,55 @@ impl Gateway {
 
     /// Accepts and relays until the endpoint stops.
     pub async fn run(self) {
+        // Host names are resolved again on a schedule, for as long as this runs.
+        let _refresh = self.allow.has_host_names().then(|| {
+            let allow = self.allow.clone();
+            let every = self.cfg.resolve_interval;
+            AbortOnDrop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    allow.refresh().await;
+                }
+            }))
+        });
         let conns = Arc::new(Semaphore::new(self.cfg.max_connections));
         let half_open = Arc::new(Semaphore::new(self.cfg.max_half_open));
+        let per_source = PerSource::new(self.cfg.max_half_open_per_source);
+        let log = Arc::new(SourceLog::new(LOG_EVERY));
         while let Some(conn) = self.server.accept().await {
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
             let ctx = Ctx {
                 allow: self.allow.clone(),
                 cfg: self.cfg.clone(),
                 stats: self.stats.clone(),
+                log: log.clone(),
             };
-            let permit = conns.clone().try_acquire_owned().ok();
-            let ho = half_open.clone().try_acquire_owned().ok();
+            let src = Source::of(conn.remote_addr().ip());
+            let slot = per_source.try_acquire(src);
+            // A source over its own limit takes no shared slot.
+            let (permit, ho) = match slot {
+                Some(_) => (
+                    conns.clone().try_acquire_owned().ok(),
+                    half_open.clone().try_acquire_owned().ok(),
+                ),
+                None => (None, None),
+            };
             tokio::spawn(async move {
                 ctx.stats.active.fetch_add(1, Ordering::Relaxed);
-                ctx.handle(conn, permit.is_some(), ho).await;
+                ctx.handle(
+                    conn,
+                    src,
+                    Slots {
+                        permit,
+                        half_open: ho,
+                        source: slot,
+                    },
+                )
+                .await;
                 ctx.stats.active.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
             });
         }
     }
@@ -295,10 +273,34 @@ impl Gateway {
     }
 }
 
+/// How often one source gets a log line about the same kind of refusal.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// How long a refused client gets to read the answer and close before it is reset.
+const REFUSE_LINGER: Duration = Duration::from_secs(2);
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a connection holds while the gateway handles it.
+struct Slots {
+    /// A relayed-connection slot (held to the end).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// A Convert-phase slot, given back once relaying starts.
+    half_open: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The source's Convert-phase slot, likewise.
+    source: Option<SourceSlot>,
+}
+
 struct Ctx {
     allow: Arc<Allowlist>,
     cfg: Arc<GatewayConfig>,
     stats: Arc<GatewayStats>,
+    log: Arc<SourceLog>,
 }
 
 /// How a relayed connection ended, for the log line.
@@ -306,66 +308,159 @@ enum Ending {
     Finished,
     ClientReset(io::Error),
     ServerReset(io::Error),
+    Idle(Duration),
+}
+
+/// Why a connection is refused: the answer, and what the log says.
+struct Refusal {
+    code: ErrorCode,
+    value: u8,
+    kind: &'static str,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, kind: &'static str) -> Self {
+        Refusal {
+            code,
+            value: 0,
+            kind,
+        }
+    }
 }
 
 impl Ctx {
+    /// Answers with an Error TLV and closes; a client that does not close in turn is reset.
     async fn refuse(
         &self,
         conn: &mut Connection,
-        peer: SocketAddr,
+        src: Source,
         target: &str,
-        code: ErrorCode,
+        why: Refusal,
         start: Instant,
     ) {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
-        let msg = convert::encode_error(code);
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.write_all(&msg)).await;
-        let _ = conn.shutdown().await;
-        log::info!(
-            "gateway: {peer} -> {target}: refused ({code}) after {:.3}s",
-            start.elapsed().as_secs_f64()
-        );
+        let peer = conn.remote_addr();
+        self.log.note(Instant::now(), src, why.kind, || {
+            format!(
+                "{peer} -> {target}: refused, {} ({}) after {:.3}s",
+                why.kind,
+                why.code,
+                start.elapsed().as_secs_f64()
+            )
+        });
+        let msg = convert::encode_error_value(why.code, why.value);
+        let answered = tokio::time::timeout(REFUSE_LINGER, async {
+            conn.write_all(&msg).await.ok()?;
+            conn.shutdown().await.ok()?;
+            // The client closes once it has read the answer.
+            let mut sink = [0u8; 512];
+            while conn.read(&mut sink).await.ok()? > 0 {}
+            Some(())
+        })
+        .await;
+        if !matches!(answered, Ok(Some(()))) {
+            conn.abort();
+        }
     }
 
-    async fn handle(
+    /// Checks the client token when tokens are required.
+    fn check_token(
         &self,
-        mut conn: Connection,
-        have_slot: bool,
-        half_open: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) {
+        conn: &Connection,
+        token: Option<&[u8; convert::TOKEN_LEN]>,
+    ) -> Option<Refusal> {
+        if self.cfg.tokens.is_empty() {
+            return None;
+        }
+        let Some((server_key, client_key)) = conn.mptcp_keys() else {
+            // Plain TCP (fallback) has no keys to bind a token to: it cannot authenticate.
+            self.stats.token_rejected.fetch_add(1, Ordering::Relaxed);
+            return Some(Refusal {
+                code: ErrorCode::NotAuthorized,
+                value: convert::TLV_TOKEN,
+                kind: "plain TCP cannot carry a client token",
+            });
+        };
+        match token {
+            None => {
+                self.stats.token_missing.fetch_add(1, Ordering::Relaxed);
+                Some(Refusal::new(ErrorCode::MissingCookie, "no client token"))
+            }
+            Some(t) if self.cfg.tokens.check(t, client_key, server_key) => None,
+            Some(_) => {
+                self.stats.token_rejected.fetch_add(1, Ordering::Relaxed);
+                Some(Refusal {
+                    code: ErrorCode::NotAuthorized,
+                    value: convert::TLV_TOKEN,
+                    kind: "wrong client token",
+                })
+            }
+        }
+    }
+
+    async fn handle(&self, mut conn: Connection, src: Source, slots: Slots) {
         let start = Instant::now();
         let peer = conn.remote_addr();
-        if !have_slot || half_open.is_none() {
-            self.refuse(&mut conn, peer, "?", ErrorCode::ResourceExceeded, start)
-                .await;
+        let Slots {
+            permit,
+            half_open,
+            source,
+        } = slots;
+        if source.is_none() {
+            self.stats.source_limited.fetch_add(1, Ordering::Relaxed);
+            let why = Refusal::new(
+                ErrorCode::ResourceExceeded,
+                "too many connections in the Convert phase from this source",
+            );
+            self.refuse(&mut conn, src, "?", why, start).await;
             return;
         }
-        let target =
+        if permit.is_none() || half_open.is_none() {
+            let why = Refusal::new(ErrorCode::ResourceExceeded, "gateway full");
+            self.refuse(&mut conn, src, "?", why, start).await;
+            return;
+        }
+        let msg =
             match tokio::time::timeout(self.cfg.handshake_timeout, read_convert(&mut conn)).await {
-                Ok(Ok(t)) => t,
+                Ok(Ok(m)) => m,
                 Ok(Err(ConvertFailure::Protocol(e))) => {
-                    self.refuse(&mut conn, peer, "?", e.code(), start).await;
+                    let why = Refusal::new(e.code(), "bad Convert message");
+                    self.refuse(&mut conn, src, "?", why, start).await;
                     return;
                 }
                 Ok(Err(ConvertFailure::Io(e))) => {
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    log::info!("gateway: {peer}: closed before a Convert header: {e}");
+                    log::debug!("gateway: {peer}: closed before a Convert message: {e}");
                     return;
                 }
                 Err(_) => {
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    log::info!(
-                        "gateway: {peer}: no Convert header within {:?}",
-                        self.cfg.handshake_timeout
-                    );
+                    self.stats.convert_timeouts.fetch_add(1, Ordering::Relaxed);
+                    let after = self.cfg.handshake_timeout;
+                    self.log.note(Instant::now(), src, "Convert timeout", || {
+                        format!("{peer}: no whole Convert message within {after:?}: reset")
+                    });
                     conn.abort();
                     return;
                 }
             };
+        if let Some(why) = self.check_token(&conn, msg.token.as_ref()) {
+            self.refuse(&mut conn, src, "?", why, start).await;
+            return;
+        }
+        let Some(target) = msg.connect else {
+            let why = Refusal::new(
+                convert::ConvertError::NoConnect.code(),
+                "Convert message without a Connect TLV",
+            );
+            self.refuse(&mut conn, src, "?", why, start).await;
+            return;
+        };
         let tname = target.to_string();
+        // The address checked is the very one connected to (no name is resolved here).
         if !self.allow.permits(&target) {
-            self.refuse(&mut conn, peer, &tname, ErrorCode::NotAuthorized, start)
-                .await;
+            let why = Refusal::new(ErrorCode::NotAuthorized, "destination not allowed");
+            self.refuse(&mut conn, src, &tname, why, start).await;
             return;
         }
         let tcp = match tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(target))
@@ -379,18 +474,19 @@ impl Ctx {
                     }
                     _ => ErrorCode::DestinationUnreachable,
                 };
-                self.refuse(&mut conn, peer, &tname, code, start).await;
-                return;
-            }
-            Err(_) => {
                 self.refuse(
                     &mut conn,
-                    peer,
+                    src,
                     &tname,
-                    ErrorCode::DestinationUnreachable,
+                    Refusal::new(code, "destination failed"),
                     start,
                 )
                 .await;
+                return;
+            }
+            Err(_) => {
+                let why = Refusal::new(ErrorCode::DestinationUnreachable, "destination timed out");
+                self.refuse(&mut conn, src, &tname, why, start).await;
                 return;
             }
         };
@@ -400,10 +496,20 @@ impl Ctx {
             return;
         }
         drop(half_open);
+        drop(source);
         self.stats.relayed.fetch_add(1, Ordering::Relaxed);
         let up = AtomicU64::new(0);
         let down = AtomicU64::new(0);
-        let ending = relay(conn, tcp, self.cfg.relay_buffer, &up, &down).await;
+        let ending = relay(
+            conn,
+            tcp,
+            self.cfg.relay_buffer,
+            self.cfg.idle_timeout,
+            &up,
+            &down,
+        )
+        .await;
+        drop(permit);
         let (u, d) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
         self.stats.bytes_up.fetch_add(u, Ordering::Relaxed);
         self.stats.bytes_down.fetch_add(d, Ordering::Relaxed);
@@ -411,6 +517,10 @@ impl Ctx {
             Ending::Finished => "finished".to_string(),
             Ending::ClientReset(e) => format!("client side failed: {e}"),
             Ending::ServerReset(e) => format!("server side failed: {e}"),
+            Ending::Idle(d) => {
+                self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                format!("client silent for {d:?}: reset")
+            }
         };
         log::info!(
             "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s",
@@ -425,7 +535,9 @@ enum ConvertFailure {
 }
 
 /// Reads exactly the client's Convert message (nothing of the data after it).
-async fn read_convert(conn: &mut Connection) -> std::result::Result<SocketAddr, ConvertFailure> {
+async fn read_convert(
+    conn: &mut Connection,
+) -> std::result::Result<convert::Message, ConvertFailure> {
     let mut header = [0u8; convert::HEADER_LEN];
     conn.read_exact(&mut header)
         .await
@@ -436,9 +548,7 @@ async fn read_convert(conn: &mut Connection) -> std::result::Result<SocketAddr, 
     conn.read_exact(&mut msg[convert::HEADER_LEN..])
         .await
         .map_err(ConvertFailure::Io)?;
-    let m = convert::decode(&msg).map_err(ConvertFailure::Protocol)?;
-    m.connect
-        .ok_or(ConvertFailure::Protocol(convert::ConvertError::NoConnect))
+    convert::decode(&msg).map_err(ConvertFailure::Protocol)
 }
 
 /// Which side failed in a copy loop.
@@ -474,9 +584,11 @@ async fn relay(
     conn: Connection,
     tcp: TcpStream,
     buf: usize,
+    idle: Duration,
     up: &AtomicU64,
     down: &AtomicU64,
 ) -> Ending {
+    let monitor = conn.monitor();
     let (mut br, mut bw) = conn.into_split();
     let (mut tr, mut tw) = tcp.into_split();
     let failure = {
@@ -484,8 +596,22 @@ async fn relay(
         let downf = pump(&mut tr, &mut bw, buf, down);
         tokio::pin!(upf, downf);
         let (mut up_done, mut down_done) = (false, false);
+        // Life is what the engine saw pass its checks; the check runs when the last sign
+        // of life would expire.
+        let silent_until =
+            |m: &crate::connection::Monitor| m.last_activity().unwrap_or_else(Instant::now) + idle;
+        let idle_check = tokio::time::sleep_until(silent_until(&monitor).into());
+        tokio::pin!(idle_check);
         loop {
             tokio::select! {
+                () = &mut idle_check => {
+                    let until = silent_until(&monitor);
+                    if until <= Instant::now() {
+                        break Some(Ending::Idle(idle));
+                    }
+                    idle_check.as_mut().reset(until.into());
+                    continue;
+                }
                 r = &mut upf, if !up_done => match r {
                     Ok(()) => up_done = true,
                     // Reading the client failed: it reset (or vanished). Writing TCP failed: the

@@ -11,6 +11,7 @@
 //! Each endpoint (client or server) runs one driver task that owns the engine, the sockets
 //! and the timer; connection handles share the engine with it behind a mutex.
 
+mod access;
 pub mod client;
 pub mod connection;
 pub mod convert;
