@@ -68,7 +68,16 @@ impl BraidClient {
         let mut b = braid::Client::builder()
             .policy(policy.clone())
             .connect_timeout(connect_timeout)
-            .linger(Duration::from_millis(config.linger_ms));
+            // connectVia's own deadline covers the whole exchange; this one only names it.
+            .convert_timeout(connect_timeout)
+            .linger(Duration::from_millis(config.linger_ms))
+            .dss_checksum(config.dss_checksum);
+        if let Some(t) = &config.token {
+            if t.trim().is_empty() {
+                return Err(BraidError::InvalidArgument("token is empty".into()));
+            }
+            b = b.token(t.trim());
+        }
         for i in &config.interfaces {
             b = b.interface(i.to_braid()?);
         }
@@ -100,7 +109,8 @@ impl BraidClient {
     }
 
     /// Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
-    /// `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so.
+    /// `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
+    /// `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
     pub async fn connect_via(
         self: Arc<Self>,
         gateway: String,

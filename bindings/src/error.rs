@@ -28,6 +28,10 @@ pub enum BraidError {
     /// The gateway's allowlist does not include the target.
     #[error("{0}")]
     NotAllowed(String),
+    /// The gateway requires a client token and got none, or not one it accepts
+    /// (`BraidConfig.token`).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The gateway reached the target's host, but the target refused the connection.
     #[error("{0}")]
     Refused(String),
@@ -69,7 +73,9 @@ impl From<braid::Error> for BraidError {
             | E::NotPermitted { .. } => BraidError::Interface(msg),
             // The raw carrier (Linux servers and test boxes) is not for apps.
             E::FirewallRuleMissing { .. } => BraidError::Io(msg),
-            E::ConnectTimeout { .. } => BraidError::Timeout(msg),
+            E::ConnectTimeout { .. } | E::ConvertTimeout { .. } => BraidError::Timeout(msg),
+            E::TokenRequired { .. } | E::TokenRejected { .. } => BraidError::Unauthorized(msg),
+            E::TokenFile { .. } => BraidError::InvalidArgument(msg),
             E::ConnectFailed { .. } | E::Listen { .. } => BraidError::ConnectFailed(msg),
             E::NotAllowed { .. } => BraidError::NotAllowed(msg),
             E::Gateway { code, .. } => match code {

@@ -141,7 +141,8 @@ pub struct CellularRules {
 }
 
 /// Settings of a [`crate::BraidClient`]. Every field but the service type has a default.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+/// `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct BraidConfig {
     /// No default in the bindings (uniffi cannot default an enum field): pass `Handover`
     /// unless the app needs more.
@@ -168,6 +169,32 @@ pub struct BraidConfig {
     /// How long the preferred path must look healthy before traffic moves back to it.
     #[uniffi(default = 5000)]
     pub failback_after_ms: u64,
+    /// The client token for gateways that require one (`braid gateway --token-file`): one of
+    /// the gateway's secrets. Only an HMAC of it over each connection's keys goes on the
+    /// wire. `connectVia` fails with `Unauthorized` when the gateway wants another.
+    #[uniffi(default = None)]
+    pub token: Option<String>,
+    /// Ask for DSS checksums (RFC 8684): payloads corrupted on a path are detected, at some
+    /// CPU cost. Either side asking turns them on.
+    #[uniffi(default = false)]
+    pub dss_checksum: bool,
+}
+
+impl std::fmt::Debug for BraidConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BraidConfig")
+            .field("service_type", &self.service_type)
+            .field("interfaces", &self.interfaces)
+            .field("cellular", &self.cellular)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("linger_ms", &self.linger_ms)
+            .field("rtt_threshold_ms", &self.rtt_threshold_ms)
+            .field("rto_threshold_ms", &self.rto_threshold_ms)
+            .field("failback_after_ms", &self.failback_after_ms)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .field("dss_checksum", &self.dss_checksum)
+            .finish()
+    }
 }
 
 impl Default for CellularRules {
@@ -191,6 +218,8 @@ impl Default for BraidConfig {
             rtt_threshold_ms: 600,
             rto_threshold_ms: 1500,
             failback_after_ms: 5000,
+            token: None,
+            dss_checksum: false,
         }
     }
 }

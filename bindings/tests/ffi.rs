@@ -195,6 +195,69 @@ async fn gateway_refusals_are_typed_errors() {
     assert!(matches!(e, BraidError::NotAllowed(_)), "{e:?}");
 }
 
+/// A TCP echo server on loopback.
+async fn tcp_echo() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_with_tokens_takes_the_configured_one() {
+    use braid::gateway::{Gateway, GatewayConfig, Tokens};
+    let target = tcp_echo().await;
+    let gw = Gateway::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        GatewayConfig {
+            allow: vec![target.to_string()],
+            tokens: Tokens::new(["the-app-secret-0001"]),
+            ..GatewayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = gw.local_addr().to_string();
+    let _gw = gw.spawn();
+    let client = |token: Option<&str>, dss_checksum: bool| {
+        let config = BraidConfig {
+            token: token.map(String::from),
+            dss_checksum,
+            connect_timeout_ms: 5000,
+            ..BraidConfig::default()
+        };
+        BraidClient::new(Some(config), None).unwrap()
+    };
+    for token in [None, Some("not-the-secret-0001")] {
+        let e = client(token, false)
+            .connect_via(addr.clone(), target.to_string())
+            .await
+            .err()
+            .expect("connected without the right token");
+        assert!(matches!(e, BraidError::Unauthorized(_)), "{token:?}: {e:?}");
+    }
+    for dss_checksum in [false, true] {
+        let conn = client(Some("the-app-secret-0001"), dss_checksum)
+            .connect_via(addr.clone(), target.to_string())
+            .await
+            .unwrap();
+        assert_eq!(echo(&conn, pattern(100_000)).await, pattern(100_000));
+    }
+    // The token stays out of logs and debug output.
+    let c = BraidConfig {
+        token: Some("the-app-secret-0001".into()),
+        ..BraidConfig::default()
+    };
+    assert!(!format!("{c:?}").contains("the-app-secret"));
+}
+
 #[test]
 fn bad_arguments_are_invalid_argument_errors() {
     let bad = BraidConfig {

@@ -111,6 +111,9 @@ pub struct ServerArgs {
     /// `--carrier raw` and the kernel's MPTCP can connect).
     #[arg(long, value_enum, default_value_t = CarrierArg::Udp)]
     pub carrier: CarrierArg,
+    /// Ask clients for DSS checksums (RFC 8684); either side asking turns them on.
+    #[arg(long)]
+    pub dss_checksum: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -167,6 +170,9 @@ pub struct LoopbackArgs {
     /// With --fail-at: do not tell the client (the connection has to notice by itself).
     #[arg(long, requires = "fail_at")]
     pub fail_silent: bool,
+    /// DSS checksums on (RFC 8684), to measure what they cost.
+    #[arg(long)]
+    pub dss_checksum: bool,
     #[command(flatten)]
     pub measure: Measure,
 }
@@ -210,13 +216,11 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
 // ---- server ----
 
 async fn server(a: ServerArgs) -> Result<i32> {
+    let mut cfg = ServerConfig::default();
+    cfg.connection.checksum = a.dss_checksum;
     let srv = match a.carrier {
-        CarrierArg::Udp => Server::bind(a.listen, ServerConfig::default())?,
-        CarrierArg::Raw => Server::bind_raw(
-            a.listen,
-            ServerConfig::default(),
-            braid::raw::RawConfig::default(),
-        )?,
+        CarrierArg::Udp => Server::bind(a.listen, cfg)?,
+        CarrierArg::Raw => Server::bind_raw(a.listen, cfg, braid::raw::RawConfig::default())?,
     };
     let proto = match a.carrier {
         CarrierArg::Udp => "udp",
@@ -1036,7 +1040,9 @@ async fn client(a: ClientArgs) -> Result<i32> {
 
 async fn loopback(a: LoopbackArgs) -> Result<i32> {
     let lo: IpAddr = [127, 0, 0, 1].into();
-    let srv = Server::bind((lo, 0).into(), ServerConfig::default())?;
+    let mut cfg = ServerConfig::default();
+    cfg.connection.checksum = a.dss_checksum;
+    let srv = Server::bind((lo, 0).into(), cfg)?;
     let addr = srv.local_addr();
     tokio::spawn(async move {
         while let Some(conn) = srv.accept().await {
@@ -1052,7 +1058,9 @@ async fn loopback(a: LoopbackArgs) -> Result<i32> {
         let e = PathEmulator::start((lo, 0).into(), addr, p.link(), p.link()).await?;
         emus.push((*p, e));
     }
-    let mut b = Client::builder().service(a.policy.into());
+    let mut b = Client::builder()
+        .service(a.policy.into())
+        .dss_checksum(a.dss_checksum);
     for (p, e) in &emus {
         b = b.interface(
             Interface::new(p.kind())

@@ -21,9 +21,63 @@ pub struct ConnectArgs {
     pub target: Option<String>,
     #[command(flatten)]
     pub client: ClientOpts,
+    /// The client token for a gateway that requires one (`braid gateway --token-file`): one
+    /// of the secrets in its file. Only an HMAC of it over this connection's keys is sent.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "target",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// Like --token, with the secret read from the first line of FILE that is not blank or
+    /// a # comment (keeps it out of the process list and shell history).
+    #[arg(long, value_name = "FILE", requires = "target")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Seconds to wait for the gateway's answer to the Convert request, after the handshake.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = crate::parse_secs)]
+    pub convert_timeout: Duration,
     /// Print per-path statistics and events on stderr (every second and at the end).
     #[arg(long)]
     pub stats: bool,
+}
+
+impl ConnectArgs {
+    /// The client token, from --token or --token-file.
+    fn secret(&self) -> Result<Option<String>> {
+        if let Some(t) = &self.token {
+            if t.trim().is_empty() {
+                return Err(Failure::usage("--token is empty"));
+            }
+            return Ok(Some(t.trim().to_string()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read(path)
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "token file {}: {}",
+                    path.display(),
+                    crate::error::io_msg(&e)
+                ))
+            })
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    Failure::usage(format!("token file {}: not UTF-8 text", path.display()))
+                })
+            })?;
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| Some(l.to_string()))
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "token file {}: holds no token (only blank lines and # comments)",
+                    path.display()
+                ))
+            })
+    }
 }
 
 /// Resolves `host:port` to one address, in one line on failure.
@@ -51,15 +105,24 @@ pub async fn resolve(s: &str) -> Result<SocketAddr> {
 
 /// A client for the options: the interfaces checked first (each error in one line).
 pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
+    build_client_with(opts, |b| b)
+}
+
+/// [`build_client`] with more settings on the builder.
+pub fn build_client_with(
+    opts: &ClientOpts,
+    more: impl FnOnce(braid::ClientBuilder) -> braid::ClientBuilder,
+) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
     let ifaces = iface::resolve(&opts.interfaces)?;
     let mut b = Client::builder()
         .policy(opts.policy())
         .carrier(opts.carrier.into())
-        .connect_timeout(opts.connect_timeout);
+        .connect_timeout(opts.connect_timeout)
+        .dss_checksum(opts.dss_checksum);
     for (_, i) in &ifaces {
         b = b.interface(i.clone());
     }
-    Ok((b.build()?, ifaces))
+    Ok((more(b).build()?, ifaces))
 }
 
 pub fn names_of(ifaces: &[(IfaceSpec, Interface)]) -> PathNames {
@@ -74,7 +137,15 @@ pub fn names_of(ifaces: &[(IfaceSpec, Interface)]) -> PathNames {
 
 pub async fn run(a: ConnectArgs) -> Result<i32> {
     let remote = resolve(&a.remote).await?;
-    let (client, ifaces) = build_client(&a.client)?;
+    let secret = a.secret()?;
+    let convert_timeout = a.convert_timeout;
+    let (client, ifaces) = build_client_with(&a.client, |b| {
+        let b = b.convert_timeout(convert_timeout);
+        match &secret {
+            Some(s) => b.token(s),
+            None => b,
+        }
+    })?;
     let names = names_of(&ifaces);
     // A host name target must resolve before any packet goes out.
     if let Some(t) = &a.target {

@@ -33,7 +33,7 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match e {
-            Error::InvalidArgument(_) => 2,
+            Error::InvalidArgument(_) | Error::TokenFile { .. } => 2,
             _ => 1,
         };
         Failure {
@@ -117,6 +117,16 @@ pub fn describe(e: &Error) -> String {
         Error::Gateway { target, code } => {
             format!("the gateway could not connect to {target}: {code}")
         }
+        Error::TokenRequired { gateway } => {
+            format!("the gateway {gateway} requires a client token: pass --token")
+        }
+        Error::TokenRejected { gateway } => format!(
+            "the gateway {gateway} refused the client token (not one of its --token-file secrets)"
+        ),
+        Error::ConvertTimeout { gateway, after } => format!(
+            "{gateway} accepted the connection but did not answer the Convert request within {:.1}s: is it a braid gateway?",
+            after.as_secs_f64()
+        ),
         Error::Io(io) => io_msg(io),
         other => other.to_string(),
     }

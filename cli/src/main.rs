@@ -124,6 +124,10 @@ pub struct ClientOpts {
     /// With --lazy-backup: close the unused backup after this long (default 30).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "lazy_backup")]
     pub backup_idle_close: Option<Duration>,
+    /// Ask for DSS checksums (RFC 8684): detects payloads corrupted on a path, costs CPU.
+    /// Either side asking turns them on.
+    #[arg(long)]
+    pub dss_checksum: bool,
 }
 
 impl ClientOpts {

@@ -150,6 +150,11 @@ impl GatewayProc {
 
 /// Starts `braid gateway --listen 127.0.0.1:0 --allow ...` and learns its port.
 pub fn gateway(allow: &[String]) -> GatewayProc {
+    gateway_with(allow, &[])
+}
+
+/// [`gateway`] with more arguments.
+pub fn gateway_with(allow: &[String], extra: &[&str]) -> GatewayProc {
     let mut args = vec![
         "gateway".to_string(),
         "--listen".into(),
@@ -159,6 +164,7 @@ pub fn gateway(allow: &[String]) -> GatewayProc {
         args.push("--allow".into());
         args.push(a.clone());
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     let mut child = braid()
         .args(&args)
         .stdin(Stdio::null())

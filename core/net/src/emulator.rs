@@ -139,7 +139,11 @@ pub struct PathEmulator {
     up: Arc<Direction>,
     down: Arc<Direction>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Each client flow's upstream socket, by the client's address.
+    flows: Flows,
 }
+
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
 
 impl PathEmulator {
     /// Relays datagrams received on `listen` to `upstream` through `up`, and the answers
@@ -156,6 +160,7 @@ impl PathEmulator {
         let up = Arc::new(Direction::new(up, seed));
         let down = Arc::new(Direction::new(down, seed ^ 0x5a5a));
         let tasks = Arc::new(Mutex::new(Vec::new()));
+        let flows: Flows = Arc::default();
         let t = vec![
             tokio::spawn(up.clone().deliver(sock.clone())),
             tokio::spawn(down.clone().deliver(sock.clone())),
@@ -165,6 +170,7 @@ impl PathEmulator {
                 up.clone(),
                 down.clone(),
                 tasks.clone(),
+                flows.clone(),
             )),
         ];
         lock(&tasks).extend(t);
@@ -173,6 +179,7 @@ impl PathEmulator {
             up,
             down,
             tasks,
+            flows,
         })
     }
 
@@ -182,8 +189,8 @@ impl PathEmulator {
         up: Arc<Direction>,
         down: Arc<Direction>,
         tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+        flows: Flows,
     ) {
-        let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, from) = match sock.recv_from(&mut buf).await {
@@ -193,8 +200,9 @@ impl PathEmulator {
                     continue;
                 }
             };
-            let flow = match flows.get(&from) {
-                Some(f) => f.clone(),
+            let known = lock(&flows).get(&from).cloned();
+            let flow = match known {
+                Some(f) => f,
                 None => {
                     let bind: SocketAddr = if upstream.is_ipv4() {
                         "127.0.0.1:0".parse().unwrap_or(upstream)
@@ -213,7 +221,7 @@ impl PathEmulator {
                         continue;
                     }
                     let f = Arc::new(f);
-                    flows.insert(from, f.clone());
+                    lock(&flows).insert(from, f.clone());
                     let reader = tokio::spawn(Self::upstream_side(f.clone(), from, down.clone()));
                     lock(&tasks).push(reader);
                     f
@@ -258,6 +266,17 @@ impl PathEmulator {
     pub fn set_config(&self, up: LinkConfig, down: LinkConfig) {
         lock(&self.up.link).0.set_config(up);
         lock(&self.down.link).0.set_config(down);
+    }
+
+    /// Sends `datagram` upstream at once from every client flow's socket, past the link
+    /// model (even while it is down): what an attacker who knows the flows' addresses can
+    /// forge. Returns how many flows it went out on.
+    pub fn inject_up(&self, datagram: &[u8]) -> usize {
+        let flows: Vec<_> = lock(&self.flows).values().cloned().collect();
+        flows
+            .iter()
+            .filter(|f| f.try_send(datagram).is_ok())
+            .count()
     }
 
     /// Counters of the client-to-upstream and upstream-to-client directions.

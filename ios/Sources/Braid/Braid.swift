@@ -24,8 +24,8 @@ public typealias LogLevel = BraidFFI.LogLevel
 public typealias LogSink = BraidFFI.LogSink
 public typealias SocketBinder = BraidFFI.SocketBinder
 public typealias CallbackError = BraidFFI.CallbackError
-/// Every Braid failure (`.Refused`, `.NotAllowed`, `.Timeout`, `.Closed`, ...); `message`
-/// says what happened in words.
+/// Every Braid failure (`.Refused`, `.NotAllowed`, `.Unauthorized` (the gateway wants a
+/// `BraidConfig.token`), `.Timeout`, `.Closed`, ...); `message` says what happened in words.
 public typealias BraidError = BraidFFI.BraidError
 
 extension BraidFFI.BraidError {
@@ -33,9 +33,9 @@ extension BraidFFI.BraidError {
     public var message: String {
         switch self {
         case .InvalidArgument(let m), .Resolve(let m), .NoUsableInterface(let m), .Interface(let m),
-             .Timeout(let m), .ConnectFailed(let m), .NotAllowed(let m), .Refused(let m),
-             .Unreachable(let m), .Closed(let m), .Cancelled(let m), .Unsupported(let m),
-             .Logging(let m), .Io(let m), .Internal(let m):
+             .Timeout(let m), .ConnectFailed(let m), .NotAllowed(let m), .Unauthorized(let m),
+             .Refused(let m), .Unreachable(let m), .Closed(let m), .Cancelled(let m),
+             .Unsupported(let m), .Logging(let m), .Io(let m), .Internal(let m):
             return m
         }
     }

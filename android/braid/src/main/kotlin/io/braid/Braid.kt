@@ -42,7 +42,11 @@ class BraidClient(
     @Throws(BraidException::class)
     suspend fun connect(server: String): BraidConnection = BraidConnection(ffi.connect(server))
 
-    /** Connects to any TCP server [target] (`host:port`) through the Braid gateway [gateway]. */
+    /**
+     * Connects to any TCP server [target] (`host:port`) through the Braid gateway [gateway].
+     * A gateway that requires a client token (`BraidConfig.token`) it did not get fails this
+     * with `BraidException.Unauthorized`.
+     */
     @Throws(BraidException::class)
     suspend fun connectVia(gateway: String, target: String): BraidConnection =
         BraidConnection(ffi.connectVia(gateway, target))
