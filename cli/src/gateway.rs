@@ -16,7 +16,8 @@ pub struct GatewayArgs {
     /// Destination the gateway may connect to: an address, a network (10.0.0.0/8) or a host
     /// name, and a port (or *). Repeat for more. Nothing is allowed without it. `*` and wide
     /// networks do not reach loopback, private, link-local, multicast or unspecified
-    /// addresses: list those explicitly (127.0.0.1:9000, 10.0.0.0/8:443).
+    /// addresses, nor this host's public ones: list those explicitly (127.0.0.1:9000,
+    /// 10.0.0.0/8:443).
     #[arg(long, value_name = "HOST_OR_CIDR:PORT")]
     pub allow: Vec<String>,
     /// Seconds between new lookups of the host names in --allow.

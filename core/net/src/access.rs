@@ -88,6 +88,10 @@ impl AllowRule {
         }
     }
 
+    fn is_host(&self) -> bool {
+        self.prefix == if self.net.is_ipv4() { 32 } else { 128 }
+    }
+
     fn host(ip: IpAddr, port: Option<u16>) -> AllowRule {
         let ip = canonical(ip);
         AllowRule {
@@ -130,10 +134,15 @@ struct HostEntry {
 /// Destinations the gateway may connect to. Host names are resolved when the list is made
 /// and again by [`Allowlist::refresh`] (the gateway does so on a schedule); the decision is
 /// always on the address the gateway is about to connect to.
+///
+/// The gateway host's own public addresses are special too: only an entry naming that very
+/// address (or a host name resolving to it) reaches them, so `*` cannot be used to reach
+/// services bound to the gateway's public address.
 #[derive(Debug, Default)]
 pub struct Allowlist {
     fixed: Vec<AllowRule>,
     hosts: RwLock<Vec<HostEntry>>,
+    own: RwLock<Vec<IpAddr>>,
 }
 
 impl Allowlist {
@@ -209,15 +218,24 @@ impl Allowlist {
         Ok(Allowlist {
             fixed,
             hosts: RwLock::new(hosts),
+            own: RwLock::new(own_addresses()),
         })
     }
 
     /// Whether the gateway may connect to `target`.
     pub fn permits(&self, target: &SocketAddr) -> bool {
-        self.fixed.iter().any(|r| r.matches(target))
-            || read(&self.hosts)
-                .iter()
-                .any(|h| h.rules.iter().any(|r| r.matches(target)))
+        let ip = canonical(target.ip());
+        // One of the host's own public addresses: only a rule for exactly that address
+        // (its private and loopback ones are special ranges already).
+        let own = special_range(ip).is_none() && read(&self.own).contains(&ip);
+        let ok = |r: &AllowRule| r.matches(target) && (!own || r.net == ip && r.is_host());
+        self.fixed.iter().any(ok) || read(&self.hosts).iter().any(|h| h.rules.iter().any(ok))
+    }
+
+    /// Replaces the host's own addresses (normally read from the interfaces).
+    pub fn set_own_addresses(&self, addrs: Vec<IpAddr>) {
+        *self.own.write().unwrap_or_else(|e| e.into_inner()) =
+            addrs.into_iter().map(canonical).collect();
     }
 
     /// Every rule, host names as last resolved.
@@ -234,9 +252,14 @@ impl Allowlist {
         !read(&self.hosts).is_empty()
     }
 
-    /// Resolves the host names again. A name that fails keeps its previous addresses (a DNS
-    /// hiccup must not cut off a destination); each failure is logged.
+    /// Resolves the host names again and reads the host's own addresses again. A name that
+    /// fails keeps its previous addresses (a DNS hiccup must not cut off a destination); each
+    /// failure is logged.
     pub async fn refresh(&self) {
+        let own = own_addresses();
+        if !own.is_empty() {
+            self.set_own_addresses(own);
+        }
         self.refresh_with(|host, port| async move { resolve(&host, port).await })
             .await
     }
@@ -274,6 +297,48 @@ impl Allowlist {
             }
         }
     }
+}
+
+/// The addresses of this host's interfaces (empty if they cannot be read).
+#[cfg(unix)]
+fn own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and then free once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs returned, not freed yet.
+        let ifa = unsafe { &*p };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family says which type it is.
+            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if family == libc::AF_INET {
+                // SAFETY: AF_INET: the sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: AF_INET6: the sockaddr is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(canonical(IpAddr::from(sin6.sin6_addr.s6_addr)));
+            }
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(not(unix))]
+fn own_addresses() -> Vec<IpAddr> {
+    Vec::new()
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -627,6 +692,27 @@ mod tests {
         let l = list(&["localhost:7"]).await;
         assert!(l.permits(&sa("127.0.0.1:7")));
         assert!(!l.permits(&sa("127.0.0.1:8")));
+    }
+
+    #[tokio::test]
+    async fn own_addresses_need_an_exact_rule() {
+        assert!(
+            own_addresses().iter().any(|a| a.is_loopback()),
+            "the interfaces were not read: {:?}",
+            own_addresses()
+        );
+        let l = list(&["*:*", "198.51.100.0/24:*", "203.0.113.7:22"]).await;
+        l.set_own_addresses(vec![
+            "198.51.100.9".parse().unwrap(),
+            "203.0.113.7".parse().unwrap(),
+        ]);
+        assert!(l.permits(&sa("198.51.100.8:22")), "a neighbour is fine");
+        assert!(
+            !l.permits(&sa("198.51.100.9:22")),
+            "* and the /24 do not reach the host"
+        );
+        assert!(l.permits(&sa("203.0.113.7:22")), "an exact rule does");
+        assert!(!l.permits(&sa("203.0.113.7:23")));
     }
 
     #[tokio::test]

@@ -214,8 +214,9 @@ impl Gateway {
 
     /// Accepts and relays until the endpoint stops.
     pub async fn run(self) {
-        // Host names are resolved again on a schedule, for as long as this runs.
-        let _refresh = self.allow.has_host_names().then(|| {
+        // Host names and the host's own addresses are looked up again on a schedule, for as
+        // long as this runs.
+        let _refresh = {
             let allow = self.allow.clone();
             let every = self.cfg.resolve_interval;
             AbortOnDrop(tokio::spawn(async move {
@@ -227,7 +228,7 @@ impl Gateway {
                     allow.refresh().await;
                 }
             }))
-        });
+        };
         let conns = Arc::new(Semaphore::new(self.cfg.max_connections));
         let half_open = Arc::new(Semaphore::new(self.cfg.max_half_open));
         let per_source = PerSource::new(self.cfg.max_half_open_per_source);

@@ -636,7 +636,8 @@ public protocol BraidClientProtocol: AnyObject, Sendable {
     
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
-     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so.
+     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
      */
     func connectVia(gateway: String, target: String) async throws  -> BraidConnection
     
@@ -748,7 +749,8 @@ open func connect(server: String)async throws  -> BraidConnection  {
     
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
-     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so.
+     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
      */
 open func connectVia(gateway: String, target: String)async throws  -> BraidConnection  {
     return
@@ -2105,6 +2107,7 @@ public func FfiConverterTypeSocketBinder_lower(_ value: SocketBinder) -> UInt64 
 
 /**
  * Settings of a [`crate::BraidClient`]. Every field but the service type has a default.
+ * `Debug` leaves the token out.
  */
 public struct BraidConfig: Equatable, Hashable {
     /**
@@ -2139,6 +2142,17 @@ public struct BraidConfig: Equatable, Hashable {
      * How long the preferred path must look healthy before traffic moves back to it.
      */
     public var failbackAfterMs: UInt64
+    /**
+     * The client token for gateways that require one (`braid gateway --token-file`): one of
+     * the gateway's secrets. Only an HMAC of it over each connection's keys goes on the
+     * wire. `connectVia` fails with `Unauthorized` when the gateway wants another.
+     */
+    public var token: String?
+    /**
+     * Ask for DSS checksums (RFC 8684): payloads corrupted on a path are detected, at some
+     * CPU cost. Either side asking turns them on.
+     */
+    public var dssChecksum: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2166,7 +2180,16 @@ public struct BraidConfig: Equatable, Hashable {
          */rtoThresholdMs: UInt64 = UInt64(1500), 
         /**
          * How long the preferred path must look healthy before traffic moves back to it.
-         */failbackAfterMs: UInt64 = UInt64(5000)) {
+         */failbackAfterMs: UInt64 = UInt64(5000), 
+        /**
+         * The client token for gateways that require one (`braid gateway --token-file`): one of
+         * the gateway's secrets. Only an HMAC of it over each connection's keys goes on the
+         * wire. `connectVia` fails with `Unauthorized` when the gateway wants another.
+         */token: String? = nil, 
+        /**
+         * Ask for DSS checksums (RFC 8684): payloads corrupted on a path are detected, at some
+         * CPU cost. Either side asking turns them on.
+         */dssChecksum: Bool = false) {
         self.serviceType = serviceType
         self.interfaces = interfaces
         self.cellular = cellular
@@ -2175,6 +2198,8 @@ public struct BraidConfig: Equatable, Hashable {
         self.rttThresholdMs = rttThresholdMs
         self.rtoThresholdMs = rtoThresholdMs
         self.failbackAfterMs = failbackAfterMs
+        self.token = token
+        self.dssChecksum = dssChecksum
     }
 
     
@@ -2200,7 +2225,9 @@ public struct FfiConverterTypeBraidConfig: FfiConverterRustBuffer {
                 lingerMs: FfiConverterUInt64.read(from: &buf), 
                 rttThresholdMs: FfiConverterUInt64.read(from: &buf), 
                 rtoThresholdMs: FfiConverterUInt64.read(from: &buf), 
-                failbackAfterMs: FfiConverterUInt64.read(from: &buf)
+                failbackAfterMs: FfiConverterUInt64.read(from: &buf), 
+                token: FfiConverterOptionString.read(from: &buf), 
+                dssChecksum: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2213,6 +2240,8 @@ public struct FfiConverterTypeBraidConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.rttThresholdMs, into: &buf)
         FfiConverterUInt64.write(value.rtoThresholdMs, into: &buf)
         FfiConverterUInt64.write(value.failbackAfterMs, into: &buf)
+        FfiConverterOptionString.write(value.token, into: &buf)
+        FfiConverterBool.write(value.dssChecksum, into: &buf)
     }
 }
 
@@ -2868,6 +2897,12 @@ enum BraidError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case NotAllowed(message: String)
     
     /**
+     * The gateway requires a client token and got none, or not one it accepts
+     * (`BraidConfig.token`).
+     */
+    case Unauthorized(message: String)
+    
+    /**
      * The gateway reached the target's host, but the target refused the connection.
      */
     case Refused(message: String)
@@ -2964,35 +2999,39 @@ public struct FfiConverterTypeBraidError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .Refused(
+        case 8: return .Unauthorized(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .Unreachable(
+        case 9: return .Refused(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .Closed(
+        case 10: return .Unreachable(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .Cancelled(
+        case 11: return .Closed(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .Unsupported(
+        case 12: return .Cancelled(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Logging(
+        case 13: return .Unsupported(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .Io(
+        case 14: return .Logging(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 15: return .Internal(
+        case 15: return .Io(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 16: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3021,22 +3060,24 @@ public struct FfiConverterTypeBraidError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
         case .NotAllowed(_ /* message is ignored*/):
             writeInt(&buf, Int32(7))
-        case .Refused(_ /* message is ignored*/):
+        case .Unauthorized(_ /* message is ignored*/):
             writeInt(&buf, Int32(8))
-        case .Unreachable(_ /* message is ignored*/):
+        case .Refused(_ /* message is ignored*/):
             writeInt(&buf, Int32(9))
-        case .Closed(_ /* message is ignored*/):
+        case .Unreachable(_ /* message is ignored*/):
             writeInt(&buf, Int32(10))
-        case .Cancelled(_ /* message is ignored*/):
+        case .Closed(_ /* message is ignored*/):
             writeInt(&buf, Int32(11))
-        case .Unsupported(_ /* message is ignored*/):
+        case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Logging(_ /* message is ignored*/):
+        case .Unsupported(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
-        case .Io(_ /* message is ignored*/):
+        case .Logging(_ /* message is ignored*/):
             writeInt(&buf, Int32(14))
-        case .Internal(_ /* message is ignored*/):
+        case .Io(_ /* message is ignored*/):
             writeInt(&buf, Int32(15))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(16))
 
         
         }
@@ -4208,7 +4249,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidclient_connect() != 34810) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidclient_connect_via() != 7405) {
+    if (uniffi_braid_ffi_checksum_method_braidclient_connect_via() != 58622) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidclient_interface_available() != 59024) {

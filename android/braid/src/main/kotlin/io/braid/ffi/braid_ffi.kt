@@ -1047,7 +1047,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect() and 0xFFFF) != 34810) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_via() and 0xFFFF) != 7405) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_via() and 0xFFFF) != 58622) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_interface_available() and 0xFFFF) != 59024) {
@@ -1614,7 +1614,8 @@ public interface BraidClientInterface {
     
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
-     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so.
+     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
      */
     suspend fun `connectVia`(`gateway`: kotlin.String, `target`: kotlin.String): BraidConnection
     
@@ -1783,7 +1784,8 @@ open class BraidClient: Disposable, AutoCloseable, BraidClientInterface
     
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
-     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so.
+     * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
      */
     @Throws(BraidException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -3966,6 +3968,7 @@ public object FfiConverterTypeSocketBinder: FfiConverter<SocketBinder, Long> {
 
 /**
  * Settings of a [`crate::BraidClient`]. Every field but the service type has a default.
+ * `Debug` leaves the token out.
  */
 data class BraidConfig (
     /**
@@ -4007,6 +4010,19 @@ data class BraidConfig (
      * How long the preferred path must look healthy before traffic moves back to it.
      */
     var `failbackAfterMs`: kotlin.ULong = 5000uL 
+    , 
+    /**
+     * The client token for gateways that require one (`braid gateway --token-file`): one of
+     * the gateway's secrets. Only an HMAC of it over each connection's keys goes on the
+     * wire. `connectVia` fails with `Unauthorized` when the gateway wants another.
+     */
+    var `token`: kotlin.String? = null 
+    , 
+    /**
+     * Ask for DSS checksums (RFC 8684): payloads corrupted on a path are detected, at some
+     * CPU cost. Either side asking turns them on.
+     */
+    var `dssChecksum`: kotlin.Boolean = false 
     
 ){
     
@@ -4031,6 +4047,8 @@ public object FfiConverterTypeBraidConfig: FfiConverterRustBuffer<BraidConfig> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4042,7 +4060,9 @@ public object FfiConverterTypeBraidConfig: FfiConverterRustBuffer<BraidConfig> {
             FfiConverterULong.allocationSize(value.`lingerMs`) +
             FfiConverterULong.allocationSize(value.`rttThresholdMs`) +
             FfiConverterULong.allocationSize(value.`rtoThresholdMs`) +
-            FfiConverterULong.allocationSize(value.`failbackAfterMs`)
+            FfiConverterULong.allocationSize(value.`failbackAfterMs`) +
+            FfiConverterOptionalString.allocationSize(value.`token`) +
+            FfiConverterBoolean.allocationSize(value.`dssChecksum`)
     )
 
     override fun write(value: BraidConfig, buf: ByteBuffer) {
@@ -4054,6 +4074,8 @@ public object FfiConverterTypeBraidConfig: FfiConverterRustBuffer<BraidConfig> {
             FfiConverterULong.write(value.`rttThresholdMs`, buf)
             FfiConverterULong.write(value.`rtoThresholdMs`, buf)
             FfiConverterULong.write(value.`failbackAfterMs`, buf)
+            FfiConverterOptionalString.write(value.`token`, buf)
+            FfiConverterBoolean.write(value.`dssChecksum`, buf)
     }
 }
 
@@ -4572,6 +4594,12 @@ sealed class BraidException(message: String): kotlin.Exception(message) {
         class NotAllowed(message: String) : BraidException(message)
         
     /**
+     * The gateway requires a client token and got none, or not one it accepts
+     * (`BraidConfig.token`).
+     */
+        class Unauthorized(message: String) : BraidException(message)
+        
+    /**
      * The gateway reached the target's host, but the target refused the connection.
      */
         class Refused(message: String) : BraidException(message)
@@ -4631,14 +4659,15 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
             5 -> BraidException.Timeout(FfiConverterString.read(buf))
             6 -> BraidException.ConnectFailed(FfiConverterString.read(buf))
             7 -> BraidException.NotAllowed(FfiConverterString.read(buf))
-            8 -> BraidException.Refused(FfiConverterString.read(buf))
-            9 -> BraidException.Unreachable(FfiConverterString.read(buf))
-            10 -> BraidException.Closed(FfiConverterString.read(buf))
-            11 -> BraidException.Cancelled(FfiConverterString.read(buf))
-            12 -> BraidException.Unsupported(FfiConverterString.read(buf))
-            13 -> BraidException.Logging(FfiConverterString.read(buf))
-            14 -> BraidException.Io(FfiConverterString.read(buf))
-            15 -> BraidException.Internal(FfiConverterString.read(buf))
+            8 -> BraidException.Unauthorized(FfiConverterString.read(buf))
+            9 -> BraidException.Refused(FfiConverterString.read(buf))
+            10 -> BraidException.Unreachable(FfiConverterString.read(buf))
+            11 -> BraidException.Closed(FfiConverterString.read(buf))
+            12 -> BraidException.Cancelled(FfiConverterString.read(buf))
+            13 -> BraidException.Unsupported(FfiConverterString.read(buf))
+            14 -> BraidException.Logging(FfiConverterString.read(buf))
+            15 -> BraidException.Io(FfiConverterString.read(buf))
+            16 -> BraidException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -4678,36 +4707,40 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
                 buf.putInt(7)
                 Unit
             }
-            is BraidException.Refused -> {
+            is BraidException.Unauthorized -> {
                 buf.putInt(8)
                 Unit
             }
-            is BraidException.Unreachable -> {
+            is BraidException.Refused -> {
                 buf.putInt(9)
                 Unit
             }
-            is BraidException.Closed -> {
+            is BraidException.Unreachable -> {
                 buf.putInt(10)
                 Unit
             }
-            is BraidException.Cancelled -> {
+            is BraidException.Closed -> {
                 buf.putInt(11)
                 Unit
             }
-            is BraidException.Unsupported -> {
+            is BraidException.Cancelled -> {
                 buf.putInt(12)
                 Unit
             }
-            is BraidException.Logging -> {
+            is BraidException.Unsupported -> {
                 buf.putInt(13)
                 Unit
             }
-            is BraidException.Io -> {
+            is BraidException.Logging -> {
                 buf.putInt(14)
                 Unit
             }
-            is BraidException.Internal -> {
+            is BraidException.Io -> {
                 buf.putInt(15)
+                Unit
+            }
+            is BraidException.Internal -> {
+                buf.putInt(16)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
