@@ -417,6 +417,8 @@ impl Ctx {
             return;
         }
         if permit.is_none() || half_open.is_none() {
+            // Whatever was taken goes back at once: a full gateway must not stay full longer.
+            drop((permit, half_open, source));
             let why = Refusal::new(ErrorCode::ResourceExceeded, "gateway full");
             self.refuse(&mut conn, src, "?", why, start).await;
             return;
