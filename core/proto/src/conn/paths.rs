@@ -423,9 +423,9 @@ impl Connection {
             hmac: None,
         });
         let known = self.paths.remotes.iter().any(|r| r.id == a.addr_id);
-        if !known
-            && !(join_target_allowed(self.remote, addr) && self.paths.remotes.len() < MAX_REMOTES)
-        {
+        let acceptable =
+            join_target_allowed(self.remote, addr) && self.paths.remotes.len() < MAX_REMOTES;
+        if !known && !acceptable {
             // A (possibly malicious) server must not make us connect anywhere: only
             // addresses like its own, and only a few (see docs/ARCHITECTURE.md, "Security").
             self.paths.rejected_add_addr += 1;
