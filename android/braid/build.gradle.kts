@@ -21,6 +21,7 @@ android {
     defaultConfig {
         minSdk = 23
         consumerProguardFiles("consumer-rules.pro")
+        testInstrumentationRunner = "androidx.test.runner.AndroidJUnitRunner"
     }
 
     buildTypes {
@@ -31,6 +32,7 @@ android {
     }
 
     sourceSets["main"].java.srcDir("src/main/kotlin")
+    sourceSets["androidTest"].java.srcDir("src/androidTest/kotlin")
 
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_11
@@ -62,6 +64,10 @@ dependencies {
     implementation("net.java.dev.jna:jna:$jnaVersion@aar")
     // Flow and suspend functions are part of the public API.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-android:$coroutinesVersion")
+
+    // Instrumented tests on an emulator (.github/workflows/android-emulator.yml).
+    androidTestImplementation("androidx.test.ext:junit:1.2.1")
+    androidTestImplementation("androidx.test:runner:1.6.2")
 }
 
 publishing {
