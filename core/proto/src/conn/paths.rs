@@ -422,7 +422,16 @@ impl Connection {
             port: a.port,
             hmac: None,
         });
-        if !self.paths.remotes.iter().any(|r| r.id == a.addr_id) {
+        let known = self.paths.remotes.iter().any(|r| r.id == a.addr_id);
+        let acceptable =
+            join_target_allowed(self.remote, addr) && self.paths.remotes.len() < MAX_REMOTES;
+        if !known && !acceptable {
+            // A (possibly malicious) server must not make us connect anywhere: only
+            // addresses like its own, and only a few (see docs/ARCHITECTURE.md, "Security").
+            self.paths.rejected_add_addr += 1;
+            return;
+        }
+        if !known {
             self.paths.remotes.push(super::paths::RemoteAddr {
                 id: a.addr_id,
                 addr,
@@ -431,20 +440,43 @@ impl Connection {
         }
     }
 
-    /// REMOVE_ADDR from the peer: forget the addresses and close subflows to them.
+    /// REMOVE_ADDR from the peer: forget the addresses, stop sending on the subflows to them
+    /// (their outstanding data goes out elsewhere at once) and probe them; those that do
+    /// not answer within an RTO are closed (RFC 8684 §3.4.2). One that still answers is
+    /// used again: the address is evidently still there.
     pub(crate) fn on_remove_addr(&mut self, now: Instant, ids: &[u8]) {
         self.paths.remotes.retain(|r| !ids.contains(&r.id));
-        let victims: Vec<usize> = self
-            .subflows
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.initial || self.subflows.len() > 1)
-            .filter(|(_, e)| ids.contains(&e.remote_addr_id) && !e.sf.is_closed())
-            .map(|(i, _)| i)
-            .collect();
-        for i in victims.into_iter().rev() {
-            self.subflows[i].sf.abort();
-            self.on_subflow_closed(now, i);
+        let alone = self.subflows.len() <= 1;
+        let mut moved = Vec::new();
+        for e in &mut self.subflows {
+            let target = ids.contains(&e.remote_addr_id) && !(e.initial && alone);
+            if target && !e.sf.is_closed() && e.remove_probe.is_none() {
+                let wait = e.sf.rtt.rto().max(std::time::Duration::from_millis(200));
+                e.remove_probe = Some((now, now + wait));
+                e.sf.probe_now();
+                moved.extend(e.unacked_data(self.data_una));
+            }
+        }
+        if self.subflows.iter().any(|e| e.usable()) {
+            self.queue_reinjection(moved);
+        }
+    }
+
+    /// Closes the subflows whose REMOVE_ADDR probe went unanswered.
+    pub(crate) fn finish_remove_probes(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.subflows.len() {
+            let e = &mut self.subflows[i];
+            if let Some((sent, deadline)) = e.remove_probe {
+                if e.sf.last_received > sent {
+                    e.remove_probe = None;
+                } else if deadline <= now {
+                    e.remove_probe = None;
+                    e.sf.abort();
+                    self.on_subflow_closed(now, i);
+                }
+            }
+            i += 1;
         }
     }
 
@@ -454,7 +486,107 @@ impl Connection {
     }
 
     /// Withdraws an announced address (REMOVE_ADDR).
+    /// Our subflows on that address are reset too: the peer checks a REMOVE_ADDR by probing
+    /// the subflows it names, and keeps any that still answers.
     pub fn withdraw_address(&mut self, addr: SocketAddr) {
         self.paths.withdraw(addr);
+        let now = self.last_input;
+        let mut i = 0;
+        while i < self.subflows.len() {
+            let e = &mut self.subflows[i];
+            if e.sf.local == addr && !e.sf.is_closed() {
+                e.sf.abort();
+                self.on_subflow_closed(now, i);
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Most addresses a peer may announce to one connection.
+const MAX_REMOTES: usize = 8;
+
+/// Whether we may open a subflow to `target`, announced by the peer at `server`: not
+/// loopback, unspecified, multicast or broadcast, not port 0, and of the same family and
+/// scope (global, private, link-local, loopback) as the address we reached the peer on.
+pub(crate) fn join_target_allowed(server: SocketAddr, target: SocketAddr) -> bool {
+    use std::net::IpAddr;
+    #[derive(PartialEq)]
+    enum Scope {
+        Loopback,
+        LinkLocal,
+        Private,
+        Global,
+        Never,
+    }
+    fn scope(ip: IpAddr) -> Scope {
+        match ip {
+            IpAddr::V4(v) => {
+                let o = v.octets();
+                if v.is_unspecified() || v.is_multicast() || v.is_broadcast() {
+                    Scope::Never
+                } else if v.is_loopback() {
+                    Scope::Loopback
+                } else if v.is_link_local() {
+                    Scope::LinkLocal
+                } else if v.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
+                    Scope::Private
+                } else {
+                    Scope::Global
+                }
+            }
+            IpAddr::V6(v) => {
+                let seg0 = v.segments()[0];
+                if v.is_unspecified() || v.is_multicast() {
+                    Scope::Never
+                } else if v.is_loopback() {
+                    Scope::Loopback
+                } else if seg0 & 0xffc0 == 0xfe80 {
+                    Scope::LinkLocal
+                } else if seg0 & 0xfe00 == 0xfc00 {
+                    Scope::Private
+                } else {
+                    Scope::Global
+                }
+            }
+        }
+    }
+    let (s, t) = (scope(server.ip()), scope(target.ip()));
+    target.port() != 0 && server.is_ipv4() == target.is_ipv4() && t != Scope::Never && s == t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_target_allowed;
+
+    #[test]
+    fn announced_addresses_must_look_like_the_servers() {
+        let ok = |s: &str, t: &str| join_target_allowed(s.parse().unwrap(), t.parse().unwrap());
+        assert!(ok("203.0.113.5:443", "198.51.100.7:443"));
+        assert!(ok("203.0.113.5:443", "198.51.100.7:8443"));
+        assert!(
+            !ok("203.0.113.5:443", "127.0.0.1:22"),
+            "loopback from a public server"
+        );
+        assert!(
+            !ok("203.0.113.5:443", "10.0.0.1:443"),
+            "private from a public server"
+        );
+        assert!(!ok("203.0.113.5:443", "169.254.1.1:443"));
+        assert!(!ok("203.0.113.5:443", "100.64.0.1:443"), "CGNAT space");
+        assert!(!ok("203.0.113.5:443", "224.0.0.1:443"));
+        assert!(!ok("203.0.113.5:443", "0.0.0.0:443"));
+        assert!(!ok("203.0.113.5:443", "198.51.100.7:0"));
+        assert!(!ok("203.0.113.5:443", "[2001:db8::1]:443"), "other family");
+        assert!(
+            ok("10.0.0.1:443", "10.0.0.2:443"),
+            "a private server may name its neighbours"
+        );
+        assert!(ok("127.0.0.1:7000", "127.0.0.2:7001"));
+        assert!(!ok("10.0.0.1:443", "127.0.0.1:443"));
+        assert!(ok("[2001:db8::1]:443", "[2001:db8::2]:443"));
+        assert!(!ok("[2001:db8::1]:443", "[fe80::1]:443"));
+        assert!(!ok("[2001:db8::1]:443", "[::1]:443"));
+        assert!(!ok("[2001:db8::1]:443", "[ff02::1]:443"));
     }
 }
