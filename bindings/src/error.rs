@@ -74,7 +74,9 @@ impl From<braid::Error> for BraidError {
             // The raw carrier (Linux servers and test boxes) is not for apps.
             E::FirewallRuleMissing { .. } => BraidError::Io(msg),
             E::ConnectTimeout { .. } | E::ConvertTimeout { .. } => BraidError::Timeout(msg),
-            E::TokenRequired { .. } | E::TokenRejected { .. } => BraidError::Unauthorized(msg),
+            E::TokenRequired { .. } | E::TokenRejected { .. } | E::TokenUnusable { .. } => {
+                BraidError::Unauthorized(msg)
+            }
             E::TokenFile { .. } => BraidError::InvalidArgument(msg),
             E::ConnectFailed { .. } | E::Listen { .. } => BraidError::ConnectFailed(msg),
             E::NotAllowed { .. } => BraidError::NotAllowed(msg),

@@ -380,9 +380,7 @@ impl Client {
             None => None,
             Some(secret) => {
                 let Some((client_key, server_key)) = conn.mptcp_keys() else {
-                    return Err(Error::Unsupported(
-                        "a client token on a plain TCP connection (the path strips MPTCP)",
-                    ));
+                    return Err(Error::TokenUnusable { gateway });
                 };
                 Some(convert::token_mac(secret, client_key, server_key))
             }

@@ -61,6 +61,11 @@ pub enum Error {
     /// The gateway did not accept the client token (wrong secret).
     #[error("the gateway {gateway} refused the client token")]
     TokenRejected { gateway: SocketAddr },
+    /// The connection fell back to plain TCP, which has no MPTCP keys to bind a token to.
+    #[error(
+        "the connection to the gateway {gateway} fell back to plain TCP (something on the path strips MPTCP options): a client token cannot be sent over it"
+    )]
+    TokenUnusable { gateway: SocketAddr },
     /// The gateway accepted the connection but never answered the Convert message.
     #[error("the gateway {gateway} did not answer the Convert request within {after:?}")]
     ConvertTimeout {
