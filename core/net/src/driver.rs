@@ -634,6 +634,12 @@ impl Driver {
         };
         let (local, remote) = b.key;
         let reason = v.reason();
+        if v.whole_local {
+            log::warn!(
+                "{local}: GSO off towards every peer: several paths from this address lost their \
+                 batched datagrams"
+            );
+        }
         log::warn!(
             "{local} -> {remote}: GSO off for this path: {reason}; something on the path (a NAT \
              on this host with a device lacking checksum offload, or a middlebox) spoils batched \

@@ -31,6 +31,10 @@ const WINDOW: u64 = 8192;
 const MAX_TRACKED: usize = 8192;
 /// A flow nobody sent on for this long is forgotten.
 const IDLE: Duration = Duration::from_secs(120);
+/// Flows from one local address that lost their batches before every new flow from that
+/// address starts without GSO (a gateway behind a NAT would otherwise pay the losses that
+/// teach the guard once per client).
+const LOCAL_VERDICTS: u32 = 3;
 
 /// Sent and lost datagrams of one class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +58,8 @@ impl Count {
 pub(crate) struct Verdict {
     pub batched: Count,
     pub single: Count,
+    /// This verdict made every flow from the same local address go unbatched.
+    pub whole_local: bool,
 }
 
 impl Verdict {
@@ -79,13 +85,19 @@ struct Flow {
 #[derive(Debug, Default)]
 pub(crate) struct GsoGuard {
     flows: HashMap<(SocketAddr, SocketAddr), Flow>,
+    /// Verdicts per local address; at `LOCAL_VERDICTS` the address sends unbatched.
+    locals: HashMap<SocketAddr, u32>,
     last_sweep: Option<Instant>,
 }
 
 impl GsoGuard {
     /// True when the flow must be sent one datagram at a time.
     pub(crate) fn is_off(&self, key: &(SocketAddr, SocketAddr)) -> bool {
-        self.flows.get(key).is_some_and(|f| f.off)
+        self.local_off(&key.0) || self.flows.get(key).is_some_and(|f| f.off)
+    }
+
+    fn local_off(&self, local: &SocketAddr) -> bool {
+        self.locals.get(local).is_some_and(|n| *n >= LOCAL_VERDICTS)
     }
 
     /// Records one sent TCP-in-UDP datagram. Returns the verdict when this send made the
@@ -98,6 +110,9 @@ impl GsoGuard {
         batched: bool,
     ) -> Option<Verdict> {
         let seq = data_seq(datagram)?;
+        if self.local_off(&key.0) {
+            return None;
+        }
         self.sweep(now);
         let flow = self.flows.entry(key).or_insert_with(|| Flow {
             seqs: HashMap::new(),
@@ -139,9 +154,12 @@ impl GsoGuard {
         if broken {
             flow.off = true;
             flow.seqs = HashMap::new();
+            let n = self.locals.entry(key.0).or_insert(0);
+            *n += 1;
             return Some(Verdict {
                 batched: b,
                 single: s,
+                whole_local: *n == LOCAL_VERDICTS,
             });
         }
         None
@@ -287,6 +305,34 @@ mod tests {
             );
         }
         assert!(!g.is_off(&key()));
+    }
+
+    /// After a few flows from one local address lost their batches, new flows from it start
+    /// unbatched; other local addresses are not affected.
+    #[test]
+    fn repeated_verdicts_turn_gso_off_for_the_local_address() {
+        let mut g = GsoGuard::default();
+        let now = Instant::now();
+        let local: SocketAddr = "10.0.0.2:7001".parse().unwrap();
+        let mut whole = Vec::new();
+        for peer in 0..LOCAL_VERDICTS {
+            let key = (local, SocketAddr::from(([10, 0, 1, peer as u8], 5000)));
+            assert!(!g.is_off(&key));
+            let mut v = None;
+            for i in 0..100u32 {
+                // Every batched datagram sent twice (lost once), singles fine.
+                g.on_sent(now, key, &seg(i * 2800, 1400), false);
+                v = v.or(g.on_sent(now, key, &seg(i * 2800 + 1400, 1400), true));
+                v = v.or(g.on_sent(now, key, &seg(i * 2800 + 1400, 1400), true));
+            }
+            whole.push(v.expect("verdict").whole_local);
+        }
+        assert_eq!(whole.last(), Some(&true));
+        assert!(whole[..whole.len() - 1].iter().all(|w| !w));
+        let fresh = (local, "10.0.2.1:6000".parse().unwrap());
+        assert!(g.is_off(&fresh));
+        let other = ("10.0.9.2:7001".parse().unwrap(), fresh.1);
+        assert!(!g.is_off(&other));
     }
 
     #[test]
