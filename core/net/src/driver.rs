@@ -618,7 +618,8 @@ impl Driver {
     /// datagrams get through, the flow is sent unbatched from now on, which is logged and
     /// reported to the connection.
     fn watch_gso(st: &mut State, b: &Batch) {
-        if !st.gso {
+        // Nothing to learn where batches are not sent (GSO off, unsupported, or given up).
+        if Self::max_segments(st, &b.key) <= 1 {
             return;
         }
         let now = Instant::now();
