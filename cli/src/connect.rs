@@ -118,7 +118,8 @@ pub fn build_client_with(
         .policy(opts.policy())
         .carrier(opts.carrier.into())
         .connect_timeout(opts.connect_timeout)
-        .dss_checksum(opts.dss_checksum);
+        .dss_checksum(opts.dss_checksum)
+        .gso(!opts.no_gso);
     for (_, i) in &ifaces {
         b = b.interface(i.clone());
     }

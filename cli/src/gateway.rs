@@ -50,6 +50,12 @@ pub struct GatewayArgs {
     /// at some CPU cost.
     #[arg(long)]
     pub dss_checksum: bool,
+    /// Send one datagram per system call instead of GSO batches (UDP_SEGMENT). The gateway
+    /// turns GSO off by itself towards a client whose batches keep getting lost; this turns it
+    /// off from the start (behind a DNAT on this host whose devices lack checksum offload:
+    /// kube-proxy, nftables, IPVS).
+    #[arg(long)]
+    pub no_gso: bool,
 }
 
 pub async fn run(a: GatewayArgs) -> Result<i32> {
@@ -87,6 +93,7 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
         handshake_timeout: a.convert_timeout,
         idle_timeout: a.idle_timeout,
         dss_checksum: a.dss_checksum,
+        gso: !a.no_gso,
         ..GatewayConfig::default()
     };
     let bound = cfg.memory_bound();
@@ -129,7 +136,9 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
             r.map_err(|e| Failure::new(format!("cannot wait for Ctrl-C: {e}")))?;
             use std::sync::atomic::Ordering::Relaxed;
             log::info!(
-                "stopping: {} connections accepted, {} relayed, {} refused ({} without a token, {} with a wrong one, {} over the per-source limit, {} Convert timeouts), {} idle resets; up {} B, down {} B",
+                "stopping: {} connections accepted, {} relayed, {} refused ({} without a token, \
+                 {} with a wrong one, {} over the per-source limit, {} Convert timeouts), {} idle \
+                 resets; up {} B, down {} B; GSO fell back on {}",
                 stats.accepted.load(Relaxed),
                 stats.relayed.load(Relaxed),
                 stats.refused.load(Relaxed),
@@ -140,6 +149,7 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
                 stats.idle_timeouts.load(Relaxed),
                 stats.bytes_up.load(Relaxed),
                 stats.bytes_down.load(Relaxed),
+                stats.gso_fallbacks.load(Relaxed),
             );
             Ok(0)
         }

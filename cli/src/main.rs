@@ -128,6 +128,11 @@ pub struct ClientOpts {
     /// Either side asking turns them on.
     #[arg(long)]
     pub dss_checksum: bool,
+    /// Send one datagram per system call instead of GSO batches (UDP_SEGMENT). Braid turns
+    /// GSO off by itself on a path whose batches keep getting lost; this turns it off from the
+    /// start, e.g. behind a local NAT on a device without checksum offload.
+    #[arg(long)]
+    pub no_gso: bool,
 }
 
 impl ClientOpts {

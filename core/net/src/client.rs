@@ -50,6 +50,7 @@ pub struct ClientBuilder {
     raw: RawConfig,
     token: Option<Arc<[u8]>>,
     convert_timeout: Duration,
+    gso: bool,
 }
 
 impl Default for ClientBuilder {
@@ -66,6 +67,7 @@ impl Default for ClientBuilder {
             raw: RawConfig::default(),
             token: None,
             convert_timeout: Duration::from_secs(10),
+            gso: true,
         }
     }
 }
@@ -124,6 +126,15 @@ impl ClientBuilder {
     /// OS socket buffers asked for each UDP socket.
     pub fn socket_buffer(mut self, bytes: usize) -> Self {
         self.socket_buffer = bytes;
+        self
+    }
+
+    /// Send runs of datagrams as GSO batches (UDP_SEGMENT; on by default). `false` sends
+    /// one datagram per call on every path. Even when on, a path whose batches keep getting
+    /// lost while single datagrams arrive falls back by itself
+    /// ([`crate::ConnectionEvent::GsoDisabled`]).
+    pub fn gso(mut self, on: bool) -> Self {
+        self.gso = on;
         self
     }
 
@@ -204,6 +215,7 @@ impl ClientBuilder {
             Box::new(SystemRandom::new()),
         );
         let shared = Shared::new(ep, self.linger, 0);
+        shared.lock().gso = self.gso;
         let endpoint = EndpointRef::spawn(shared);
         let mut ifaces = if self.interfaces.is_empty() {
             vec![Interface::default()]

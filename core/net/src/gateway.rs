@@ -16,6 +16,7 @@ use crate::access::{PerSource, Source, SourceLog, SourceSlot};
 use crate::connection::Connection;
 use crate::convert::{self, ErrorCode};
 use crate::error::{Error, Result};
+use crate::event::ConnectionEvent;
 use crate::server::{Server, ServerConfig};
 use std::io;
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ pub struct GatewayConfig {
     /// Ask clients for DSS checksums (RFC 8684 §3.3.1): data corrupted between the paths'
     /// ends (a middlebox rewriting payloads) is detected, at some CPU cost.
     pub dss_checksum: bool,
+    /// GSO batches towards clients (see [`ServerConfig::gso`]); `--no-gso` turns them off.
+    pub gso: bool,
 }
 
 impl Default for GatewayConfig {
@@ -88,6 +91,7 @@ impl Default for GatewayConfig {
             relay_buffer: 64 * 1024,
             connection_buffer: 1 << 20,
             dss_checksum: false,
+            gso: true,
         }
     }
 }
@@ -139,6 +143,9 @@ pub struct GatewayStats {
     pub convert_timeouts: AtomicU64,
     /// Relayed connections reset because the client went silent.
     pub idle_timeouts: AtomicU64,
+    /// Relayed connections on which a path stopped using GSO batches because they kept
+    /// getting lost ([`crate::ConnectionEvent::GsoDisabled`]).
+    pub gso_fallbacks: AtomicU64,
 }
 
 /// A Braid-to-TCP gateway.
@@ -177,6 +184,7 @@ impl Gateway {
             max_connections: cfg.max_connections + cfg.max_half_open,
             max_half_open: cfg.max_half_open,
             backlog: cfg.max_half_open.max(16),
+            gso: cfg.gso,
             ..ServerConfig::default()
         }
         .with_buffers(cfg.connection_buffer);
@@ -503,6 +511,7 @@ impl Ctx {
         self.stats.relayed.fetch_add(1, Ordering::Relaxed);
         let up = AtomicU64::new(0);
         let down = AtomicU64::new(0);
+        let mut events = conn.events();
         let ending = relay(
             conn,
             tcp,
@@ -513,6 +522,14 @@ impl Ctx {
         )
         .await;
         drop(permit);
+        let mut gso = String::new();
+        while let Some(e) = events.try_recv() {
+            if let ConnectionEvent::GsoDisabled { reason, .. } = e {
+                self.stats.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
+                gso = format!("; GSO off ({reason})");
+                break;
+            }
+        }
         let (u, d) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
         self.stats.bytes_up.fetch_add(u, Ordering::Relaxed);
         self.stats.bytes_down.fetch_add(d, Ordering::Relaxed);
@@ -526,7 +543,7 @@ impl Ctx {
             }
         };
         log::info!(
-            "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s",
+            "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s{gso}",
             start.elapsed().as_secs_f64()
         );
     }
