@@ -1,5 +1,7 @@
 // Interface events from NWPathMonitor, with the interface indexes Braid binds sockets to.
+// Apple platforms only: elsewhere (the Linux CI) the rest of the layer builds without it.
 
+#if canImport(Network)
 import BraidFFI
 import Foundation
 import Network
@@ -14,6 +16,8 @@ import Network
 /// ```swift
 /// let client = try await BraidClient.withNetworkMonitor()   // does all of this for you
 /// ```
+// @unchecked: every mutable property is touched only on `queue` (a serial queue), which is
+// what makes sharing it between threads safe.
 public final class BraidNetworkMonitor: @unchecked Sendable {
     /// Preferred first: the order interfaces are given to the client in.
     static let watched: [NWInterface.InterfaceType] = [.wifi, .wiredEthernet, .cellular]
@@ -136,3 +140,20 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
         }
     }
 }
+
+extension BraidClient {
+    /// A client whose interfaces come from a `BraidNetworkMonitor`, which keeps telling it
+    /// about interfaces that come and go for as long as the client lives.
+    public static func withNetworkMonitor(config: BraidConfig = .defaults()) async throws -> BraidClient {
+        let monitor = BraidNetworkMonitor()
+        var config = config
+        let now = await monitor.start()
+        if config.interfaces.isEmpty {
+            config.interfaces = now
+        }
+        let client = BraidClient(ffi: try BraidFFI.BraidClient(config: config, binder: nil), companion: monitor)
+        monitor.attach(to: client)
+        return client
+    }
+}
+#endif
