@@ -20,7 +20,8 @@ import Network
 // what makes sharing it between threads safe.
 public final class BraidNetworkMonitor: @unchecked Sendable {
     /// Preferred first: the order interfaces are given to the client in.
-    static let watched: [NWInterface.InterfaceType] = [.wifi, .wiredEthernet, .cellular]
+    /// Computed, not stored: a stored static needs a Sendable type in Swift 6 mode.
+    static var watched: [NWInterface.InterfaceType] { [.wifi, .wiredEthernet, .cellular] }
 
     private let queue = DispatchQueue(label: "org.braid.network-monitor")
     // Everything below is touched on `queue` only.
@@ -84,10 +85,12 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
     private func startMonitors() {
         for (i, type) in Self.watched.enumerated() {
             let m = NWPathMonitor(requiredInterfaceType: type)
+            // Captures the index only (Int is Sendable; the handler is @Sendable in Swift 6).
             m.pathUpdateHandler = { [weak self] path in
                 guard let self else { return }
+                let wanted = Self.watched[i]
                 let ifaces = path.status == .satisfied
-                    ? path.availableInterfaces.filter { $0.type == type }
+                    ? path.availableInterfaces.filter { $0.type == wanted }
                     : []
                 self.usable[i] = ifaces.map(Self.describe)
                 self.firstUpdates.insert(i)
