@@ -76,6 +76,12 @@ pub fn run(args: &[String]) -> Result {
                 t.elapsed().as_secs_f64()
             );
         }
+        let t = Instant::now();
+        toolchain.consumer()?;
+        eprintln!(
+            "test-swift: a package depending on this one by path built and ran in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         Ok(())
     })();
     drop(mounts);
@@ -133,6 +139,16 @@ impl Toolchain {
 
     /// `swift <args>` on the package, in language mode `mode`.
     fn swift(&self, args: &[&str], mode: &str) -> Result {
+        let package = match self {
+            Toolchain::Host { .. } => sh::root(),
+            Toolchain::Root(_) => Path::new("/").join(WORKSPACE_IN_ROOT),
+        };
+        self.swift_in(args, mode, &package, &format!("swift{mode}"))
+    }
+
+    /// `swift <args>` on the package at `package` (as the toolchain sees it), with SwiftPM's
+    /// build directory `scratch` (kept between runs).
+    fn swift_in(&self, args: &[&str], mode: &str, package: &Path, scratch: &str) -> Result {
         let lib = self.lib_dir_seen();
         let mut swift_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         swift_args.extend(
@@ -149,23 +165,18 @@ impl Toolchain {
         );
         swift_args.push(lib.display().to_string());
         match self {
-            Toolchain::Host { .. } => {
-                let scratch = target_dir().join(format!("swift-build/swift{mode}"));
-                sh::run(
-                    Command::new("timeout")
-                        .args(TIMEOUT)
-                        .arg("swift")
-                        .args(&swift_args)
-                        .arg("--scratch-path")
-                        .arg(scratch)
-                        .current_dir(sh::root())
-                        .env("LD_LIBRARY_PATH", &lib),
-                )
-            }
+            Toolchain::Host { .. } => sh::run(
+                Command::new("timeout")
+                    .args(TIMEOUT)
+                    .arg("swift")
+                    .args(&swift_args)
+                    .arg("--scratch-path")
+                    .arg(target_dir().join("swift-build").join(scratch))
+                    .arg("--package-path")
+                    .arg(package)
+                    .env("LD_LIBRARY_PATH", &lib),
+            ),
             Toolchain::Root(r) => {
-                let scratch = Path::new("/")
-                    .join(SCRATCH_IN_ROOT)
-                    .join(format!("swift{mode}"));
                 let mut c = Command::new("chroot");
                 c.arg(r)
                     .args(["/usr/bin/env", "-i"])
@@ -178,13 +189,62 @@ impl Toolchain {
                     .arg("swift")
                     .args(&swift_args)
                     .arg("--scratch-path")
-                    .arg(scratch)
+                    .arg(Path::new("/").join(SCRATCH_IN_ROOT).join(scratch))
                     .arg("--package-path")
-                    .arg(Path::new("/").join(WORKSPACE_IN_ROOT));
+                    .arg(package);
                 sh::run(&mut c)
             }
         }
     }
+
+    /// An app's package that depends on this one by path (`.package(path:)`) and uses the
+    /// `Braid` product: it must resolve, build and run.
+    fn consumer(&self) -> Result {
+        let (dir, seen, braid) = match self {
+            Toolchain::Host { .. } => {
+                let d = target_dir().join("swift-consumer");
+                (d.clone(), d, sh::root())
+            }
+            Toolchain::Root(r) => (
+                r.join(SCRATCH_IN_ROOT).join("consumer"),
+                Path::new("/").join(SCRATCH_IN_ROOT).join("consumer"),
+                Path::new("/").join(WORKSPACE_IN_ROOT),
+            ),
+        };
+        // SwiftPM names a path dependency after its directory.
+        let identity = braid
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .ok_or("the workspace path has no name")?;
+        let manifest = format!(
+            "// swift-tools-version:5.10\n\
+             import PackageDescription\n\
+             let package = Package(\n\
+             \x20   name: \"BraidConsumer\",\n\
+             \x20   dependencies: [.package(path: \"{}\")],\n\
+             \x20   targets: [.executableTarget(name: \"BraidConsumer\", \
+             dependencies: [.product(name: \"Braid\", package: \"{identity}\")])]\n\
+             )\n",
+            braid.display()
+        );
+        let main = "import Braid\n\
+                    // What an app does first: make a client (its interfaces follow the default route).\n\
+                    let client = try BraidClient(config: .defaults(.handover))\n\
+                    print(\"consumer: Braid \\(BraidLog.version), \\(client.interfaces.count) interface(s)\")\n";
+        write_if_changed(&dir.join("Package.swift"), &manifest)?;
+        write_if_changed(&dir.join("Sources/BraidConsumer/main.swift"), main)?;
+        self.swift_in(&["run"], "6", &seen, "consumer")
+    }
+}
+
+fn write_if_changed(p: &Path, content: &str) -> Result {
+    if fs::read_to_string(p).ok().as_deref() == Some(content) {
+        return Ok(());
+    }
+    if let Some(d) = p.parent() {
+        mkdir(d)?;
+    }
+    fs::write(p, content).map_err(|e| format!("cannot write {}: {e}", p.display()))
 }
 
 fn in_ci() -> bool {
