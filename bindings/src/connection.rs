@@ -175,13 +175,13 @@ impl BraidConnection {
 
     /// Finishes the sending side (the peer reads end of stream); reading goes on.
     pub fn finish(&self) -> Result<(), BraidError> {
-        match lock(&self.conn).as_ref() {
+        crate::guard("finish", || match lock(&self.conn).as_ref() {
             Some(c) => {
                 c.finish();
                 Ok(())
             }
             None => Err(closed_error()),
-        }
+        })
     }
 
     /// Closes the connection gracefully: what was written is still delivered in the
@@ -262,13 +262,15 @@ impl BraidConnection {
     /// Changes how the connection uses its paths, live (the other settings of the client's
     /// config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
     pub fn set_service_type(&self, service_type: ServiceType) -> Result<(), BraidError> {
-        let g = lock(&self.conn);
-        let c = g.as_ref().ok_or_else(closed_error)?;
-        let mut p = lock(&self.policy);
-        p.service = service_type.into();
-        let _rt = runtime().enter();
-        c.set_policy(p.clone());
-        Ok(())
+        crate::guard("set_service_type", || {
+            let g = lock(&self.conn);
+            let c = g.as_ref().ok_or_else(closed_error)?;
+            let mut p = lock(&self.policy);
+            p.service = service_type.into();
+            let _rt = runtime().enter();
+            c.set_policy(p.clone());
+            Ok(())
+        })
     }
 
     /// A stream of this connection's events, pulled with `next()`. The first stream (or
@@ -289,10 +291,13 @@ impl BraidConnection {
         let task = runtime().spawn(async move {
             let Some(mut events) = events else { return };
             while let Some(e) = events.recv().await {
+                let Some(e) = BraidEvent::from_runtime(e) else {
+                    continue;
+                };
                 let l = listener.clone();
                 let g = g.clone();
                 // A slow listener must not hold up a runtime worker.
-                let r = tokio::task::spawn_blocking(move || g.call(|| l.on_event(e.into()))).await;
+                let r = tokio::task::spawn_blocking(move || g.call(|| l.on_event(e))).await;
                 match r {
                     Ok(Some(Err(e))) => log::warn!("event listener failed: {e}"),
                     Err(e) => log::warn!("event listener failed: {e}"),
@@ -337,20 +342,22 @@ impl BraidEventStream {
             let Some(events) = g.as_mut() else {
                 return Ok(None);
             };
-            let e = tokio::select! {
-                e = events.recv() => e,
-                _ = closed.wait_for(|c| *c) => None,
-            };
-            match e {
-                Some(e @ braid::ConnectionEvent::Closed(_)) => {
-                    // Nothing follows a close: let the next call end the stream at once.
+            loop {
+                let e = tokio::select! {
+                    e = events.recv() => e,
+                    _ = closed.wait_for(|c| *c) => None,
+                };
+                let Some(e) = e else {
                     *g = None;
-                    Ok(Some(e.into()))
-                }
-                Some(e) => Ok(Some(e.into())),
-                None => {
-                    *g = None;
-                    Ok(None)
+                    return Ok(None);
+                };
+                // Nothing follows a close: let the next call end the stream at once.
+                let last = matches!(e, braid::ConnectionEvent::Closed(_));
+                if let Some(e) = BraidEvent::from_runtime(e) {
+                    if last {
+                        *g = None;
+                    }
+                    return Ok(Some(e));
                 }
             }
         })

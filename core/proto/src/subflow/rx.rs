@@ -167,6 +167,7 @@ impl Subflow {
     fn note_alive(&mut self, now: Instant) {
         self.last_received = now;
         self.keepalives_unanswered = 0;
+        self.probe_sent_at = None;
         if self.state != State::Closed {
             self.arm_keepalive(now);
         }
@@ -438,7 +439,7 @@ impl Subflow {
                 self.ack_now = true;
             }
         } else {
-            let touches = self.rcv_ooo.range_containing(range.start - 1).is_some()
+            let touches = self.rcv_ooo.range_containing(range.start.saturating_sub(1)).is_some()
                 || self.rcv_ooo.range_containing(range.end).is_some();
             if self.rcv_ooo.len() >= MAX_OOO_RANGES && !touches {
                 // Only a peer that scatters tiny pieces gets here: not recording this one
@@ -593,8 +594,10 @@ impl Subflow {
         self.keepalive_due = true;
         self.keepalives_unanswered += 1;
         let idle = self.cfg.keepalive.unwrap_or(Duration::from_secs(25));
-        // Probes after the first come faster: a quarter of the idle time.
-        self.timers.keepalive = Some(now + idle / 4);
+        // Probes after the first come faster: a quarter of the idle time, or two RTOs if
+        // that is sooner (a dead peer is then noticed seconds after the first probe).
+        let again = (idle / 4).min((self.rtt.rto() * 2).max(Duration::from_secs(1)));
+        self.timers.keepalive = Some(now + again);
     }
 
     fn retransmit_syn_now(&mut self) {
