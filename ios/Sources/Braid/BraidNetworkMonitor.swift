@@ -131,7 +131,7 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
                     : []
                 self.usable[i] = ifaces.map {
                     Seen(iface: Self.describe($0), addresses: Self.addresses(of: $0.name),
-                         expensive: path.isExpensive || type == .cellular,
+                         expensive: path.isExpensive || wanted == .cellular,
                          constrained: path.isConstrained)
                 }
                 self.firstUpdates.insert(i)
@@ -219,7 +219,8 @@ extension BraidClient {
     /// A client whose interfaces come from a `BraidNetworkMonitor`, which keeps telling it
     /// about interfaces that come and go for as long as the client lives.
     public static func withNetworkMonitor(config: BraidConfig = .defaults()) async throws -> BraidClient {
-        let monitor = BraidNetworkMonitor()
+        // The app's cellular switch also keeps expensive interfaces from being reported.
+        let monitor = BraidNetworkMonitor(allowExpensive: config.cellular.allowed)
         var config = config
         let now = await monitor.start()
         if config.interfaces.isEmpty {
