@@ -22,6 +22,7 @@ pub fn run(args: &[String]) -> Result {
     // `cargo xtask fuzz --seconds N`).
     crate::fuzz::run(&["--seconds".into(), "20".into()])?;
     crate::foreign::run(&[])?;
+    crate::swift::run(&[])?;
     eprintln!("\nxtask ci: all green");
     Ok(())
 }
