@@ -133,11 +133,37 @@ impl Direction {
     }
 }
 
+/// Which way a datagram crosses the emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// From a client towards the upstream.
+    Up,
+    /// From the upstream back to a client.
+    Down,
+}
+
+/// Sees every datagram as it enters the emulator: its direction, the client flow it belongs
+/// to and its bytes (for tests that play an observer on the path).
+pub type Tap = Arc<dyn Fn(Way, SocketAddr, &[u8]) + Send + Sync>;
+
+/// Client flows (by client address) and their upstream sockets.
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+
+/// What the client-side task shares with the emulator handle.
+struct Sides {
+    flows: Flows,
+    tap: Arc<Mutex<Option<Tap>>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
 /// A running path emulator. Dropping it stops it.
 pub struct PathEmulator {
     local: SocketAddr,
+    listen: Arc<UdpSocket>,
     up: Arc<Direction>,
     down: Arc<Direction>,
+    flows: Flows,
+    tap: Arc<Mutex<Option<Tap>>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -156,22 +182,31 @@ impl PathEmulator {
         let up = Arc::new(Direction::new(up, seed));
         let down = Arc::new(Direction::new(down, seed ^ 0x5a5a));
         let tasks = Arc::new(Mutex::new(Vec::new()));
+        let flows: Flows = Arc::new(Mutex::new(HashMap::new()));
+        let tap: Arc<Mutex<Option<Tap>>> = Arc::new(Mutex::new(None));
         let t = vec![
             tokio::spawn(up.clone().deliver(sock.clone())),
             tokio::spawn(down.clone().deliver(sock.clone())),
             tokio::spawn(Self::client_side(
-                sock,
+                sock.clone(),
                 upstream,
                 up.clone(),
                 down.clone(),
-                tasks.clone(),
+                Sides {
+                    flows: flows.clone(),
+                    tap: tap.clone(),
+                    tasks: tasks.clone(),
+                },
             )),
         ];
         lock(&tasks).extend(t);
         Ok(PathEmulator {
             local,
+            listen: sock,
             up,
             down,
+            flows,
+            tap,
             tasks,
         })
     }
@@ -181,9 +216,9 @@ impl PathEmulator {
         upstream: SocketAddr,
         up: Arc<Direction>,
         down: Arc<Direction>,
-        tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+        sides: Sides,
     ) {
-        let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let Sides { flows, tap, tasks } = sides;
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, from) = match sock.recv_from(&mut buf).await {
@@ -193,7 +228,8 @@ impl PathEmulator {
                     continue;
                 }
             };
-            let flow = match flows.get(&from) {
+            let known = lock(&flows).get(&from).cloned();
+            let flow = match known {
                 Some(f) => f.clone(),
                 None => {
                     let bind: SocketAddr = if upstream.is_ipv4() {
@@ -213,21 +249,41 @@ impl PathEmulator {
                         continue;
                     }
                     let f = Arc::new(f);
-                    flows.insert(from, f.clone());
-                    let reader = tokio::spawn(Self::upstream_side(f.clone(), from, down.clone()));
+                    lock(&flows).insert(from, f.clone());
+                    let reader = tokio::spawn(Self::upstream_side(
+                        f.clone(),
+                        from,
+                        down.clone(),
+                        tap.clone(),
+                    ));
                     lock(&tasks).push(reader);
                     f
                 }
             };
+            let t = lock(&tap).clone();
+            if let Some(t) = t {
+                t(Way::Up, from, &buf[..n]);
+            }
             up.offer(Dest::Up(flow), buf[..n].to_vec());
         }
     }
 
-    async fn upstream_side(sock: Arc<UdpSocket>, client: SocketAddr, down: Arc<Direction>) {
+    async fn upstream_side(
+        sock: Arc<UdpSocket>,
+        client: SocketAddr,
+        down: Arc<Direction>,
+        tap: Arc<Mutex<Option<Tap>>>,
+    ) {
         let mut buf = vec![0u8; 65536];
         loop {
             match sock.recv(&mut buf).await {
-                Ok(n) => down.offer(Dest::Down(client), buf[..n].to_vec()),
+                Ok(n) => {
+                    let t = lock(&tap).clone();
+                    if let Some(t) = t {
+                        t(Way::Down, client, &buf[..n]);
+                    }
+                    down.offer(Dest::Down(client), buf[..n].to_vec())
+                }
                 // ICMP port unreachable from a closed upstream port: keep going.
                 Err(e) => log::debug!("emulator: upstream receive: {e}"),
             }
@@ -258,6 +314,31 @@ impl PathEmulator {
     pub fn set_config(&self, up: LinkConfig, down: LinkConfig) {
         lock(&self.up.link).0.set_config(up);
         lock(&self.down.link).0.set_config(down);
+    }
+
+    /// Client addresses seen so far (one flow each, with its own upstream socket).
+    pub fn clients(&self) -> Vec<SocketAddr> {
+        lock(&self.flows).keys().copied().collect()
+    }
+
+    /// Sends `data` upstream from `client`'s flow socket, at once and past the link model:
+    /// the upstream sees it coming from that client's 4-tuple (an attacker on the path).
+    pub fn inject_up(&self, client: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let flow = lock(&self.flows).get(&client).cloned().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no flow from {client}"))
+        })?;
+        flow.try_send(data).map(drop)
+    }
+
+    /// Sends `data` to `client` from the emulator's address, at once and past the link
+    /// model: the client sees it coming from the upstream.
+    pub fn inject_down(&self, client: SocketAddr, data: &[u8]) -> io::Result<()> {
+        self.listen.try_send_to(data, client).map(drop)
+    }
+
+    /// Calls `tap` with every datagram from now on (`None` removes it).
+    pub fn set_tap(&self, tap: Option<Tap>) {
+        *lock(&self.tap) = tap;
     }
 
     /// Counters of the client-to-upstream and upstream-to-client directions.
