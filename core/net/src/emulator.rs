@@ -52,22 +52,43 @@ impl Ord for InFlight {
     }
 }
 
+/// Which way a datagram crosses the emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// From a client towards the upstream.
+    Up,
+    /// From the upstream back to a client.
+    Down,
+}
+
+/// Sees every datagram offered to the emulator, with its direction (for tests that play an
+/// observer on the path).
+pub type Tap = Arc<dyn Fn(Way, &[u8]) + Send + Sync>;
+
 /// One direction: the link model and the datagrams it holds.
 struct Direction {
     link: Mutex<(Link, BinaryHeap<Reverse<InFlight>>, u64)>,
     notify: Notify,
+    way: Way,
+    tap: Mutex<Option<Tap>>,
 }
 
 impl Direction {
-    fn new(cfg: LinkConfig, seed: u64) -> Self {
+    fn new(cfg: LinkConfig, seed: u64, way: Way) -> Self {
         Self {
             link: Mutex::new((Link::new(cfg, seed), BinaryHeap::new(), 0)),
             notify: Notify::new(),
+            way,
+            tap: Mutex::new(None),
         }
     }
 
     /// Offers a datagram to the link; queues it for delivery unless the link drops it.
     fn offer(&self, dest: Dest, data: Vec<u8>) {
+        let tap = lock(&self.tap).clone();
+        if let Some(tap) = tap {
+            tap(self.way, &data);
+        }
         let mut g = lock(&self.link);
         let (link, heap, seq) = &mut *g;
         let now = Instant::now();
@@ -133,39 +154,19 @@ impl Direction {
     }
 }
 
-/// Which way a datagram crosses the emulator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Way {
-    /// From a client towards the upstream.
-    Up,
-    /// From the upstream back to a client.
-    Down,
-}
-
-/// Sees every datagram as it enters the emulator: its direction, the client flow it belongs
-/// to and its bytes (for tests that play an observer on the path).
-pub type Tap = Arc<dyn Fn(Way, SocketAddr, &[u8]) + Send + Sync>;
-
-/// Client flows (by client address) and their upstream sockets.
-type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
-
-/// What the client-side task shares with the emulator handle.
-struct Sides {
-    flows: Flows,
-    tap: Arc<Mutex<Option<Tap>>>,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
 /// A running path emulator. Dropping it stops it.
 pub struct PathEmulator {
     local: SocketAddr,
+    /// The socket clients send to (and injected datagrams come from).
     listen: Arc<UdpSocket>,
     up: Arc<Direction>,
     down: Arc<Direction>,
-    flows: Flows,
-    tap: Arc<Mutex<Option<Tap>>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Each client flow's upstream socket, by the client's address.
+    flows: Flows,
 }
+
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
 
 impl PathEmulator {
     /// Relays datagrams received on `listen` to `upstream` through `up`, and the answers
@@ -178,36 +179,32 @@ impl PathEmulator {
     ) -> io::Result<PathEmulator> {
         let sock = Arc::new(UdpSocket::bind(listen).await?);
         let local = sock.local_addr()?;
+        let listen_sock = sock.clone();
         let seed = local.port() as u64;
-        let up = Arc::new(Direction::new(up, seed));
-        let down = Arc::new(Direction::new(down, seed ^ 0x5a5a));
+        let up = Arc::new(Direction::new(up, seed, Way::Up));
+        let down = Arc::new(Direction::new(down, seed ^ 0x5a5a, Way::Down));
         let tasks = Arc::new(Mutex::new(Vec::new()));
-        let flows: Flows = Arc::new(Mutex::new(HashMap::new()));
-        let tap: Arc<Mutex<Option<Tap>>> = Arc::new(Mutex::new(None));
+        let flows: Flows = Arc::default();
         let t = vec![
             tokio::spawn(up.clone().deliver(sock.clone())),
             tokio::spawn(down.clone().deliver(sock.clone())),
             tokio::spawn(Self::client_side(
-                sock.clone(),
+                sock,
                 upstream,
                 up.clone(),
                 down.clone(),
-                Sides {
-                    flows: flows.clone(),
-                    tap: tap.clone(),
-                    tasks: tasks.clone(),
-                },
+                tasks.clone(),
+                flows.clone(),
             )),
         ];
         lock(&tasks).extend(t);
         Ok(PathEmulator {
             local,
-            listen: sock,
+            listen: listen_sock,
             up,
             down,
-            flows,
-            tap,
             tasks,
+            flows,
         })
     }
 
@@ -216,9 +213,9 @@ impl PathEmulator {
         upstream: SocketAddr,
         up: Arc<Direction>,
         down: Arc<Direction>,
-        sides: Sides,
+        tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+        flows: Flows,
     ) {
-        let Sides { flows, tap, tasks } = sides;
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, from) = match sock.recv_from(&mut buf).await {
@@ -230,7 +227,7 @@ impl PathEmulator {
             };
             let known = lock(&flows).get(&from).cloned();
             let flow = match known {
-                Some(f) => f.clone(),
+                Some(f) => f,
                 None => {
                     let bind: SocketAddr = if upstream.is_ipv4() {
                         "127.0.0.1:0".parse().unwrap_or(upstream)
@@ -250,40 +247,20 @@ impl PathEmulator {
                     }
                     let f = Arc::new(f);
                     lock(&flows).insert(from, f.clone());
-                    let reader = tokio::spawn(Self::upstream_side(
-                        f.clone(),
-                        from,
-                        down.clone(),
-                        tap.clone(),
-                    ));
+                    let reader = tokio::spawn(Self::upstream_side(f.clone(), from, down.clone()));
                     lock(&tasks).push(reader);
                     f
                 }
             };
-            let t = lock(&tap).clone();
-            if let Some(t) = t {
-                t(Way::Up, from, &buf[..n]);
-            }
             up.offer(Dest::Up(flow), buf[..n].to_vec());
         }
     }
 
-    async fn upstream_side(
-        sock: Arc<UdpSocket>,
-        client: SocketAddr,
-        down: Arc<Direction>,
-        tap: Arc<Mutex<Option<Tap>>>,
-    ) {
+    async fn upstream_side(sock: Arc<UdpSocket>, client: SocketAddr, down: Arc<Direction>) {
         let mut buf = vec![0u8; 65536];
         loop {
             match sock.recv(&mut buf).await {
-                Ok(n) => {
-                    let t = lock(&tap).clone();
-                    if let Some(t) = t {
-                        t(Way::Down, client, &buf[..n]);
-                    }
-                    down.offer(Dest::Down(client), buf[..n].to_vec())
-                }
+                Ok(n) => down.offer(Dest::Down(client), buf[..n].to_vec()),
                 // ICMP port unreachable from a closed upstream port: keep going.
                 Err(e) => log::debug!("emulator: upstream receive: {e}"),
             }
@@ -293,6 +270,24 @@ impl PathEmulator {
     /// The address clients send to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Client addresses seen so far (one flow each, with its own upstream socket).
+    pub fn clients(&self) -> Vec<SocketAddr> {
+        lock(&self.flows).keys().copied().collect()
+    }
+
+    /// Sends `datagram` to `client` at once from the emulator's address, past the link
+    /// model: the client takes it for one from the upstream (what an attacker who knows the
+    /// flow's addresses can forge).
+    pub fn inject_down(&self, client: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        self.listen.try_send_to(datagram, client).map(drop)
+    }
+
+    /// Calls `tap` with every datagram offered from now on, both ways (`None` removes it).
+    pub fn set_tap(&self, tap: Option<Tap>) {
+        *lock(&self.up.tap) = tap.clone();
+        *lock(&self.down.tap) = tap;
     }
 
     /// Takes both directions down (everything in flight is lost) or back up.
@@ -316,29 +311,15 @@ impl PathEmulator {
         lock(&self.down.link).0.set_config(down);
     }
 
-    /// Client addresses seen so far (one flow each, with its own upstream socket).
-    pub fn clients(&self) -> Vec<SocketAddr> {
-        lock(&self.flows).keys().copied().collect()
-    }
-
-    /// Sends `data` upstream from `client`'s flow socket, at once and past the link model:
-    /// the upstream sees it coming from that client's 4-tuple (an attacker on the path).
-    pub fn inject_up(&self, client: SocketAddr, data: &[u8]) -> io::Result<()> {
-        let flow = lock(&self.flows).get(&client).cloned().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no flow from {client}"))
-        })?;
-        flow.try_send(data).map(drop)
-    }
-
-    /// Sends `data` to `client` from the emulator's address, at once and past the link
-    /// model: the client sees it coming from the upstream.
-    pub fn inject_down(&self, client: SocketAddr, data: &[u8]) -> io::Result<()> {
-        self.listen.try_send_to(data, client).map(drop)
-    }
-
-    /// Calls `tap` with every datagram from now on (`None` removes it).
-    pub fn set_tap(&self, tap: Option<Tap>) {
-        *lock(&self.tap) = tap;
+    /// Sends `datagram` upstream at once from every client flow's socket, past the link
+    /// model (even while it is down): what an attacker who knows the flows' addresses can
+    /// forge. Returns how many flows it went out on.
+    pub fn inject_up(&self, datagram: &[u8]) -> usize {
+        let flows: Vec<_> = lock(&self.flows).values().cloned().collect();
+        flows
+            .iter()
+            .filter(|f| f.try_send(datagram).is_ok())
+            .count()
     }
 
     /// Counters of the client-to-upstream and upstream-to-client directions.
