@@ -7,6 +7,7 @@ use crate::frame::Framing;
 use crate::path::{InterfaceKind, PathSpec};
 use crate::random::Random;
 use crate::seq::to_wire;
+use crate::syn_cookie::SynCookies;
 use crate::wire::{
     self, MpJoin, MpTcpRst, MptcpOption, SeqNum, TcpFlags, TcpOptions, TcpRepr, TcpRstReason,
 };
@@ -67,7 +68,17 @@ pub struct EndpointStats {
     /// Half-open connections reset to make room for newer SYNs (SYN-flood defence).
     pub half_open_evicted: u64,
     pub joins_rejected: u64,
+    /// SYNs answered statelessly (the half-open queue was under pressure).
+    pub syn_cookies_sent: u64,
+    /// Connections rebuilt from a valid cookie in the handshake's final ACK.
+    pub syn_cookies_accepted: u64,
 }
+
+/// Half-open connections one source address may hold before its further SYNs are answered
+/// with cookies.
+const HALF_OPEN_PER_SOURCE: usize = 16;
+/// Stateless SYN/ACKs waiting to go out, at most.
+const MAX_QUEUED_COOKIES: usize = 256;
 
 pub struct Endpoint {
     cfg: EndpointConfig,
@@ -83,11 +94,19 @@ pub struct Endpoint {
     events: VecDeque<(ConnectionHandle, Event)>,
     accepted: VecDeque<ConnectionHandle>,
     stats: EndpointStats,
+    cookies: SynCookies,
+    /// Encoded stateless SYN/ACKs to send.
+    cookie_out: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    last_cookie_at: Option<Instant>,
 }
 
 impl Endpoint {
-    pub fn new(cfg: EndpointConfig, rng: Box<dyn Random>) -> Self {
+    pub fn new(cfg: EndpointConfig, mut rng: Box<dyn Random>) -> Self {
+        let cookies = SynCookies::new(&mut *rng);
         Self {
+            cookies,
+            cookie_out: VecDeque::new(),
+            last_cookie_at: None,
             cfg,
             rng,
             conns: HashMap::new(),
@@ -224,15 +243,27 @@ impl Endpoint {
         let payload = &bytes[off..];
         if let Some(&(h, id)) = self.by_tuple.get(&(local, remote)) {
             if self.is_new_join_on_old_tuple(h, id, &repr) {
-                // The peer re-created a subflow from the same address and port (UDP
-                // carrier: one socket per path): the old subflow is dead on its side.
-                if let Some(c) = self.conns.get_mut(&h) {
-                    c.drop_subflow(now, id);
+                // The peer re-creates a subflow from the same address and port (UDP
+                // carrier: one socket per path). A closed old one goes at once; a live one
+                // stays until the new join's HMAC proves the SYN genuine.
+                let closed = self.conns.get(&h).is_some_and(|c| c.subflow_is_closed(id));
+                if closed {
+                    if let Some(c) = self.conns.get_mut(&h) {
+                        c.drop_subflow(now, id);
+                    }
+                    self.sync_tuples(h);
+                    return self.on_syn(now, local, remote, &repr, None);
                 }
-                self.sync_tuples(h);
-                return self.on_syn(now, local, remote, &repr);
+                return self.on_syn(now, local, remote, &repr, Some(id));
             }
+            let id = self.conns.get(&h).map_or(id, |c| c.route(id, &repr));
             if let Some(c) = self.conns.get_mut(&h) {
+                if c.subflow_is_closed(id) && !repr.flags.contains(TcpFlags::RST) {
+                    // RFC 9293 §3.10.7.1: a closed subflow answers with a RST the sender
+                    // accepts (a challenge ACK for our own RST lands here, say).
+                    self.queue_rst(local, remote, &repr, payload.len(), None);
+                    return Ok(());
+                }
                 c.handle_segment(now, id, &repr, payload);
                 c.manage_paths(now, &mut *self.rng);
                 self.after_conn_input(h);
@@ -240,10 +271,18 @@ impl Endpoint {
             }
         }
         if repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK) {
-            return self.on_syn(now, local, remote, &repr);
+            return self.on_syn(now, local, remote, &repr, None);
+        }
+        if self.cfg.listen && self.accept_cookie(now, local, remote, &repr, payload) {
+            return Ok(());
         }
         self.stats.no_connection += 1;
-        if !repr.flags.contains(TcpFlags::RST) {
+        // While cookies are out, a client whose cookie ACK was lost sends later segments
+        // that cannot be matched: a RST would kill it, silence lets it resend the first.
+        let cookies_live = self
+            .last_cookie_at
+            .is_some_and(|t| now < t + std::time::Duration::from_secs(128));
+        if !repr.flags.contains(TcpFlags::RST) && !cookies_live {
             self.queue_rst(local, remote, &repr, payload.len(), None);
         }
         Err(Dropped::NoConnection)
@@ -261,7 +300,7 @@ impl Endpoint {
         let joins_us = seg.options.mptcp.iter().any(|o| {
             matches!(o, MptcpOption::MpJoin(MpJoin::Syn { token, .. }) if *token == c.local_token())
         });
-        joins_us && c.subflow_replaced_by_syn(id, seg.seq.0)
+        joins_us && c.subflow_replaced_by_syn(id, seg.seq.0) && !c.replacement_pending(id)
     }
 
     fn after_conn_input(&mut self, h: ConnectionHandle) {
@@ -284,6 +323,7 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
         syn: &TcpRepr,
+        replaces: Option<SubflowId>,
     ) -> Result<(), Dropped> {
         let join = syn.options.mptcp.iter().find_map(|o| match o {
             MptcpOption::MpJoin(MpJoin::Syn {
@@ -304,7 +344,9 @@ impl Endpoint {
             let Some(c) = self.conns.get_mut(&h) else {
                 return Err(Dropped::UnknownToken);
             };
-            match c.accept_join(now, local, remote, syn, backup, addr_id, nonce, rng) {
+            match c.accept_join(
+                now, local, remote, syn, backup, addr_id, nonce, replaces, rng,
+            ) {
                 Ok(_) => {
                     self.after_conn_input(h);
                     return Ok(());
@@ -328,6 +370,20 @@ impl Endpoint {
             })
             .map(|(h, _)| *h)
             .collect::<Vec<_>>();
+        let from_source = half_open
+            .iter()
+            .filter(|h| {
+                self.conns
+                    .get(h)
+                    .is_some_and(|c| c.remote().ip() == remote.ip())
+            })
+            .count();
+        if half_open.len() >= self.cfg.max_half_open / 2 || from_source >= HALF_OPEN_PER_SOURCE {
+            // Under pressure (a flood, or one source opening many): no state until the
+            // client proves it can receive our SYN/ACK.
+            self.send_cookie(now, local, remote, syn);
+            return Ok(());
+        }
         if half_open.len() >= self.cfg.max_half_open && self.conns.len() < self.cfg.max_connections
         {
             // A full SYN queue drops its oldest entry (RFC 4987 §3.4) rather than refuse: a
@@ -372,6 +428,121 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Answers `syn` with a SYN/ACK whose ISS is a cookie, keeping nothing.
+    fn send_cookie(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, syn: &TcpRepr) {
+        if self.cookie_out.len() >= MAX_QUEUED_COOKIES {
+            return;
+        }
+        let iss = self.cookies.encode(now, local, remote, syn);
+        let Some(cookie) = self.cookies.decode(now, local, remote, syn.seq.0, iss) else {
+            return;
+        };
+        // The SYN as the cookie will remember it, so the SYN/ACK promises nothing more.
+        let mut remembered = *syn;
+        remembered.options = cookie.options(syn.options.timestamps);
+        if let Some(m) = syn.options.mp_capable() {
+            let _ = remembered.options.push_mptcp(MptcpOption::MpCapable(*m));
+        }
+        let mp_capable = syn.options.mp_capable().copied().filter(|m| m.version >= 1);
+        let key = self.cookies.key(local, remote, iss);
+        let mut conn = Connection::new(
+            now,
+            Role::Server,
+            self.cfg.connection.clone(),
+            self.cfg.framing,
+            key,
+            remote,
+        );
+        conn.accept_initial(now, local, &remembered, mp_capable, iss);
+        let mut buf = vec![0u8; 1500];
+        if let Some(t) = conn.poll_transmit(now, &mut buf) {
+            buf.truncate(t.len);
+            self.cookie_out.push_back((t.local, t.remote, buf));
+            self.stats.syn_cookies_sent += 1;
+            self.last_cookie_at = Some(now);
+        }
+    }
+
+    /// An ACK for no connection: if it completes a cookie handshake, the connection is
+    /// rebuilt from the cookie and the ACK handed to it. Returns whether that happened.
+    fn accept_cookie(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &TcpRepr,
+        payload: &[u8],
+    ) -> bool {
+        if !seg.flags.contains(TcpFlags::ACK)
+            || seg.flags.contains(TcpFlags::RST)
+            || seg.flags.contains(TcpFlags::SYN)
+            || self.stats.syn_cookies_sent == 0
+        {
+            return false;
+        }
+        let iss = seg.ack.0.wrapping_sub(1);
+        let client_isn = seg.seq.0.wrapping_sub(1);
+        let Some(cookie) = self.cookies.decode(now, local, remote, client_isn, iss) else {
+            return false;
+        };
+        let mp_capable = seg
+            .options
+            .mp_capable()
+            .copied()
+            .filter(|m| m.version >= 1)
+            .map(|m| crate::wire::MpCapable {
+                keys: crate::wire::MpCapableKeys::Syn,
+                ..m
+            });
+        let key = self.cookies.key(local, remote, iss);
+        if self.conns.len() >= self.cfg.max_connections
+            || self.by_token.contains_key(&wire::token(key))
+        {
+            return false;
+        }
+        let mut syn = TcpRepr {
+            src_port: seg.src_port,
+            dst_port: seg.dst_port,
+            seq: SeqNum(client_isn),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: seg.window,
+            urgent: 0,
+            options: cookie.options(seg.options.timestamps.map(|(v, _)| (v, 0))),
+        };
+        if let Some(m) = mp_capable {
+            let _ = syn.options.push_mptcp(MptcpOption::MpCapable(m));
+        }
+        let h = self.new_handle();
+        let mut conn = Connection::new(
+            now,
+            Role::Server,
+            self.cfg.connection.clone(),
+            self.cfg.framing,
+            key,
+            remote,
+        );
+        let id = conn.accept_initial(now, local, &syn, mp_capable, iss);
+        // Our SYN/ACK went out statelessly: mark it sent (and give no RTT sample).
+        conn.syn_ack_sent_statelessly(now);
+        for &(aid, addr) in &self.cfg.announce {
+            if addr != local {
+                conn.announce_address(aid, addr);
+            }
+        }
+        self.by_token.insert(conn.local_token(), h);
+        self.conns.insert(h, conn);
+        self.stats.accepted += 1;
+        self.stats.syn_cookies_accepted += 1;
+        self.accepted.push_back(h);
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.handle_segment(now, id, seg, payload);
+            c.manage_paths(now, &mut *self.rng);
+        }
+        self.after_conn_input(h);
+        true
+    }
+
     /// RFC 9293 §3.10.7.1: a RST that the sender of `seg` will accept.
     fn queue_rst(
         &mut self,
@@ -413,6 +584,17 @@ impl Endpoint {
 
     /// The next datagram or segment to send, written into `buf`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some((local, remote, bytes)) = self.cookie_out.pop_front() {
+            if let Some(dst) = buf.get_mut(..bytes.len()) {
+                dst.copy_from_slice(&bytes);
+                self.stats.segments_out += 1;
+                return Some(Transmit {
+                    local,
+                    remote,
+                    len: bytes.len(),
+                });
+            }
+        }
         if let Some((local, remote, rst)) = self.rsts.pop_front() {
             if let Ok(len) = self.cfg.framing.encode(&rst, 0, |_| {}, local, remote, buf) {
                 self.stats.rsts_sent += 1;

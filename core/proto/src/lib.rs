@@ -23,6 +23,7 @@ pub mod sched;
 pub mod seq;
 pub mod sim;
 pub mod subflow;
+pub mod syn_cookie;
 pub mod wire;
 
 pub use conn::{

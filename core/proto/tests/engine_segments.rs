@@ -841,18 +841,22 @@ fn replayed_join_never_attaches() {
 }
 
 #[test]
-fn a_full_syn_queue_resets_its_oldest_entry_instead_of_refusing() {
+fn a_pressured_syn_queue_answers_with_cookies_and_keeps_no_state() {
     let cfg = EndpointConfig {
         listen: true,
-        max_half_open: 2,
+        max_half_open: 4,
         ..EndpointConfig::default()
     };
     let mut p = Peer {
         ep: Endpoint::new(cfg, Box::new(Scripted::new(&[]))),
         now: Instant::now(),
     };
-    // Three SYNs that never complete, from three ports, then an honest one.
-    for (i, port) in [40001u16, 40002, 40003].into_iter().enumerate() {
+    // Five SYNs that never complete, from five ports: two get state (half the queue), the
+    // rest are answered statelessly. Nothing is refused or reset.
+    for (i, port) in [40001u16, 40002, 40003, 40005, 40006]
+        .into_iter()
+        .enumerate()
+    {
         let mut syn = syn_template();
         syn.src_port = port;
         p.send(&format!("10.31.1.1:{port}"), SERVER, &syn, &[]);
@@ -864,20 +868,36 @@ fn a_full_syn_queue_resets_its_oldest_entry_instead_of_refusing() {
             .collect();
         assert_eq!(syn_acks.len(), 1, "SYN {i} answered: {out:#?}");
         assert_eq!(syn_acks[0].1.port(), port);
-        let rsts: Vec<u16> = out
-            .iter()
-            .filter(|(_, _, r, _)| r.flags.contains(TcpFlags::RST))
-            .map(|(_, remote, _, _)| remote.port())
-            .collect();
-        // Once two are waiting, each new SYN resets the oldest waiting one.
-        let expected: &[u16] = match i {
-            2 => &[40001],
-            _ => &[],
-        };
-        assert_eq!(rsts, expected, "SYN {i}");
+        let mpc_in_syn_ack = syn_acks[0].2.options.mptcp.iter().any(|o| {
+            matches!(
+                o,
+                MptcpOption::MpCapable(MpCapable {
+                    keys: MpCapableKeys::SynAck { .. },
+                    ..
+                })
+            )
+        });
+        assert!(
+            mpc_in_syn_ack,
+            "SYN {i}: the cookie SYN/ACK offers MPTCP too"
+        );
+        assert!(
+            out.iter()
+                .all(|(_, _, r, _)| !r.flags.contains(TcpFlags::RST))
+        );
     }
-    assert_eq!(p.ep.stats().half_open_evicted, 1);
-    assert_eq!(p.ep.stats().refused, 0);
+    let s = p.ep.stats();
+    assert_eq!(
+        (p.ep.connection_count(), s.syn_cookies_sent),
+        (2, 3),
+        "{s:?}"
+    );
+    assert_eq!((s.refused, s.half_open_evicted), (0, 0));
+    // An ACK with a made-up cookie is not a connection.
+    let mut bogus = ack_template(1001, 0x1234_5678);
+    bogus.src_port = 40007;
+    p.send("10.31.1.1:40007", SERVER, &bogus, &[]);
+    assert_eq!(p.ep.connection_count(), 2);
     // The honest client completes its handshake with the SYN/ACK it got.
     let mut syn = syn_template();
     syn.src_port = 40004;

@@ -124,6 +124,13 @@ pub struct ConnectionStats {
     pub subflows_opened: u64,
     pub subflows_closed: u64,
     pub cellular_bytes: u64,
+    /// Segments that failed their subflow's sequence/ACK checks; their options were ignored.
+    pub segments_rejected: u64,
+    /// MPTCP signals that passed the TCP checks but made no sense at the data level (a
+    /// DATA_ACK for bytes never sent, a second DATA_FIN elsewhere, …) and were ignored.
+    pub signals_ignored: u64,
+    /// Out-of-order pieces refused because the reassembly buffer held its limit of pieces.
+    pub reassembly_refused: u64,
     /// Live subflows.
     pub paths: Vec<PathStats>,
     /// Subflows that are gone, with their final counters (the last 16).

@@ -116,7 +116,10 @@ impl Connection {
     pub(crate) fn on_mp_fail(&mut self, idx: usize, dsn: u64) {
         let off = dsn.wrapping_sub(self.keys.local_idsn);
         let highest = self.data_nxt.max(self.data_una);
-        if off < self.data_una || off > highest.max(self.sent_high) {
+        // Only checksums can fail (RFC 8684 §3.7), and only for data sent and not yet
+        // acknowledged.
+        if !self.checksum || off < self.data_una || off > highest.max(self.sent_high) {
+            self.stats.signals_ignored += 1;
             return;
         }
         let others = self

@@ -12,6 +12,9 @@ use crate::wire::{
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// Joins in their handshake a connection holds at once.
+const MAX_HALF_OPEN_JOINS: usize = 8;
+
 /// What the handshake logic decided about a segment.
 pub(crate) enum Verdict {
     Continue,
@@ -75,6 +78,13 @@ impl Connection {
         id
     }
 
+    /// A connection rebuilt from a SYN cookie: its SYN/ACK was sent before it existed.
+    pub(crate) fn syn_ack_sent_statelessly(&mut self, now: Instant) {
+        if let Some(e) = self.subflows.first_mut() {
+            e.sf.syn_sent_before(now);
+        }
+    }
+
     /// The client side: a new subflow with MP_JOIN.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open_join(
@@ -118,13 +128,25 @@ impl Connection {
         backup: bool,
         addr_id: u8,
         remote_nonce: u32,
+        replaces: Option<SubflowId>,
         rng: &mut dyn Random,
     ) -> Result<SubflowId, TcpRstReason> {
         if !self.is_mptcp() || self.state == ConnState::Closed || self.keys.remote.is_none() {
             return Err(TcpRstReason::MptcpError);
         }
-        let live = self.subflows.iter().filter(|e| !e.sf.is_closed()).count();
-        if live >= self.cfg.max_subflows {
+        // Only verified subflows count toward the limit: joins still in their handshake
+        // (unverified, possibly forged by someone who saw the token) have their own cap.
+        let live = self
+            .subflows
+            .iter()
+            .filter(|e| e.sf.state.is_synchronized() && !e.sf.is_closed())
+            .count();
+        let half_open = self
+            .subflows
+            .iter()
+            .filter(|e| e.sf.state == State::SynReceived)
+            .count();
+        if live >= self.cfg.max_subflows || half_open >= MAX_HALF_OPEN_JOINS {
             return Err(TcpRstReason::AdministrativelyProhibited);
         }
         let sf = Subflow::accept(
@@ -139,6 +161,7 @@ impl Connection {
         let mut e = SubflowEntry::new(id, sf, None, InterfaceKind::Other);
         e.remote_addr_id = addr_id;
         e.backup_remote = backup;
+        e.replaces = replaces;
         e.local_addr_id = self.paths.server_addr_id(local);
         e.join = Some(JoinState {
             local_nonce: rng.next_u32(),
@@ -158,6 +181,11 @@ impl Connection {
         let state = self.subflows[idx].sf.state;
         let syn_ack =
             seg.flags.contains(wire::TcpFlags::SYN) && seg.flags.contains(wire::TcpFlags::ACK);
+        if !self.subflows[idx].sf.completes_handshake(seg) {
+            // Not an answer to our SYN (or SYN/ACK): TCP processing drops it, and its
+            // MPTCP options must not act (a forged SYN/ACK must not reset the subflow).
+            return Verdict::Continue;
+        }
         match (state, self.subflows[idx].join.is_some()) {
             (State::SynSent, false) if syn_ack => self.client_got_syn_ack(idx, seg),
             (State::SynSent, true) if syn_ack => self.joiner_got_syn_ack(idx, seg),

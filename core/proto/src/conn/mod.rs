@@ -145,6 +145,13 @@ pub(crate) struct SubflowEntry {
     /// The silence (last segment received at this time) whose outstanding data was already
     /// reinjected elsewhere.
     pub silence_handled: Option<Instant>,
+    /// The peer withdrew this subflow's remote address (REMOVE_ADDR) at this time: a probe
+    /// went out, and unless the subflow answers by the deadline it is closed (RFC 8684
+    /// §3.4.2).
+    pub remove_probe: Option<(Instant, Instant)>,
+    /// A join that arrived on the address pair of this live subflow (the peer re-creating
+    /// it from the same port): the old one stays until this one's HMAC is verified.
+    pub replaces: Option<SubflowId>,
 }
 
 impl SubflowEntry {
@@ -186,12 +193,16 @@ impl SubflowEntry {
             reported_up: false,
             closed_handled: false,
             silence_handled: None,
+            remove_probe: None,
+            replaces: None,
         }
     }
 
     /// May carry data now (established, join confirmed, not closing).
     pub fn usable(&self) -> bool {
-        self.sf.accepts_new_data() && !self.join.is_some_and(|j| j.awaiting_ack)
+        self.sf.accepts_new_data()
+            && !self.join.is_some_and(|j| j.awaiting_ack)
+            && self.remove_probe.is_none()
     }
 }
 
@@ -580,6 +591,12 @@ impl Connection {
 
     /// Aborts: MP_FASTCLOSE (or RST for plain TCP) on every subflow, then closed.
     pub fn abort(&mut self) {
+        self.abort_with(CloseError::Aborted);
+    }
+
+    /// Resets every subflow (with MP_FASTCLOSE when the peer has our key) and closes with
+    /// `err`.
+    pub(crate) fn abort_with(&mut self, err: CloseError) {
         if self.state == ConnState::Closed {
             return;
         }
@@ -588,7 +605,7 @@ impl Connection {
             e.fastclose = fastclose;
             e.sf.abort();
         }
-        self.close(CloseError::Aborted);
+        self.close(err);
     }
 
     pub(crate) fn close(&mut self, err: CloseError) {
@@ -673,6 +690,9 @@ impl Connection {
         consider(self.steering_deadline());
         consider(self.silence_deadline());
         consider(self.dead_subflow_deadline());
+        for e in &self.subflows {
+            consider(e.remove_probe.map(|(_, deadline)| deadline));
+        }
         t
     }
 
@@ -734,14 +754,38 @@ impl Connection {
         s.bytes_acked = self.data_una.saturating_sub(1);
         s.paths = self.subflows.iter().map(path_stats).collect();
         s.closed_paths = self.closed_paths.clone();
+        s.reassembly_refused = self.recv.pieces_refused();
         s
     }
 
     /// The (local, remote) address pairs of live subflows, for the endpoint's demultiplexer.
     pub(crate) fn tuples(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, SubflowId)> + '_ {
+        // A replacement join shares its address pair with the subflow it replaces, which
+        // keeps the pair until the join is verified (`route` picks between them).
         self.subflows
             .iter()
+            .filter(|e| e.replaces.is_none())
             .map(|e| (e.sf.local, e.sf.remote, e.id))
+    }
+
+    /// The subflow a segment on subflow `id`'s address pair belongs to: a pending
+    /// replacement join if the segment continues that join's handshake, else `id`.
+    pub(crate) fn route(&self, id: SubflowId, seg: &crate::wire::TcpRepr) -> SubflowId {
+        let joiner = self.subflows.iter().find(|e| {
+            e.replaces == Some(id)
+                && !e.sf.is_closed()
+                && (e.sf.completes_handshake(seg)
+                    && !seg.flags.contains(crate::wire::TcpFlags::SYN)
+                    || seg.flags.contains(crate::wire::TcpFlags::SYN) && seg.seq.0 == e.sf.irs())
+        });
+        joiner.map_or(id, |e| e.id)
+    }
+
+    /// Whether a replacement join is already pending for subflow `id`.
+    pub(crate) fn replacement_pending(&self, id: SubflowId) -> bool {
+        self.subflows
+            .iter()
+            .any(|e| e.replaces == Some(id) && !e.sf.is_closed())
     }
 
     /// Whether a SYN with sequence number `seq` on subflow `id`'s address pair starts a new
@@ -751,6 +795,11 @@ impl Connection {
             let sf = &self.subflows[i].sf;
             sf.state.is_synchronized() && sf.irs() != seq || sf.is_closed()
         })
+    }
+
+    pub(crate) fn subflow_is_closed(&self, id: SubflowId) -> bool {
+        self.index_of(id)
+            .is_some_and(|i| self.subflows[i].sf.is_closed())
     }
 
     /// Forgets a subflow the peer has abandoned, reinjecting what it carried.

@@ -291,7 +291,8 @@ impl Connection {
     /// DSS checksum of the mapping for `len` bytes at data offset `dsn`, subflow offset `ssn`.
     fn mapping_checksum(&self, dsn: u64, ssn: u64, len: u32, data_fin: bool) -> u16 {
         let mut payload = vec![0u8; len as usize];
-        self.send_buf.copy_out_filled(dsn, &mut payload);
+        // The caller checked that the bytes are held (`bytes_held`).
+        self.send_buf.copy_out(dsn, &mut payload);
         wire::dss_checksum(
             self.keys.local_idsn.wrapping_add(dsn),
             ssn as u32,

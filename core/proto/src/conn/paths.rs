@@ -431,20 +431,43 @@ impl Connection {
         }
     }
 
-    /// REMOVE_ADDR from the peer: forget the addresses and close subflows to them.
+    /// REMOVE_ADDR from the peer: forget the addresses, stop sending on the subflows to them
+    /// (their outstanding data goes out elsewhere at once) and probe them; those that do
+    /// not answer within an RTO are closed (RFC 8684 §3.4.2). One that still answers is
+    /// used again: the address is evidently still there.
     pub(crate) fn on_remove_addr(&mut self, now: Instant, ids: &[u8]) {
         self.paths.remotes.retain(|r| !ids.contains(&r.id));
-        let victims: Vec<usize> = self
-            .subflows
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.initial || self.subflows.len() > 1)
-            .filter(|(_, e)| ids.contains(&e.remote_addr_id) && !e.sf.is_closed())
-            .map(|(i, _)| i)
-            .collect();
-        for i in victims.into_iter().rev() {
-            self.subflows[i].sf.abort();
-            self.on_subflow_closed(now, i);
+        let alone = self.subflows.len() <= 1;
+        let mut moved = Vec::new();
+        for e in &mut self.subflows {
+            let target = ids.contains(&e.remote_addr_id) && !(e.initial && alone);
+            if target && !e.sf.is_closed() && e.remove_probe.is_none() {
+                let wait = e.sf.rtt.rto().max(std::time::Duration::from_millis(200));
+                e.remove_probe = Some((now, now + wait));
+                e.sf.probe_now();
+                moved.extend(e.unacked_data(self.data_una));
+            }
+        }
+        if self.subflows.iter().any(|e| e.usable()) {
+            self.queue_reinjection(moved);
+        }
+    }
+
+    /// Closes the subflows whose REMOVE_ADDR probe went unanswered.
+    pub(crate) fn finish_remove_probes(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.subflows.len() {
+            let e = &mut self.subflows[i];
+            if let Some((sent, deadline)) = e.remove_probe {
+                if e.sf.last_received > sent {
+                    e.remove_probe = None;
+                } else if deadline <= now {
+                    e.remove_probe = None;
+                    e.sf.abort();
+                    self.on_subflow_closed(now, i);
+                }
+            }
+            i += 1;
         }
     }
 
@@ -454,7 +477,19 @@ impl Connection {
     }
 
     /// Withdraws an announced address (REMOVE_ADDR).
+    /// Our subflows on that address are reset too: the peer checks a REMOVE_ADDR by probing
+    /// the subflows it names, and keeps any that still answers.
     pub fn withdraw_address(&mut self, addr: SocketAddr) {
         self.paths.withdraw(addr);
+        let now = self.last_input;
+        let mut i = 0;
+        while i < self.subflows.len() {
+            let e = &mut self.subflows[i];
+            if e.sf.local == addr && !e.sf.is_closed() {
+                e.sf.abort();
+                self.on_subflow_closed(now, i);
+            }
+            i += 1;
+        }
     }
 }

@@ -66,7 +66,11 @@ impl Connection {
 
     /// Inserts at `dsn`; returns how many leading bytes were taken (or were already there).
     pub(crate) fn insert_data(&mut self, dsn: u64, data: &[u8]) -> u64 {
-        self.recv.insert(dsn, data);
+        if self.recv.insert(dsn, data).refused {
+            // Too many out-of-order pieces: not taken, so the subflow does not acknowledge
+            // it and the peer sends it again once the holes before it fill.
+            return 0;
+        }
         let end = dsn + data.len() as u64;
         end.min(self.recv.window_end()).saturating_sub(dsn).max(
             // Bytes below the window start were duplicates: accepted.

@@ -50,14 +50,27 @@ impl Connection {
             paths: &states[..n.max(1)],
         };
         let was_synchronized = self.subflows[idx].sf.state.is_synchronized();
+        self.subflows[idx].sf.rcv_window_limit = self.recv.capacity() as u64;
         let out = self.subflows[idx]
             .sf
             .on_segment(now, seg, payload.len(), coupling);
-        if !out.dropped && (out.ack.valid || out.data.is_some() || out.established || out.reset) {
-            self.last_valid_input = now;
+        if out.dropped {
+            // Failed the subflow's checks: its options must not act (RFC 8684 §3 relies on
+            // TCP's own validation), and it is no sign of life.
+            self.stats.segments_rejected += 1;
+            self.after_input(now);
+            return;
         }
+        self.last_valid_input = now;
+        if out.ack.newly_acked > 0 && self.send_buf.start() < self.data_una {
+            // Bytes held only for this subflow's retransmissions may go now.
+            self.release_send_buffer();
+        }
+        let mut replaced = None;
         if out.established {
             self.on_subflow_established(now, idx);
+            // Verified (its HMAC checked in the handshake): it takes over the address pair.
+            replaced = self.subflows[idx].replaces.take();
         }
         if out.reset {
             self.on_peer_reset(idx, seg);
@@ -83,6 +96,10 @@ impl Connection {
         }
         if self.subflows.get(idx).is_some_and(|e| e.sf.is_closed()) {
             self.on_subflow_closed(now, idx);
+        }
+        if let Some(old) = replaced {
+            self.drop_subflow(now, old);
+            self.tuples_changed = true;
         }
         self.steer(now);
         self.after_input(now);
@@ -205,28 +222,31 @@ impl Connection {
                 // The peer acknowledges at the data level: it has our key.
                 self.fully_established = true;
             }
-            if let Some(off) = self.expand_data_ack(ack) {
-                if out.ack.valid {
-                    self.on_data_ack_offset(off, out.ack.window);
-                } else {
-                    self.on_data_ack_offset(off, 0);
-                }
+            match self.expand_data_ack(ack) {
+                Some(off) if out.ack.valid => self.on_data_ack_offset(off, out.ack.window),
+                Some(off) => self.on_data_ack_offset(off, 0),
+                // Acknowledges bytes never sent: ignored, it releases nothing.
+                None => self.stats.signals_ignored += 1,
             }
         }
         if let Some(m) = dss.mapping {
             let ssn = unwrap32(m.ssn, self.subflows[idx].sf.rcv_nxt());
             let dsn = self.expand_peer_dsn(m.dsn);
             if m.data_len == 0 {
-                let single = self.subflows.iter().filter(|e| e.usable()).count() <= 1;
-                if single {
+                if self.infinite_mapping_plausible(dsn) {
                     self.on_infinite_mapping(idx, ssn, dsn);
+                } else {
+                    self.stats.signals_ignored += 1;
                 }
                 return;
             }
             let standalone_fin = dss.data_fin && m.ssn == 0 && m.data_len == 1;
             if dss.data_fin {
                 let fin_at = dsn + m.data_len as u64 - 1;
-                self.on_peer_data_fin(now, idx, fin_at);
+                if !self.on_peer_data_fin(now, idx, fin_at) {
+                    self.stats.signals_ignored += 1;
+                    return;
+                }
             }
             if !standalone_fin {
                 let len = m.data_len as u64 - dss.data_fin as u64;
@@ -292,19 +312,46 @@ impl Connection {
         }
     }
 
-    /// Drops sent bytes the peer acknowledged at the data level. A subflow that still has
-    /// to retransmit some of them (they reached the peer on another subflow) sends filler:
-    /// the peer discards data below its DATA_ACK, so only the sequence space matters.
+    /// Drops sent bytes the peer acknowledged at the data level, but only those no live
+    /// subflow may still have to retransmit: a subflow fills its own sequence space with the
+    /// real bytes, never filler, so a bogus DATA_ACK cannot turn into corrupted data.
     pub(crate) fn release_send_buffer(&mut self) {
-        self.send_buf.release_to(self.data_una);
+        let floor = self
+            .subflows
+            .iter()
+            .filter_map(|e| e.sf.sent.lowest_dsn())
+            .fold(self.data_una, u64::min);
+        self.send_buf.set_acked(self.data_una);
+        self.send_buf.release_to(floor);
     }
 
-    fn on_peer_data_fin(&mut self, now: Instant, idx: usize, fin_at: u64) {
-        if self.peer_fin.is_none() {
-            self.peer_fin = Some(fin_at);
+    /// The peer's DATA_FIN at data offset `fin_at`. Returns false, acting on nothing, when it
+    /// cannot be genuine: before data already received, beyond the receive window, or
+    /// elsewhere than a DATA_FIN seen before (the stream has one end).
+    fn on_peer_data_fin(&mut self, now: Instant, idx: usize, fin_at: u64) -> bool {
+        let plausible = match self.peer_fin {
+            Some(f) => f == fin_at,
+            None => {
+                fin_at >= self.recv.rcv_nxt()
+                    && fin_at <= self.recv.window_end()
+                    && self.recv.highest_held().is_none_or(|h| fin_at >= h)
+            }
+        };
+        if !plausible {
+            return false;
         }
+        self.peer_fin = Some(fin_at);
         self.subflows[idx].sf.request_ack();
         self.check_peer_fin(now);
+        true
+    }
+
+    /// RFC 8684 §3.7: the peer switches to an infinite mapping only on the one subflow left,
+    /// after a checksum failure (MP_FAIL) — which needs checksums — and from a point the
+    /// data stream has reached (a gap before it could never fill).
+    fn infinite_mapping_plausible(&self, dsn: u64) -> bool {
+        let single = self.subflows.iter().filter(|e| e.usable()).count() <= 1;
+        single && (self.checksum || self.rx_fail_dsn.is_some()) && dsn <= self.recv.rcv_nxt()
     }
 
     pub(crate) fn check_peer_fin(&mut self, _now: Instant) {

@@ -9,6 +9,9 @@ pub struct SendBuffer {
     bytes: VecDeque<u8>,
     /// DSN of `bytes[0]`.
     start: u64,
+    /// Everything below this DSN is acknowledged at the data level: it no longer counts
+    /// against the capacity, though bytes a subflow may still resend are kept (`start`).
+    acked: u64,
     capacity: usize,
 }
 
@@ -17,6 +20,7 @@ impl SendBuffer {
         Self {
             bytes: VecDeque::new(),
             start,
+            acked: start,
             capacity,
         }
     }
@@ -47,9 +51,16 @@ impl SendBuffer {
         self.capacity = capacity;
     }
 
-    /// Room for more application data.
+    /// Room for more application data: what is not acknowledged counts, what is kept only
+    /// for subflow retransmissions does not (it is bounded by the subflows' windows).
     pub fn free(&self) -> usize {
-        self.capacity.saturating_sub(self.bytes.len())
+        let unacked = self.end() - self.acked.max(self.start);
+        self.capacity.saturating_sub(unacked as usize)
+    }
+
+    /// Everything below `dsn` is acknowledged at the data level.
+    pub fn set_acked(&mut self, dsn: u64) {
+        self.acked = self.acked.max(dsn.min(self.end()));
     }
 
     /// Appends as much of `data` as fits; returns how much was taken.
@@ -67,21 +78,6 @@ impl SendBuffer {
         let n = ((dsn - self.start) as usize).min(self.bytes.len());
         self.bytes.drain(..n);
         self.start += n as u64;
-    }
-
-    /// Copies the bytes at `dsn..` into `dst` for a (re)transmission. Bytes already released
-    /// (acknowledged at the data level, which a subflow may still have to resend to fill its
-    /// own sequence space) become zeros: the peer discards them. Bytes past the end, which
-    /// cannot happen for data that was sent, are zeros too.
-    pub fn copy_out_filled(&self, dsn: u64, dst: &mut [u8]) {
-        let skip = (self.start.saturating_sub(dsn) as usize).min(dst.len());
-        dst[..skip].fill(0);
-        let from = dsn + skip as u64;
-        let avail = (self.end().saturating_sub(from) as usize).min(dst.len() - skip);
-        if avail > 0 {
-            self.copy_out(from, &mut dst[skip..skip + avail]);
-        }
-        dst[skip + avail..].fill(0);
     }
 
     /// Copies the bytes at `dsn..dsn + dst.len()` into `dst`. Returns false (copying nothing)
@@ -130,16 +126,19 @@ mod tests {
     }
 
     #[test]
-    fn filled_copy_keeps_the_bytes_still_held() {
-        let mut b = SendBuffer::new(100, 16);
-        b.write(b"abcdefgh");
-        b.release_to(104);
-        let mut out = [9u8; 6];
-        b.copy_out_filled(101, &mut out);
-        assert_eq!(&out, b"\0\0\0efg", "released prefix zeroed, the rest real");
-        let mut out = [9u8; 4];
-        b.copy_out_filled(106, &mut out);
-        assert_eq!(&out, b"gh\0\0");
+    fn acknowledged_bytes_kept_for_resending_do_not_take_room() {
+        let mut b = SendBuffer::new(0, 8);
+        assert_eq!(b.write(b"01234567"), 8);
+        b.set_acked(6);
+        assert_eq!(b.free(), 6, "acknowledged bytes leave room");
+        b.release_to(2);
+        let mut out = [0u8; 4];
+        assert!(b.copy_out(2, &mut out), "kept bytes are still there");
+        assert_eq!(&out, b"2345");
+        assert_eq!(b.write(b"89abcdefgh"), 6);
+        assert_eq!(b.len(), 12, "held beyond capacity only by what was kept");
+        b.release_to(6);
+        assert_eq!((b.start(), b.free()), (6, 0));
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl Connection {
             }
         }
         self.paths.handle_timeout(now);
+        self.finish_remove_probes(now);
         self.reinject_silent(now);
         self.reap_dead_subflows(now);
         self.steer(now);

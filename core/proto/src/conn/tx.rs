@@ -1,7 +1,7 @@
 //! Sending: control segments, subflow retransmissions, data chosen by the scheduler, pure
 //! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
 
-use super::{Connection, SubflowEntry};
+use super::{CloseError, Connection, SubflowEntry};
 use crate::sched::{SchedContext, SchedView};
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{self, DataSeq, Dss, DssMapping, TcpFlags, TcpRepr};
@@ -181,6 +181,9 @@ impl Connection {
         seg: &SentSeg,
         buf: &mut [u8],
     ) -> Option<Transmit> {
+        if !self.bytes_held(seg.dsn, seg.len as u64) {
+            return None;
+        }
         let window = self.recv.window();
         let e = &self.subflows[idx];
         let mut flags = TcpFlags::ACK;
@@ -202,7 +205,7 @@ impl Connection {
         let len = seg.len as usize;
         let send_buf = &self.send_buf;
         self.encode_with(idx, &repr, len, buf, |out| {
-            send_buf.copy_out_filled(seg.dsn, out)
+            send_buf.copy_out(seg.dsn, out);
         })
     }
 
@@ -310,6 +313,9 @@ impl Connection {
             return None;
         }
         let end = dsn + len as u64;
+        if !self.bytes_held(dsn, len as u64) {
+            return None;
+        }
         let data_fin = self.app_closed && end == self.data_end() && self.fallback.is_none();
         let mut repr = self.subflows[idx]
             .sf
@@ -330,7 +336,7 @@ impl Connection {
         );
         let send_buf = &self.send_buf;
         let t = self.encode_with(idx, &repr, len as usize, buf, |out| {
-            send_buf.copy_out_filled(dsn, out)
+            send_buf.copy_out(dsn, out);
         })?;
         let e = &mut self.subflows[idx];
         e.sf.on_data_sent(now, len, dsn, data_fin);
@@ -502,6 +508,19 @@ impl Connection {
         self.encode_with(idx, repr, payload.len(), buf, |out| {
             out.copy_from_slice(payload)
         })
+    }
+
+    /// Whether the send buffer still holds `dsn..dsn + len`. It keeps every byte a subflow
+    /// may have to send again, so a miss is a bug: the connection fails rather than send
+    /// anything but the bytes that belong there (see docs/ARCHITECTURE.md, "Security").
+    fn bytes_held(&mut self, dsn: u64, len: u64) -> bool {
+        if len == 0 || (dsn >= self.send_buf.start() && dsn + len <= self.send_buf.end()) {
+            return true;
+        }
+        self.abort_with(CloseError::ProtocolViolation(
+            "bytes to send are no longer in the send buffer",
+        ));
+        false
     }
 
     fn encode_with(

@@ -97,6 +97,8 @@ pub struct SubflowCounters {
     pub retransmissions: u64,
     pub rto_events: u64,
     pub fast_recoveries: u64,
+    /// Segments that failed the sequence/ACK checks (RFC 5961) and were ignored.
+    pub segments_rejected: u64,
 }
 
 pub struct Subflow {
@@ -120,6 +122,13 @@ pub struct Subflow {
     peer_wnd_edge: u64,
     /// Last raw window field and the scale it is read with.
     pub peer_window: u64,
+    /// Largest window the peer has offered (RFC 5961 §5.2: how old an ACK may be).
+    max_peer_window: u64,
+    /// How far beyond `rcv_nxt` the peer may send: our largest advertised window, which the
+    /// connection sets from its receive buffer.
+    pub rcv_window_limit: u64,
+    /// When the last challenge ACK went out (they are rate limited, RFC 5961 §7).
+    last_challenge: Option<Instant>,
     snd_wscale: u8,
     rcv_wscale: u8,
     pub peer_mss: u16,
@@ -209,6 +218,9 @@ impl Subflow {
             fin_ssn: None,
             peer_wnd_edge: 1,
             peer_window: 0,
+            max_peer_window: 0,
+            rcv_window_limit: 1 << 20,
+            last_challenge: None,
             snd_wscale: 0,
             rcv_wscale: 0,
             peer_mss: 536,
@@ -272,8 +284,18 @@ impl Subflow {
         sf.rcv_nxt = 1;
         sf.take_syn_options(syn);
         sf.peer_window = syn.window as u64;
+        sf.max_peer_window = sf.peer_window;
         sf.queue_syn(now);
         sf
+    }
+
+    /// The SYN (or SYN/ACK) already went out (a SYN cookie answer): it is not sent again,
+    /// and, as its send time is unknown, it gives no RTT sample.
+    pub fn syn_sent_before(&mut self, now: Instant) {
+        if self.sent.front().is_some_and(|s| s.syn) {
+            self.sent.retransmitted(0, now);
+            self.timers.rto = Some(now + self.rtt.rto());
+        }
     }
 
     /// The SYN (or SYN/ACK) occupies offset 0 and is retransmitted like data.
@@ -309,6 +331,17 @@ impl Subflow {
         }
         let mss = self.effective_mss() as u64;
         self.cc.set_mss(mss);
+    }
+
+    /// Whether `seg` acknowledges our SYN (or SYN/ACK) exactly: only such a segment may
+    /// complete the handshake, and only then do its MPTCP options count.
+    pub fn completes_handshake(&self, seg: &crate::wire::TcpRepr) -> bool {
+        let acks_syn =
+            seg.flags.contains(crate::wire::TcpFlags::ACK) && seg.ack.0 == self.iss.wrapping_add(1);
+        match self.state {
+            State::SynSent | State::SynReceived => acks_syn,
+            _ => true,
+        }
     }
 
     /// Largest payload a segment may carry before options are accounted for.
@@ -410,6 +443,13 @@ impl Subflow {
     /// option that needs an answer).
     pub fn request_ack(&mut self) {
         self.ack_now = true;
+    }
+
+    /// Sends a keepalive probe now (the peer answers it with an ACK if it is there).
+    pub fn probe_now(&mut self) {
+        if self.state.is_synchronized() && self.state != State::TimeWait {
+            self.keepalive_due = true;
+        }
     }
 
     /// Asks for the subflow to be closed with a FIN once the connection gives it no more data.

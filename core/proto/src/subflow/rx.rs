@@ -9,6 +9,10 @@ use crate::wire::{TcpFlags, TcpRepr};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+/// Most out-of-order ranges a subflow records (for SACK). Loss leaves a handful per window;
+/// the limit keeps a peer that scatters 1-byte segments from making every insert slow.
+const MAX_OOO_RANGES: usize = 256;
+
 /// What an incoming segment did to the subflow, for the connection to act on.
 #[derive(Clone, Debug, Default)]
 pub struct RxOutcome {
@@ -50,69 +54,82 @@ impl Subflow {
     ) -> RxOutcome {
         let mut out = RxOutcome::default();
         self.counters.segments_received += 1;
-        self.last_received = now;
-        self.keepalives_unanswered = 0;
-        if self.state != State::Closed {
-            self.arm_keepalive(now);
-        }
         let flags = seg.flags;
         match self.state {
             State::Closed => {
                 out.dropped = true;
                 return out;
             }
-            State::SynSent => return self.on_segment_syn_sent(now, seg, out),
-            State::SynReceived => {
-                if flags.contains(TcpFlags::RST) {
-                    if self.rst_acceptable(seg) {
-                        self.enter_closed(CloseReason::Reset);
-                        out.reset = true;
-                        out.closed = true;
-                    }
-                    return out;
+            State::SynSent => {
+                let out = self.on_segment_syn_sent(now, seg, out);
+                if !out.dropped {
+                    self.note_alive(now);
                 }
-                if flags.contains(TcpFlags::SYN) {
-                    // The peer did not see our SYN/ACK: send it again now.
-                    if seg.seq.0 == self.irs {
-                        self.retransmit_syn_now();
-                    }
-                    out.dropped = true;
-                    return out;
-                }
-                if !flags.contains(TcpFlags::ACK) {
-                    out.dropped = true;
-                    return out;
-                }
-                let ack = from_wire(self.iss, seg.ack.0, self.snd_una);
-                if ack != 1 {
-                    out.dropped = true;
-                    return out;
-                }
-                self.enter_established(now);
-                out.established = true;
+                return out;
             }
             _ => {}
         }
 
+        // Everything below acts only on segments that pass the checks of RFC 9293 §3.10.7.4
+        // and RFC 5961: someone who knows the address pair but not the sequence numbers
+        // can neither reset the subflow nor get its options acted on.
+        let seq = from_wire(self.irs, seg.seq.0, self.rcv_nxt);
+        let seg_end = seq + payload_len as u64;
         if flags.contains(TcpFlags::RST) {
-            if self.rst_acceptable(seg) {
+            if seq == self.rcv_nxt {
                 self.enter_closed(CloseReason::Reset);
                 out.reset = true;
                 out.closed = true;
             } else {
-                self.ack_now = true;
+                if self.seq_in_window(seq, seg_end, payload_len) {
+                    self.challenge_ack(now);
+                }
+                self.counters.segments_rejected += 1;
+                out.dropped = true;
             }
             return out;
         }
         if flags.contains(TcpFlags::SYN) {
-            // A retransmitted SYN/ACK means our ACK of it was lost.
-            self.ack_now = true;
+            if self.state == State::SynReceived && seg.seq.0 == self.irs {
+                // The peer did not see our SYN/ACK: send it again now.
+                self.retransmit_syn_now();
+            } else if self.state != State::SynReceived {
+                // A SYN on a synchronized subflow (RFC 5961 §4), or a retransmitted
+                // SYN/ACK whose ACK from us was lost: answer with an ACK, nothing else.
+                self.challenge_ack(now);
+            }
             out.dropped = true;
             return out;
         }
+        if !flags.contains(TcpFlags::ACK) {
+            out.dropped = true;
+            return out;
+        }
+        let ack = from_wire(self.iss, seg.ack.0, self.snd_una);
+        let ack_ok = ack <= self.snd_nxt && ack + self.max_peer_window.max(1 << 16) >= self.snd_una;
+        if !ack_ok || !self.seq_in_window(seq, seg_end, payload_len) {
+            self.counters.segments_rejected += 1;
+            if ack_ok && seg_end <= self.rcv_nxt {
+                // An old duplicate (the peer's timer fired early) or a keepalive probe: a
+                // duplicate ACK at once tells the peer what we have.
+                self.ack_now = true;
+                self.dup_data_seen |= payload_len > 0;
+            } else {
+                self.challenge_ack(now);
+            }
+            out.dropped = true;
+            return out;
+        }
+        if self.state == State::SynReceived {
+            if ack != 1 {
+                out.dropped = true;
+                return out;
+            }
+            self.enter_established(now);
+            out.established = true;
+        }
+        self.note_alive(now);
 
-        let seq = from_wire(self.irs, seg.seq.0, self.rcv_nxt);
-        let seg_end = seq + payload_len as u64;
         if self.ts_ok {
             if let Some((tsval, _)) = seg.options.timestamps {
                 // RFC 7323: remember the TSval of the segment that covers rcv_nxt.
@@ -122,9 +139,7 @@ impl Subflow {
             }
         }
 
-        if flags.contains(TcpFlags::ACK) {
-            out.ack = self.process_ack(now, seg, coupling);
-        }
+        out.ack = self.process_ack(now, seg, coupling);
 
         if payload_len > 0 {
             self.counters.bytes_received += payload_len as u64;
@@ -148,6 +163,40 @@ impl Subflow {
         out
     }
 
+    /// A segment passed the checks: the peer is there.
+    fn note_alive(&mut self, now: Instant) {
+        self.last_received = now;
+        self.keepalives_unanswered = 0;
+        if self.state != State::Closed {
+            self.arm_keepalive(now);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4: whether a segment covering subflow offsets `seq..seg_end` brings
+    /// anything at or after `rcv_nxt` and starts inside the receive window.
+    fn seq_in_window(&self, seq: u64, seg_end: u64, payload_len: usize) -> bool {
+        let new_enough = if payload_len == 0 {
+            seq >= self.rcv_nxt
+        } else {
+            seg_end > self.rcv_nxt
+        };
+        new_enough && seq <= self.rcv_nxt + self.rcv_window_limit
+    }
+
+    /// An ACK in answer to a segment that failed the checks (RFC 5961 §3.2, §4.2, §5.2): a
+    /// genuine peer learns where we are, a blind attacker learns nothing. At most one per
+    /// 50 ms, so a flood of forgeries is not reflected.
+    fn challenge_ack(&mut self, now: Instant) {
+        if self
+            .last_challenge
+            .is_some_and(|t| now < t + Duration::from_millis(50))
+        {
+            return;
+        }
+        self.last_challenge = Some(now);
+        self.ack_now = true;
+    }
+
     fn on_segment_syn_sent(
         &mut self,
         now: Instant,
@@ -161,6 +210,8 @@ impl Subflow {
                 self.enter_closed(CloseReason::Reset);
                 out.reset = true;
                 out.closed = true;
+            } else {
+                out.dropped = true;
             }
             return out;
         }
@@ -174,6 +225,7 @@ impl Subflow {
         self.take_syn_options(seg);
         // The SYN/ACK's window is never scaled.
         self.peer_window = seg.window as u64;
+        self.max_peer_window = self.peer_window;
         self.peer_wnd_edge = 1 + seg.window as u64;
         if let Some(syn) = self.sent.front() {
             if !syn.retransmitted {
@@ -193,29 +245,18 @@ impl Subflow {
         out
     }
 
-    fn rst_acceptable(&self, seg: &TcpRepr) -> bool {
-        if self.state == State::SynReceived {
-            return true;
-        }
-        let seq = from_wire(self.irs, seg.seq.0, self.rcv_nxt);
-        // Lenient in-window check (RFC 5961 would challenge-ACK non-exact ones).
-        seq >= self.rcv_nxt && seq <= self.rcv_nxt + (1 << 30)
-    }
-
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr, coupling: Coupling<'_>) -> AckOutcome {
         let mut out = AckOutcome::default();
         let ack = from_wire(self.iss, seg.ack.0, self.snd_una);
-        if ack > self.snd_nxt || ack < self.snd_una {
-            // Acknowledges something never sent, or is older than what we know.
-            if ack > self.snd_nxt {
-                self.ack_now = true;
-            }
+        if ack < self.snd_una {
+            // Older than what we know (reordered): acceptable, but says nothing new.
             return out;
         }
         out.valid = true;
         let window = (seg.window as u64) << self.snd_wscale;
         out.window = window;
         self.peer_window = window;
+        self.max_peer_window = self.max_peer_window.max(window);
         self.peer_wnd_edge = ack + window;
 
         let in_flight_before = self.sent.in_flight;
@@ -397,6 +438,14 @@ impl Subflow {
                 self.ack_now = true;
             }
         } else {
+            let touches = self.rcv_ooo.range_containing(range.start - 1).is_some()
+                || self.rcv_ooo.range_containing(range.end).is_some();
+            if self.rcv_ooo.len() >= MAX_OOO_RANGES && !touches {
+                // Only a peer that scatters tiny pieces gets here: not recording this one
+                // means it is not SACKed, and it is simply sent again.
+                self.ack_now = true;
+                return;
+            }
             self.rcv_ooo.insert(range.clone());
             self.last_ooo = self.rcv_ooo.range_containing(range.start);
             self.ack_now = true;

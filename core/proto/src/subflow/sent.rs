@@ -47,6 +47,10 @@ pub struct SentQueue {
     pub in_flight: u64,
     pub lost_count: usize,
     pub sacked_count: usize,
+    /// (ssn, dsn) of payload-carrying segments whose DSN is lower than every later one's:
+    /// the front is the lowest DSN this subflow may still have to retransmit. Segments only
+    /// leave from the front, so this is a sliding-window minimum, O(1) amortized.
+    dsn_floor: VecDeque<(u64, u64)>,
 }
 
 impl SentQueue {
@@ -77,7 +81,19 @@ impl SentQueue {
     pub fn push(&mut self, seg: SentSeg) {
         debug_assert!(self.segs.back().is_none_or(|b| b.end() <= seg.ssn));
         self.in_flight += seg.seq_len();
+        if seg.len > 0 {
+            while self.dsn_floor.back().is_some_and(|&(_, d)| d >= seg.dsn) {
+                self.dsn_floor.pop_back();
+            }
+            self.dsn_floor.push_back((seg.ssn, seg.dsn));
+        }
         self.segs.push_back(seg);
+    }
+
+    /// Lowest DSN among the payload bytes this subflow has not had acknowledged: the send
+    /// buffer must keep everything from there on.
+    pub fn lowest_dsn(&self) -> Option<u64> {
+        self.dsn_floor.front().map(|&(_, d)| d)
     }
 
     /// Index of the first segment ending after `ssn`.
@@ -92,6 +108,13 @@ impl SentQueue {
             if front.end() <= ack {
                 let seg = *front;
                 self.segs.pop_front();
+                if self
+                    .dsn_floor
+                    .front()
+                    .is_some_and(|&(ssn, _)| ssn == seg.ssn)
+                {
+                    self.dsn_floor.pop_front();
+                }
                 self.forget(&seg);
                 on_removed(&seg, seg.seq_len());
             } else if front.ssn < ack {
@@ -105,9 +128,21 @@ impl SentQueue {
                     payload_cut -= 1;
                 }
                 let payload_cut = payload_cut.min(front.len as u64);
+                let (old_ssn, new_dsn) = (front.ssn, front.dsn + payload_cut);
                 front.ssn = ack;
                 front.len -= payload_cut as u32;
-                front.dsn += payload_cut;
+                front.dsn = new_dsn;
+                if let Some(f) = self.dsn_floor.front_mut() {
+                    if f.0 == old_ssn {
+                        *f = (ack, new_dsn);
+                        // A later segment with a lower DSN outlives this one: it is the floor.
+                        while self.dsn_floor.len() >= 2
+                            && self.dsn_floor[0].1 >= self.dsn_floor[1].1
+                        {
+                            self.dsn_floor.pop_front();
+                        }
+                    }
+                }
                 if front.in_pipe() {
                     self.in_flight -= cut;
                 }
@@ -200,6 +235,7 @@ impl SentQueue {
         self.in_flight = 0;
         self.lost_count = 0;
         self.sacked_count = 0;
+        self.dsn_floor.clear();
         self.segs.drain(..)
     }
 }
@@ -248,6 +284,40 @@ mod tests {
         assert_eq!(q.len(), 2);
         q.ack_to(401, |_, _| {});
         assert!(q.is_empty());
+        assert_eq!(q.lowest_dsn(), None);
         assert_eq!((q.in_flight, q.lost_count, q.sacked_count), (0, 0, 0));
+    }
+
+    #[test]
+    fn lowest_dsn_follows_reinjected_segments_and_acks() {
+        let t = Instant::now();
+        let mut q = SentQueue::default();
+        let at = |ssn: u64, dsn: u64| SentSeg {
+            dsn,
+            ..seg(ssn, 100, t)
+        };
+        q.push(at(1, 500));
+        q.push(at(101, 600));
+        // Reinjected from a dead subflow: lower DSN, later on this one.
+        q.push(at(201, 100));
+        q.push(at(301, 700));
+        assert_eq!(q.lowest_dsn(), Some(100));
+        q.ack_to(251, |_, _| {});
+        assert_eq!(q.lowest_dsn(), Some(150), "partly acknowledged reinjection");
+        q.ack_to(301, |_, _| {});
+        assert_eq!(q.lowest_dsn(), Some(700));
+        q.ack_to(350, |_, _| {});
+        assert_eq!(q.lowest_dsn(), Some(749));
+        let mut q2 = SentQueue::default();
+        q2.push(at(1, 900));
+        q2.push(at(101, 950));
+        q2.ack_to(60, |_, _| {});
+        assert_eq!(
+            q2.lowest_dsn(),
+            Some(950),
+            "a later segment with a lower DSN"
+        );
+        q2.drain().for_each(drop);
+        assert_eq!(q2.lowest_dsn(), None);
     }
 }
