@@ -75,7 +75,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
              1-byte out-of-order DSS pieces (never deliverable, never adjacent) at {}/s for \
              {} s; another client sends a 64-byte echo through the same gateway every 100 ms \
              (a probe with no answer within 2 s counts as failed).\n\n\
-             | run | pieces sent | rate | pieces SACKed | echo min | echo median | echo max | failed probes | memory growth |\n\
+             | run | pieces sent | rate | gateway SACKed them | echo min | echo median | echo max | failed probes | memory growth |\n\
              |---|---|---|---|---|---|---|---|---|\n",
             a.rate, a.seconds
         ));
@@ -92,11 +92,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 r.rss_growth / 1024
             );
             md.push_str(&format!(
-                "| {} | {} | {:.0}/s | {} acks | {} | {} | {} | {} of {} | {:.1} MB |\n",
+                "| {} | {} | {:.0}/s | {} | {} | {} | {} | {} of {} | {:.1} MB |\n",
                 i + 1,
                 r.pieces,
                 r.achieved_rate,
-                r.sacked,
+                if r.sacked > 0 { "yes" } else { "no" },
                 ms(min),
                 ms(med),
                 ms(max),

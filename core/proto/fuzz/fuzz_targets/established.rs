@@ -60,10 +60,16 @@ fn shift32(v: u32, d: i64) -> u32 {
     v.wrapping_add(d as u32)
 }
 
-fn shift_seq(v: Option<DataSeq>, d: i64, wide: bool) -> DataSeq {
+/// `v` moved by `d`, in its own width or widened: a 32-bit value is expanded with the high
+/// bits of `idsn` (the IDSN of the space it belongs to), so a wide forgery lands near the
+/// real position, below the IDSN (offsets near 2^64) for a large enough negative `d`.
+fn shift_seq(v: Option<DataSeq>, d: i64, wide: bool, idsn: u64) -> DataSeq {
     match v {
         Some(DataSeq::Wide(x)) => DataSeq::Wide(x.wrapping_add(d as u64)),
-        Some(DataSeq::Narrow(x)) if wide => DataSeq::Wide(u64::from(x).wrapping_add(d as u64)),
+        Some(DataSeq::Narrow(x)) if wide => {
+            let off = u64::from(x.wrapping_sub(idsn as u32));
+            DataSeq::Wide(idsn.wrapping_add(off).wrapping_add(d as u64))
+        }
         Some(DataSeq::Narrow(x)) => DataSeq::Narrow(shift32(x, d)),
         None => DataSeq::Narrow(d as u32),
     }
@@ -78,18 +84,19 @@ fn option(
 ) -> MptcpOption {
     let kind = inp.u8();
     let (sender_key, receiver_key) = keys;
+    let (tx_idsn, rx_idsn) = (wire::idsn(sender_key), wire::idsn(receiver_key));
     match kind % 12 {
         0 | 1 | 2 => {
             let flags = inp.u8();
             let wide = flags & 0x80 != 0;
             let data_ack = (flags & 1 != 0).then(|| {
                 let d = inp.delta();
-                shift_seq(peer_seen.dsn_next, d, wide)
+                shift_seq(peer_seen.dsn_next, d, wide, rx_idsn)
             });
             let mapping = (flags & 2 != 0).then(|| {
                 let d = inp.delta();
                 DssMapping {
-                    dsn: shift_seq(seen.dsn_next, d, wide),
+                    dsn: shift_seq(seen.dsn_next, d, wide, tx_idsn),
                     ssn: inp.u32() % 0x2_0000,
                     data_len: if flags & 4 != 0 { 0 } else { inp.u16() },
                     checksum: (flags & 8 != 0).then(|| inp.u16()),
@@ -120,7 +127,7 @@ fn option(
         6 => {
             let d = inp.delta();
             MptcpOption::MpFail(MpFail {
-                dsn: shift_seq(seen.dsn_next, d, true).value(),
+                dsn: shift_seq(seen.dsn_next, d, true, tx_idsn).value(),
             })
         }
         7 => MptcpOption::MpFastClose(MpFastClose {
