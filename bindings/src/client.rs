@@ -49,11 +49,8 @@ pub struct BraidClient {
     policy: braid::Policy,
 }
 
-#[uniffi::export]
 impl BraidClient {
-    /// A client with `config`; `binder` binds sockets to interfaces (required on Android).
-    #[uniffi::constructor(default(config = None, binder = None))]
-    pub fn new(
+    fn build(
         config: Option<BraidConfig>,
         binder: Option<Arc<dyn SocketBinder>>,
     ) -> Result<Arc<Self>, BraidError> {
@@ -82,6 +79,18 @@ impl BraidClient {
             connect_timeout,
             policy,
         }))
+    }
+}
+
+#[uniffi::export]
+impl BraidClient {
+    /// A client with `config`; `binder` binds sockets to interfaces (required on Android).
+    #[uniffi::constructor(default(config = None, binder = None))]
+    pub fn new(
+        config: Option<BraidConfig>,
+        binder: Option<Arc<dyn SocketBinder>>,
+    ) -> Result<Arc<Self>, BraidError> {
+        crate::guard("BraidClient.new", || Self::build(config, binder))
     }
 
     /// Connects to a Braid (MPTCP over TCP-in-UDP) server at `server` (`host:port`).
@@ -130,9 +139,11 @@ impl BraidClient {
     /// An interface came up: open connections add a path over it. Returns the path id
     /// (the interface's index when it has one).
     pub fn interface_available(&self, interface: BraidInterface) -> Result<u32, BraidError> {
-        let iface = interface.to_braid()?;
-        let _rt = runtime().enter();
-        Ok(self.client.interface_available(iface)?)
+        crate::guard("interface_available", || {
+            let iface = interface.to_braid()?;
+            let _rt = runtime().enter();
+            Ok(self.client.interface_available(iface)?)
+        })
     }
 
     /// The interface behind `path_id` is gone: traffic moves off it at once.

@@ -155,13 +155,13 @@ impl BraidConnection {
 
     /// Finishes the sending side (the peer reads end of stream); reading goes on.
     pub fn finish(&self) -> Result<(), BraidError> {
-        match lock(&self.conn).as_ref() {
+        crate::guard("finish", || match lock(&self.conn).as_ref() {
             Some(c) => {
                 c.finish();
                 Ok(())
             }
             None => Err(closed_error()),
-        }
+        })
     }
 
     /// Closes the connection gracefully: what was written is still delivered in the
@@ -242,13 +242,15 @@ impl BraidConnection {
     /// Changes how the connection uses its paths, live (the other settings of the client's
     /// config stay). Traffic may move at once: expect `BackupChanged`/`PathSwitched` events.
     pub fn set_service_type(&self, service_type: ServiceType) -> Result<(), BraidError> {
-        let g = lock(&self.conn);
-        let c = g.as_ref().ok_or_else(closed_error)?;
-        let mut p = lock(&self.policy);
-        p.service = service_type.into();
-        let _rt = runtime().enter();
-        c.set_policy(p.clone());
-        Ok(())
+        crate::guard("set_service_type", || {
+            let g = lock(&self.conn);
+            let c = g.as_ref().ok_or_else(closed_error)?;
+            let mut p = lock(&self.policy);
+            p.service = service_type.into();
+            let _rt = runtime().enter();
+            c.set_policy(p.clone());
+            Ok(())
+        })
     }
 
     /// A stream of this connection's events, pulled with `next()`. The first stream (or

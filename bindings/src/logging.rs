@@ -4,9 +4,15 @@
 //! hold the engine's lock, and a sink that calls back into Braid would deadlock. A bounded
 //! queue and one delivery thread decouple them; when the queue is full, records are dropped
 //! (and counted) rather than slowing the network path down.
+//!
+//! Without a sink, records go to the platform log: logcat through the `android_logger` crate
+//! on Android (it splits lines longer than logcat's ~4 KB limit), os_log through the `oslog`
+//! crate on Apple platforms, stderr elsewhere. os_log keeps its messages in sysdiagnose, so
+//! addresses and host names are written as `<private>` there unless the app opts in with
+//! `set_log_addresses_public(true)` (the `oslog` crate logs the whole line as public).
 
 use crate::error::{BraidError, CallbackError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -63,6 +69,10 @@ struct Router {
 }
 
 static ROUTER: OnceLock<Router> = OnceLock::new();
+/// Whether `log::set_logger` took the router: decided once per process, by the first call.
+static INSTALLED: OnceLock<bool> = OnceLock::new();
+/// Apple: log addresses and host names in the clear (off: `<private>`).
+static ADDRESSES_PUBLIC: AtomicBool = AtomicBool::new(false);
 
 impl log::Log for Router {
     fn enabled(&self, m: &log::Metadata) -> bool {
@@ -85,7 +95,7 @@ impl log::Log for Router {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            None => platform::write(r.level(), r.target(), &r.args().to_string()),
+            None => platform::write(r),
         }
     }
 
@@ -94,48 +104,116 @@ impl log::Log for Router {
 
 /// Routes Braid's logs at `level` and above to `sink`, or to the platform log when there
 /// is no sink: os_log on Apple platforms, logcat on Android, stderr elsewhere. May be called
-/// again to change the level or the sink. Fails only if other code in the app installed a
-/// different Rust logger first.
+/// again to change the level or the sink. Fails, on this call and every later one, if other
+/// code in the app installed a different Rust logger first (Braid's logs then go there, and
+/// Braid leaves that logger's level alone).
 #[uniffi::export(default(sink = None))]
 pub fn init_logging(level: LogLevel, sink: Option<Arc<dyn LogSink>>) -> Result<(), BraidError> {
-    let mut fresh = false;
-    let router = ROUTER.get_or_init(|| {
-        fresh = true;
-        Router {
+    crate::guard("init_logging", || {
+        let router = ROUTER.get_or_init(|| Router {
             sink: Mutex::new(None),
             dropped: AtomicU64::new(0),
-        }
-    });
-    if fresh {
-        log::set_logger(router).map_err(|_| {
-            BraidError::Logging(
+        });
+        if !*INSTALLED.get_or_init(|| log::set_logger(router).is_ok()) {
+            return Err(BraidError::Logging(
                 "another Rust logger is already installed in this app; Braid logs go there".into(),
-            )
-        })?;
-    }
-    let tx = sink.map(|sink| {
-        let (tx, rx) = sync_channel::<Line>(1024);
-        // The thread ends when the sender is replaced or dropped.
-        let spawned = std::thread::Builder::new()
-            .name("braid-log".into())
-            .spawn(move || {
-                for l in rx {
-                    // A failing sink has nowhere to report to; keep delivering.
-                    let _ = sink.log(l.level, l.target, l.message);
-                }
-            });
-        (tx, spawned.is_ok())
-    });
-    let tx = match tx {
-        Some((_, false)) => {
-            return Err(BraidError::Logging("cannot start the log thread".into()));
+            ));
         }
-        Some((tx, true)) => Some(tx),
-        None => None,
+        let tx = match sink {
+            Some(sink) => Some(start_delivery(sink)?),
+            None => None,
+        };
+        *crate::lock(&router.sink) = tx;
+        log::set_max_level(level.into());
+        Ok(())
+    })
+}
+
+/// The delivery thread of a sink; it ends when its sender is replaced or dropped.
+fn start_delivery(sink: Arc<dyn LogSink>) -> Result<SyncSender<Line>, BraidError> {
+    let (tx, rx) = sync_channel::<Line>(1024);
+    std::thread::Builder::new()
+        .name("braid-log".into())
+        .spawn(move || {
+            for l in rx {
+                // A failing sink has nowhere to report to; keep delivering.
+                let _ = sink.log(l.level, l.target, l.message);
+            }
+        })
+        .map_err(|e| BraidError::Logging(format!("cannot start the log thread: {e}")))?;
+    Ok(tx)
+}
+
+/// Apple platforms: write addresses and host names to os_log in the clear (`true`) or as
+/// `<private>` (`false`, the default). Elsewhere it changes nothing.
+#[uniffi::export]
+pub fn set_log_addresses_public(public: bool) {
+    ADDRESSES_PUBLIC.store(public, Ordering::Relaxed);
+}
+
+/// `msg` with every IP address, `ip:port`, `[v6]:port` and host name replaced by
+/// `<private>`, the way os_log shows private arguments.
+// Used by the os_log path only (and its tests).
+#[cfg_attr(not(target_vendor = "apple"), allow(dead_code))]
+pub(crate) fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut token = String::new();
+    for ch in msg.chars() {
+        if ch.is_ascii_alphanumeric() || matches!(ch, '.' | ':' | '[' | ']' | '-' | '%') {
+            token.push(ch);
+        } else {
+            flush_token(&mut out, &mut token);
+            out.push(ch);
+        }
+    }
+    flush_token(&mut out, &mut token);
+    out
+}
+
+// Used by the os_log path only (and its tests).
+#[cfg_attr(not(target_vendor = "apple"), allow(dead_code))]
+fn flush_token(out: &mut String, token: &mut String) {
+    // Punctuation that ends a sentence is not part of the address.
+    let core = token.trim_end_matches(['.', ':']);
+    let tail = &token[core.len()..];
+    if is_address(core) {
+        out.push_str("<private>");
+        out.push_str(tail);
+    } else {
+        out.push_str(token);
+    }
+    token.clear();
+}
+
+/// An IP address, a socket address, or a host name (`host.domain[:port]`).
+// Used by the os_log path only (and its tests).
+#[cfg_attr(not(target_vendor = "apple"), allow(dead_code))]
+fn is_address(t: &str) -> bool {
+    use std::net::{IpAddr, SocketAddr};
+    // `fe80::1%wlan0`: the zone is not part of the address.
+    let t = t.split('%').next().unwrap_or(t);
+    if t.parse::<IpAddr>().is_ok() || t.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let host = match t.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        Some(_) => return false,
+        None => t,
     };
-    *crate::lock(&router.sink) = tx;
-    log::set_max_level(level.into());
-    Ok(())
+    let labels: Vec<&str> = host.split('.').collect();
+    // Two labels or more, a top-level label of letters (not `1.5` or `lib.rs`-like code
+    // paths with `::`), each label a DNS label.
+    labels.len() >= 2
+        && labels.last().is_some_and(|l| {
+            l.len() >= 2
+                && l.chars().all(|c| c.is_ascii_alphabetic())
+                && !matches!(*l, "rs" | "kt" | "swift" | "so")
+        })
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// Log records dropped because the sink could not keep up.
@@ -149,31 +227,20 @@ pub fn dropped_log_lines() -> u64 {
 
 #[cfg(target_os = "android")]
 mod platform {
-    use std::ffi::CString;
-    use std::os::raw::{c_char, c_int};
+    use android_logger::{AndroidLogger, Config};
+    use std::sync::OnceLock;
 
-    #[link(name = "log")]
-    unsafe extern "C" {
-        fn __android_log_write(prio: c_int, tag: *const c_char, text: *const c_char) -> c_int;
-    }
-
-    pub fn write(level: log::Level, target: &str, msg: &str) {
-        // android/log.h priorities.
-        let prio = match level {
-            log::Level::Error => 6,
-            log::Level::Warn => 5,
-            log::Level::Info => 4,
-            log::Level::Debug => 3,
-            log::Level::Trace => 2,
-        };
-        let text = format!("{target}: {msg}").replace('\0', " ");
-        let (Ok(tag), Ok(text)) = (CString::new("braid"), CString::new(text)) else {
-            return;
-        };
-        // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
-        unsafe {
-            __android_log_write(prio, tag.as_ptr(), text.as_ptr());
-        }
+    pub fn write(r: &log::Record) {
+        static LOG: OnceLock<AndroidLogger> = OnceLock::new();
+        // The level was checked by the router; the logger's own filter lets everything by.
+        let l = LOG.get_or_init(|| {
+            AndroidLogger::new(
+                Config::default()
+                    .with_tag("braid")
+                    .with_max_level(log::LevelFilter::Trace),
+            )
+        });
+        log::Log::log(l, r);
     }
 }
 
@@ -186,17 +253,24 @@ mod platform {
 mod platform {
     use oslog::{Level, OsLog};
     use std::sync::OnceLock;
+    use std::sync::atomic::Ordering;
 
-    pub fn write(level: log::Level, target: &str, msg: &str) {
+    pub fn write(r: &log::Record) {
         static LOG: OnceLock<OsLog> = OnceLock::new();
         let log = LOG.get_or_init(|| OsLog::new("org.braid", "braid"));
-        let level = match level {
+        let level = match r.level() {
             log::Level::Error => Level::Error,
             log::Level::Warn => Level::Default,
             log::Level::Info => Level::Info,
             log::Level::Debug | log::Level::Trace => Level::Debug,
         };
-        log.with_level(level, &format!("{target}: {msg}"));
+        let msg = r.args().to_string();
+        let msg = if super::ADDRESSES_PUBLIC.load(Ordering::Relaxed) {
+            msg
+        } else {
+            super::redact(&msg)
+        };
+        log.with_level(level, &format!("{}: {msg}", r.target()));
     }
 }
 
@@ -208,7 +282,37 @@ mod platform {
     target_os = "visionos"
 )))]
 mod platform {
-    pub fn write(level: log::Level, target: &str, msg: &str) {
-        eprintln!("[braid {level} {target}] {msg}");
+    pub fn write(r: &log::Record) {
+        eprintln!("[braid {} {}] {}", r.level(), r.target(), r.args());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn addresses_and_hosts_are_private() {
+        assert_eq!(
+            redact("connecting to 192.0.2.1:443 via [2001:db8::1]:7000."),
+            "connecting to <private> via <private>."
+        );
+        assert_eq!(
+            redact("resolved gw.example.com:4443 to 2001:db8::5, fe80::1%wlan0"),
+            "resolved <private> to <private>, <private>"
+        );
+        assert_eq!(redact("host example.com"), "host <private>");
+    }
+
+    #[test]
+    fn the_rest_is_kept() {
+        for s in [
+            "braid::conn: path 3 up (wifi), srtt 12.5 ms",
+            "subflow 2 closed: reset",
+            "see socket.rs line 4, version 0.1.0",
+            "ratio 1.5x, 10:30",
+        ] {
+            assert_eq!(redact(s), s);
+        }
     }
 }

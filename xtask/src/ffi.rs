@@ -157,7 +157,7 @@ pub fn bindings(args: &[String]) -> Result {
 }
 
 /// `cargo xtask size`: the release library as it would ship (profile `mobile`: size-
-/// optimised, fat LTO, panic=abort, stripped), for the host and, where cargo-ndk and an NDK
+/// optimised, fat LTO, unwinding kept, stripped), for the host and, where cargo-ndk and an NDK
 /// are installed, for each Android ABI.
 pub fn size(args: &[String]) -> Result {
     if let Some(a) = args.first() {

@@ -130,8 +130,39 @@ fn check_checked_in(out: &Path) -> Result {
     Ok(())
 }
 
+/// The JNA the AAR ships (android/gradle.properties), and that the Gradle build uses it.
+fn shipped_jna() -> Result<String> {
+    let root = sh::root();
+    let props = ffi::read(&root.join("android/gradle.properties"))?;
+    let v = props
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("braid.jnaVersion="))
+        .map(|v| v.trim().to_string())
+        .ok_or("android/gradle.properties has no braid.jnaVersion")?;
+    let build = ffi::read(&root.join("android/braid/build.gradle.kts"))?;
+    if !build.contains("net.java.dev.jna:jna:$jnaVersion@aar") {
+        return Err(
+            "android/braid/build.gradle.kts must depend on net.java.dev.jna:jna:$jnaVersion@aar (the version pinned in gradle.properties)".into(),
+        );
+    }
+    Ok(v)
+}
+
 fn kotlin_tests(home: &Path, lib: &Path, out: &Path) -> Result {
     let root = sh::root();
+    // Only Debian's JNA can be installed where these tests run (JNA is on neither PyPI nor
+    // npm, and Maven Central is out of reach): say which one is tested against which ships.
+    let shipped = shipped_jna()?;
+    let tested = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "libjna-java"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "(unknown version)".into());
+    eprintln!(
+        "test-foreign: Kotlin tests use JNA {tested} (Debian libjna-java); the AAR ships JNA {shipped}"
+    );
     let work = out.join("kotlin-build");
     let stubs = work.join("stubs");
     let jar = work.join("tests.jar");

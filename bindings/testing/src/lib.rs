@@ -22,6 +22,27 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
+/// The name of the exported call that should panic next (see `panic_in_next_call`).
+static PANIC_IN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Makes the next braid-ffi call named `call` (`interface_available`, `finish`, ...) panic
+/// inside the library, to test that the panic comes out as `BraidError.Internal`.
+#[uniffi::export]
+pub fn panic_in_next_call(call: String) {
+    *PANIC_IN.lock().unwrap_or_else(|p| p.into_inner()) = Some(call);
+}
+
+/// Whether the test asked `call` to panic (once). Read by braid-ffi's call guard.
+pub fn take_panic_request(call: &str) -> bool {
+    let mut g = PANIC_IN.lock().unwrap_or_else(|p| p.into_inner());
+    if g.as_deref() == Some(call) {
+        *g = None;
+        true
+    } else {
+        false
+    }
+}
+
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum TestNetworkError {

@@ -82,9 +82,11 @@ pub trait SocketBinder: Send + Sync {
     fn bind(&self, fd: RawFd, path: &PathInfo) -> io::Result<()>;
 }
 
-/// Binds to the interface by index: `SO_BINDTOIFINDEX` on Linux and Android,
-/// `IP_BOUND_IF`/`IPV6_BOUND_IF` on Apple platforms. Does nothing for an interface
-/// without name or index.
+/// Binds to the interface by index: `SO_BINDTOIFINDEX` on Linux, `IP_BOUND_IF`/
+/// `IPV6_BOUND_IF` on Apple platforms. Does nothing for an interface without name or index.
+/// On Android it refuses named interfaces: apps may not bind by index there, and doing so
+/// would bypass per-network routing; a `SocketBinder` using `Network.bindSocket` must be
+/// given instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultBinder;
 
@@ -103,7 +105,6 @@ impl SocketBinder for DefaultBinder {
 
 #[cfg(any(
     target_os = "linux",
-    target_os = "android",
     target_os = "macos",
     target_os = "ios",
     target_os = "tvos",
@@ -116,6 +117,17 @@ fn bind_to_index(sock: &SockRef<'_>, index: NonZeroU32, v4: bool) -> io::Result<
     } else {
         sock.bind_device_by_index_v6(Some(index))
     }
+}
+
+#[cfg(target_os = "android")]
+fn bind_to_index(_sock: &SockRef<'_>, index: NonZeroU32, _v4: bool) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "interface #{index}: on Android a path is bound to its Network by a SocketBinder \
+             (Network.bindSocket, e.g. BraidNetworkMonitor.binder), never by interface index"
+        ),
+    ))
 }
 
 #[cfg(not(any(

@@ -404,3 +404,42 @@ fn bogus_data_ack_with_valid_tcp_numbers_never_corrupts() {
         assert!(raised.get() > 0, "the middlebox raised no DATA_ACK");
     }
 }
+
+/// When the closing event of the client's connection came, and with what.
+fn client_closed(t: &Transfer) -> Option<(Duration, braid_proto::CloseError)> {
+    let start = t.sim.start();
+    t.sim.node(t.client).apps[0]
+        .events
+        .iter()
+        .find_map(|(at, e)| match e {
+            Event::Closed(err) => Some((at.duration_since(start), err.clone())),
+            _ => None,
+        })
+}
+
+#[test]
+fn a_dead_gateway_fails_the_connection_within_seconds_not_a_minute() {
+    // Busy: both paths carry data when the peer vanishes.
+    let mut t = two_path_transfer(3, 200_000_000);
+    let kill = Duration::from_secs(2);
+    t.down_at(0, kill);
+    t.down_at(1, kill);
+    t.sim.run_until(Duration::from_secs(40));
+    let (at, err) = client_closed(&t).expect("the client noticed");
+    assert_eq!(err, braid_proto::CloseError::TimedOut);
+    let after = at - kill;
+    eprintln!("busy connection: failed {after:?} after the peer vanished");
+    assert!(after <= Duration::from_secs(12), "took {after:?}");
+
+    // Idle: nothing outstanding, so only keepalives can tell.
+    let mut t = two_path_transfer(4, 0);
+    let kill = Duration::from_secs(1);
+    t.down_at(0, kill);
+    t.down_at(1, kill);
+    t.sim.run_until(Duration::from_secs(80));
+    let (at, err) = client_closed(&t).expect("the idle client noticed");
+    assert_eq!(err, braid_proto::CloseError::TimedOut);
+    let after = at - kill;
+    eprintln!("idle connection: failed {after:?} after the peer vanished");
+    assert!(after <= Duration::from_secs(35), "took {after:?}");
+}

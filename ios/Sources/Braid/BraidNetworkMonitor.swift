@@ -1,6 +1,7 @@
 // Interface events from NWPathMonitor, with the interface indexes Braid binds sockets to.
 
 import BraidFFI
+import Darwin
 import Foundation
 import Network
 
@@ -10,6 +11,12 @@ import Network
 /// `BraidClient` when one comes or goes. Interfaces carry their index (`NWInterface.index`):
 /// Braid binds each path's socket to it (`IP_BOUND_IF`), and it is the path id, so a loss
 /// reaches the right path.
+///
+/// Interfaces are tracked by index *and* address set: when the addresses of an interface
+/// change (a WiFi roam, a new IPv6 prefix) the client hears lost + available and rebuilds
+/// the path. Low Data Mode (`isConstrained`) keeps cellular and other expensive interfaces
+/// out unless `useExpensiveWhenConstrained`; with `allowExpensive` false (the app's
+/// `CellularRules.allowed`), they are never reported.
 ///
 /// ```swift
 /// let client = try await BraidClient.withNetworkMonitor()   // does all of this for you
@@ -21,15 +28,30 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
     private let queue = DispatchQueue(label: "org.braid.network-monitor")
     // Everything below is touched on `queue` only.
     private var monitors: [NWPathMonitor] = []
-    /// Usable interfaces per watched type (same order as `watched`).
-    private var usable: [[BraidInterface]] = Array(repeating: [], count: BraidNetworkMonitor.watched.count)
+    /// Usable interfaces per watched type (same order as `watched`), with their addresses.
+    private var usable: [[Seen]] = Array(repeating: [], count: BraidNetworkMonitor.watched.count)
     private var firstUpdates = Set<Int>()
     private var waiting: [CheckedContinuation<[BraidInterface], Never>] = []
     private weak var client: BraidClient?
-    /// What the client was told: interface index -> path id.
-    private var reported: [UInt32: UInt32] = [:]
+    /// What the client was told: interface index -> (path id, addresses then).
+    private var reported: [UInt32: (pathId: UInt32, addresses: Set<String>)] = [:]
+    private let allowExpensive: Bool
+    private let useExpensiveWhenConstrained: Bool
 
-    public init() {}
+    /// An interface as last seen, with what decides whether it may be used.
+    struct Seen {
+        let iface: BraidInterface
+        let addresses: Set<String>
+        let expensive: Bool
+        let constrained: Bool
+    }
+
+    /// `allowExpensive`: the app's `CellularRules.allowed`. `useExpensiveWhenConstrained`:
+    /// use cellular even in Low Data Mode (off by default).
+    public init(allowExpensive: Bool = true, useExpensiveWhenConstrained: Bool = false) {
+        self.allowExpensive = allowExpensive
+        self.useExpensiveWhenConstrained = useExpensiveWhenConstrained
+    }
 
     deinit {
         monitors.forEach { $0.cancel() }
@@ -56,7 +78,7 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
             self.client = client
             for entry in client.interfaces {
                 if let index = entry.interface.index {
-                    self.reported[index] = entry.pathId
+                    self.reported[index] = (entry.pathId, Self.addresses(of: entry.interface.name))
                 }
             }
             self.sync()
@@ -72,9 +94,24 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
         }
     }
 
+    /// The interfaces usable now, preferred first, with their addresses.
+    var currentSeen: [Seen] {
+        usable.flatMap { $0 }.filter {
+            Self.allowed(expensive: $0.expensive, constrained: $0.constrained,
+                         allowExpensive: allowExpensive, whenConstrained: useExpensiveWhenConstrained)
+        }
+    }
+
     /// The interfaces usable now, preferred first.
     var current: [BraidInterface] {
-        usable.flatMap { $0 }
+        currentSeen.map(\.iface)
+    }
+
+    /// Data-saving rules: expensive interfaces only when the app allows them, and in Low Data
+    /// Mode only when it opted in.
+    static func allowed(expensive: Bool, constrained: Bool, allowExpensive: Bool, whenConstrained: Bool) -> Bool {
+        guard expensive else { return true }
+        return allowExpensive && (!constrained || whenConstrained)
     }
 
     private func startMonitors() {
@@ -85,7 +122,11 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
                 let ifaces = path.status == .satisfied
                     ? path.availableInterfaces.filter { $0.type == type }
                     : []
-                self.usable[i] = ifaces.map(Self.describe)
+                self.usable[i] = ifaces.map {
+                    Seen(iface: Self.describe($0), addresses: Self.addresses(of: $0.name),
+                         expensive: path.isExpensive || type == .cellular,
+                         constrained: path.isConstrained)
+                }
                 self.firstUpdates.insert(i)
                 if self.firstUpdates.count == Self.watched.count {
                     self.resumeWaiting()
@@ -109,18 +150,48 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
     /// Tells the client what changed since it was last told.
     private func sync() {
         guard let client else { return }
-        let now = current
-        let indexes = Set(now.compactMap(\.index))
-        for (index, pathId) in reported where !indexes.contains(index) {
-            client.interfaceLost(pathId: pathId)
+        let now = currentSeen
+        var byIndex: [UInt32: Set<String>] = [:]
+        for seen in now {
+            if let index = seen.iface.index { byIndex[index] = seen.addresses }
+        }
+        // Gone, or the same interface with other addresses (a roam): lost, then available
+        // again below, so the engine builds the path on the new address.
+        for (index, old) in reported where byIndex[index] != old.addresses {
+            client.interfaceLost(pathId: old.pathId)
             reported[index] = nil
         }
-        for iface in now {
-            guard let index = iface.index, reported[index] == nil else { continue }
-            if let pathId = try? client.interfaceAvailable(iface) {
-                reported[index] = pathId
+        for seen in now {
+            // No address yet: nothing could be sent from it; the next update brings one.
+            guard let index = seen.iface.index, reported[index] == nil, !seen.addresses.isEmpty else { continue }
+            if let pathId = try? client.interfaceAvailable(seen.iface) {
+                reported[index] = (pathId, seen.addresses)
             }
         }
+    }
+
+    /// The IPv4 and IPv6 addresses of the interface named `name` (link-local ones excluded:
+    /// they do not change on a roam and route nowhere).
+    static func addresses(of name: String?) -> Set<String> {
+        guard let name else { return [] }
+        var out = Set<String>()
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        var cur: UnsafeMutablePointer<ifaddrs>? = first
+        while let ifa = cur {
+            defer { cur = ifa.pointee.ifa_next }
+            guard String(cString: ifa.pointee.ifa_name) == name, let sa = ifa.pointee.ifa_addr else { continue }
+            let family = Int32(sa.pointee.sa_family)
+            guard family == AF_INET || family == AF_INET6 else { continue }
+            var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            let len = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+            guard getnameinfo(sa, len, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
+            let text = String(cString: host)
+            if text.hasPrefix("fe80:") { continue }
+            out.insert(text)
+        }
+        return out
     }
 
     static func describe(_ iface: NWInterface) -> BraidInterface {

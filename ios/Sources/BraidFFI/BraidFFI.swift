@@ -4156,14 +4156,26 @@ public func droppedLogLines() -> UInt64  {
 /**
  * Routes Braid's logs at `level` and above to `sink`, or to the platform log when there
  * is no sink: os_log on Apple platforms, logcat on Android, stderr elsewhere. May be called
- * again to change the level or the sink. Fails only if other code in the app installed a
- * different Rust logger first.
+ * again to change the level or the sink. Fails, on this call and every later one, if other
+ * code in the app installed a different Rust logger first (Braid's logs then go there, and
+ * Braid leaves that logger's level alone).
  */
 public func initLogging(level: LogLevel, sink: LogSink? = nil)throws   {try rustCallWithError(FfiConverterTypeBraidError_lift) {
         uniffiCallStatus in
     uniffi_braid_ffi_fn_func_init_logging(
         FfiConverterTypeLogLevel_lower(level),
         FfiConverterOptionTypeLogSink.lower(sink),uniffiCallStatus
+    )
+}
+}
+/**
+ * Apple platforms: write addresses and host names to os_log in the clear (`true`) or as
+ * `<private>` (`false`, the default). Elsewhere it changes nothing.
+ */
+public func setLogAddressesPublic(`public`: Bool)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_func_set_log_addresses_public(
+        FfiConverterBool.lower(`public`),uniffiCallStatus
     )
 }
 }
@@ -4199,7 +4211,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_func_dropped_log_lines() != 49723) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_func_init_logging() != 11299) {
+    if (uniffi_braid_ffi_checksum_func_init_logging() != 33874) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_func_set_log_addresses_public() != 36829) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_func_braid_default_config() != 65255) {

@@ -6,7 +6,9 @@ public class NetworkCapabilities {
     public static final int TRANSPORT_CELLULAR = 0;
     public static final int TRANSPORT_WIFI = 1;
     public static final int TRANSPORT_ETHERNET = 3;
+    public static final int NET_CAPABILITY_NOT_METERED = 11;
     public static final int NET_CAPABILITY_INTERNET = 12;
+    public static final int NET_CAPABILITY_NOT_RESTRICTED = 13;
 
     private final Set<Integer> transports;
     private final Set<Integer> capabilities;

@@ -69,6 +69,10 @@ pub struct ConnectionConfig {
     pub join_announced: bool,
     /// How long the connection survives with no subflow at all (waiting for an interface).
     pub no_path_timeout: Duration,
+    /// How long the peer may stay silent on every path at once — data or a keepalive
+    /// unanswered everywhere — before the connection fails (None: only the retransmission
+    /// and keepalive limits of each subflow apply). A dead gateway is reported this fast.
+    pub peer_silence_timeout: Option<Duration>,
     /// Offer MPTCP at all (a plain TCP client when false).
     pub mptcp: bool,
 }
@@ -90,6 +94,7 @@ impl Default for ConnectionConfig {
             allow_fallback: true,
             join_announced: true,
             no_path_timeout: Duration::from_secs(30),
+            peer_silence_timeout: Some(Duration::from_secs(10)),
             mptcp: true,
         }
     }
@@ -690,6 +695,7 @@ impl Connection {
         consider(self.steering_deadline());
         consider(self.silence_deadline());
         consider(self.dead_subflow_deadline());
+        consider(self.peer_silence_deadline());
         for e in &self.subflows {
             consider(e.remove_probe.map(|(_, deadline)| deadline));
         }

@@ -422,7 +422,16 @@ impl Connection {
             port: a.port,
             hmac: None,
         });
-        if !self.paths.remotes.iter().any(|r| r.id == a.addr_id) {
+        let known = self.paths.remotes.iter().any(|r| r.id == a.addr_id);
+        let acceptable =
+            join_target_allowed(self.remote, addr) && self.paths.remotes.len() < MAX_REMOTES;
+        if !known && !acceptable {
+            // A (possibly malicious) server must not make us connect anywhere: only
+            // addresses like its own, and only a few (see docs/ARCHITECTURE.md, "Security").
+            self.paths.rejected_add_addr += 1;
+            return;
+        }
+        if !known {
             self.paths.remotes.push(super::paths::RemoteAddr {
                 id: a.addr_id,
                 addr,
@@ -491,5 +500,93 @@ impl Connection {
             }
             i += 1;
         }
+    }
+}
+
+/// Most addresses a peer may announce to one connection.
+const MAX_REMOTES: usize = 8;
+
+/// Whether we may open a subflow to `target`, announced by the peer at `server`: not
+/// loopback, unspecified, multicast or broadcast, not port 0, and of the same family and
+/// scope (global, private, link-local, loopback) as the address we reached the peer on.
+pub(crate) fn join_target_allowed(server: SocketAddr, target: SocketAddr) -> bool {
+    use std::net::IpAddr;
+    #[derive(PartialEq)]
+    enum Scope {
+        Loopback,
+        LinkLocal,
+        Private,
+        Global,
+        Never,
+    }
+    fn scope(ip: IpAddr) -> Scope {
+        match ip {
+            IpAddr::V4(v) => {
+                let o = v.octets();
+                if v.is_unspecified() || v.is_multicast() || v.is_broadcast() {
+                    Scope::Never
+                } else if v.is_loopback() {
+                    Scope::Loopback
+                } else if v.is_link_local() {
+                    Scope::LinkLocal
+                } else if v.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
+                    Scope::Private
+                } else {
+                    Scope::Global
+                }
+            }
+            IpAddr::V6(v) => {
+                let seg0 = v.segments()[0];
+                if v.is_unspecified() || v.is_multicast() {
+                    Scope::Never
+                } else if v.is_loopback() {
+                    Scope::Loopback
+                } else if seg0 & 0xffc0 == 0xfe80 {
+                    Scope::LinkLocal
+                } else if seg0 & 0xfe00 == 0xfc00 {
+                    Scope::Private
+                } else {
+                    Scope::Global
+                }
+            }
+        }
+    }
+    let (s, t) = (scope(server.ip()), scope(target.ip()));
+    target.port() != 0 && server.is_ipv4() == target.is_ipv4() && t != Scope::Never && s == t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_target_allowed;
+
+    #[test]
+    fn announced_addresses_must_look_like_the_servers() {
+        let ok = |s: &str, t: &str| join_target_allowed(s.parse().unwrap(), t.parse().unwrap());
+        assert!(ok("203.0.113.5:443", "198.51.100.7:443"));
+        assert!(ok("203.0.113.5:443", "198.51.100.7:8443"));
+        assert!(
+            !ok("203.0.113.5:443", "127.0.0.1:22"),
+            "loopback from a public server"
+        );
+        assert!(
+            !ok("203.0.113.5:443", "10.0.0.1:443"),
+            "private from a public server"
+        );
+        assert!(!ok("203.0.113.5:443", "169.254.1.1:443"));
+        assert!(!ok("203.0.113.5:443", "100.64.0.1:443"), "CGNAT space");
+        assert!(!ok("203.0.113.5:443", "224.0.0.1:443"));
+        assert!(!ok("203.0.113.5:443", "0.0.0.0:443"));
+        assert!(!ok("203.0.113.5:443", "198.51.100.7:0"));
+        assert!(!ok("203.0.113.5:443", "[2001:db8::1]:443"), "other family");
+        assert!(
+            ok("10.0.0.1:443", "10.0.0.2:443"),
+            "a private server may name its neighbours"
+        );
+        assert!(ok("127.0.0.1:7000", "127.0.0.2:7001"));
+        assert!(!ok("10.0.0.1:443", "127.0.0.1:443"));
+        assert!(ok("[2001:db8::1]:443", "[2001:db8::2]:443"));
+        assert!(!ok("[2001:db8::1]:443", "[fe80::1]:443"));
+        assert!(!ok("[2001:db8::1]:443", "[::1]:443"));
+        assert!(!ok("[2001:db8::1]:443", "[ff02::1]:443"));
     }
 }

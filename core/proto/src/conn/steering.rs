@@ -238,6 +238,10 @@ impl Connection {
     /// floor. A blackholed WiFi link is noticed in tens of milliseconds instead of after
     /// the retransmission timeouts (the kernel needs 0.14-0.37 s).
     pub(crate) fn unresponsive_since(&self, e: &SubflowEntry) -> Option<std::time::Instant> {
+        if let Some(probe) = e.sf.probes_unanswered_since() {
+            // An idle subflow whose keepalives go unanswered.
+            return Some(probe + (e.sf.rtt.rto() * 4).max(Duration::from_secs(2)));
+        }
         if !e.sf.has_rtt_sample() || (e.sf.in_flight() == 0 && !e.sf.has_lost()) {
             return None;
         }
@@ -252,6 +256,27 @@ impl Connection {
         let quiet = (e.sf.srtt() * 2 + e.sf.rtt.rttvar() * 4 + delack).max(UNRESPONSIVE_MIN);
         let since = e.sf.last_received.max(e.sf.oldest_unacked_sent_at()?);
         Some(since + quiet)
+    }
+
+    /// When the connection fails because the peer answers on no path (a dead gateway): every
+    /// live subflow unresponsive, and nothing heard on any for `peer_silence_timeout`.
+    pub(crate) fn peer_silence_deadline(&self) -> Option<std::time::Instant> {
+        let limit = self.cfg.peer_silence_timeout?;
+        if self.state != super::ConnState::Established {
+            return None;
+        }
+        let mut silent_at = None;
+        let mut last_heard = None;
+        for e in &self.subflows {
+            if e.sf.is_closed() || !e.sf.state.is_synchronized() {
+                continue;
+            }
+            let t = self.unresponsive_since(e)?;
+            silent_at = Some(silent_at.map_or(t, |s: std::time::Instant| s.max(t)));
+            let h = e.sf.last_received;
+            last_heard = Some(last_heard.map_or(h, |l: std::time::Instant| l.max(h)));
+        }
+        Some(silent_at?.max(last_heard? + limit))
     }
 
     /// Earliest time a subflow with data outstanding turns unresponsive and its data should

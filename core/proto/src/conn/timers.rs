@@ -59,6 +59,11 @@ impl Connection {
                 self.close(CloseError::TimedOut);
             }
         }
+        if self.peer_silence_deadline().is_some_and(|t| t <= now) {
+            // Silence on every path: the peer (a gateway, say) is gone. Fail now rather
+            // than after every subflow's own retransmission limit.
+            self.abort_with(CloseError::TimedOut);
+        }
         self.paths.handle_timeout(now);
         self.finish_remove_probes(now);
         self.reinject_silent(now);

@@ -167,6 +167,8 @@ pub struct Subflow {
     pub last_loss: Option<Instant>,
     keepalives_unanswered: u32,
     keepalive_due: bool,
+    /// When the oldest keepalive probe still unanswered went out.
+    probe_sent_at: Option<Instant>,
     syn_count: u32,
     rst_pending: bool,
     pub counters: SubflowCounters,
@@ -250,6 +252,7 @@ impl Subflow {
             last_loss: None,
             keepalives_unanswered: 0,
             keepalive_due: false,
+            probe_sent_at: None,
             syn_count: 0,
             rst_pending: false,
             counters: SubflowCounters::default(),
@@ -443,6 +446,13 @@ impl Subflow {
     /// option that needs an answer).
     pub fn request_ack(&mut self) {
         self.ack_now = true;
+    }
+
+    /// When the oldest unanswered keepalive probe went out, once a second one is
+    /// unanswered too (one lost probe or answer proves nothing).
+    pub fn probes_unanswered_since(&self) -> Option<Instant> {
+        self.probe_sent_at
+            .filter(|_| self.keepalives_unanswered >= 2)
     }
 
     /// Sends a keepalive probe now (the peer answers it with an ACK if it is there).

@@ -167,6 +167,7 @@ impl Subflow {
     fn note_alive(&mut self, now: Instant) {
         self.last_received = now;
         self.keepalives_unanswered = 0;
+        self.probe_sent_at = None;
         if self.state != State::Closed {
             self.arm_keepalive(now);
         }
@@ -593,8 +594,10 @@ impl Subflow {
         self.keepalive_due = true;
         self.keepalives_unanswered += 1;
         let idle = self.cfg.keepalive.unwrap_or(Duration::from_secs(25));
-        // Probes after the first come faster: a quarter of the idle time.
-        self.timers.keepalive = Some(now + idle / 4);
+        // Probes after the first come faster: a quarter of the idle time, or two RTOs if
+        // that is sooner (a dead peer is then noticed seconds after the first probe).
+        let again = (idle / 4).min((self.rtt.rto() * 2).max(Duration::from_secs(1)));
+        self.timers.keepalive = Some(now + again);
     }
 
     fn retransmit_syn_now(&mut self) {

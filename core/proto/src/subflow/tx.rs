@@ -282,6 +282,7 @@ impl Subflow {
             }
             Control::KeepAlive => {
                 self.keepalive_due = false;
+                self.probe_sent_at.get_or_insert(now);
                 self.on_segment_sent(now, 0);
             }
             Control::Ack => self.on_segment_sent(now, 0),

@@ -8,8 +8,16 @@ package io.braid
 import io.braid.ffi.BraidEvent
 import io.braid.ffi.BraidEventStream
 import io.braid.ffi.BraidException
+import android.content.Context
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.withContext
+import java.net.Inet4Address
+import java.net.InetAddress
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicInteger
 
 typealias BraidConfig = io.braid.ffi.BraidConfig
 typealias BraidInterface = io.braid.ffi.BraidInterface
@@ -29,23 +37,111 @@ typealias SocketBinder = io.braid.ffi.SocketBinder
 /**
  * Opens connections that use WiFi and cellular at once. One per app is enough.
  *
- * On Android, pass the [BraidNetworkMonitor]'s [BraidNetworkMonitor.binder]: sockets must be
- * bound to their `Network`, and only `Network.bindSocket` may do that in an app.
+ * On Android, use [withNetworkMonitor]: sockets must be bound to their `Network` (only
+ * `Network.bindSocket` may do that in an app), and interfaces come and go.
  */
 class BraidClient(
     config: BraidConfig = BraidConfig(serviceType = ServiceType.HANDOVER),
     binder: SocketBinder? = null,
 ) : AutoCloseable {
     internal val ffi = io.braid.ffi.BraidClient(config, binder)
+    private val monitors = CopyOnWriteArrayList<BraidNetworkMonitor>()
+    /** Made by [withNetworkMonitor]: closed with the client. */
+    private var ownMonitor: BraidNetworkMonitor? = null
+    private val open = AtomicInteger()
+    private val closed = AtomicBoolean()
+
+    companion object {
+        /**
+         * A client whose interfaces come from a [BraidNetworkMonitor] that it owns: sockets
+         * bound through each path's `Network`, interfaces (and roams) reported as they happen,
+         * cellular requested only while a connection is open, and the monitor closed with the
+         * client. `config.interfaces` must be empty: the monitor supplies them.
+         */
+        @JvmStatic
+        @JvmOverloads
+        @Throws(BraidException::class)
+        fun withNetworkMonitor(
+            context: Context,
+            config: BraidConfig = BraidConfig(serviceType = ServiceType.HANDOVER),
+            cellularInDataSaver: Boolean = false,
+        ): BraidClient {
+            if (config.interfaces.isNotEmpty()) {
+                throw BraidException.InvalidArgument("withNetworkMonitor takes its interfaces from the monitor: leave config.interfaces empty")
+            }
+            val monitor = BraidNetworkMonitor(context, config.cellular, cellularInDataSaver)
+            try {
+                val client = BraidClient(config.copy(interfaces = monitor.start()), monitor.binder)
+                client.ownMonitor = monitor
+                monitor.attach(client)
+                return client
+            } catch (e: Throwable) {
+                monitor.close()
+                throw e
+            }
+        }
+    }
+
+    /** The monitor this client owns ([withNetworkMonitor]), if any. */
+    val networkMonitor: BraidNetworkMonitor? get() = ownMonitor
+
+    internal val openConnections: Int get() = open.get()
+
+    internal fun monitorAttached(m: BraidNetworkMonitor) {
+        if (!monitors.contains(m)) monitors.add(m)
+    }
+
+    internal fun monitorDetached(m: BraidNetworkMonitor) {
+        monitors.remove(m)
+    }
+
+    private fun connectionsChanged(delta: Int) {
+        val n = open.addAndGet(delta)
+        for (m in monitors) m.connectionsChanged(this, n)
+    }
+
+    /** Counts the connection as open from the start of the attempt (cellular comes up for it). */
+    private suspend fun opened(connect: suspend () -> io.braid.ffi.BraidConnection): BraidConnection {
+        connectionsChanged(+1)
+        val c = try {
+            connect()
+        } catch (e: Throwable) {
+            connectionsChanged(-1)
+            throw e
+        }
+        return BraidConnection(c) { connectionsChanged(-1) }
+    }
 
     /** Connects to a Braid server (`host:port`). */
     @Throws(BraidException::class)
-    suspend fun connect(server: String): BraidConnection = BraidConnection(ffi.connect(server))
+    suspend fun connect(server: String): BraidConnection = opened { ffi.connect(server) }
 
-    /** Connects to any TCP server [target] (`host:port`) through the Braid gateway [gateway]. */
+    /**
+     * Connects to any TCP server [target] (`host:port`) through the Braid gateway [gateway].
+     * With a network monitor, a gateway host name is resolved on each network (its own DNS),
+     * and a network that cannot reach the chosen address's family (IPv6-only cellular) sends
+     * to the address it resolved instead.
+     */
     @Throws(BraidException::class)
-    suspend fun connectVia(gateway: String, target: String): BraidConnection =
-        BraidConnection(ffi.connectVia(gateway, target))
+    suspend fun connectVia(gateway: String, target: String): BraidConnection = opened {
+        ffi.connectVia(resolveGateway(gateway), target)
+    }
+
+    private suspend fun resolveGateway(gateway: String): String {
+        val monitor = monitors.firstOrNull() ?: return gateway
+        val (host, port) = splitHostPort(gateway) ?: return gateway
+        if (isIpLiteral(host)) return gateway
+        val (networks, plan) = withContext(Dispatchers.IO) { monitor.resolveOnEachNetwork(host) }
+        // No network yet: let the library resolve it (and report what it finds).
+        if (networks == 0) return gateway
+        val primary = plan.firstOrNull()?.second
+            ?: throw BraidException.Resolve("cannot resolve gateway '$gateway' on any of the $networks networks in use")
+        for ((network, addr) in plan) {
+            val differs = (addr is Inet4Address) != (primary is Inet4Address)
+            monitor.setVia(network, if (differs) socketAddress(addr, port) else null)
+        }
+        return socketAddress(primary, port)
+    }
 
     /** An interface came up; returns its path id. [BraidNetworkMonitor] calls this for you. */
     @Throws(BraidException::class)
@@ -56,12 +152,45 @@ class BraidClient(
 
     val interfaces: List<BraidInterfaceEntry> get() = ffi.interfaces()
 
-    /** Frees the client; open connections keep working until they are closed. */
-    override fun close() = ffi.close()
+    /**
+     * Frees the client; open connections keep working until they are closed. Monitors stop
+     * calling it before it is freed, and its own monitor is closed. Idempotent.
+     */
+    override fun close() {
+        if (!closed.compareAndSet(false, true)) return
+        for (m in monitors) m.detach(this)
+        monitors.clear()
+        ownMonitor?.close()
+        ffi.close()
+    }
 }
 
+internal fun splitHostPort(s: String): Pair<String, Int>? {
+    val t = s.trim()
+    val i = t.lastIndexOf(':')
+    if (i <= 0) return null
+    val host = t.substring(0, i).removePrefix("[").removeSuffix("]")
+    val port = t.substring(i + 1).toIntOrNull()?.takeIf { it in 1..65535 } ?: return null
+    return host to port
+}
+
+internal fun isIpLiteral(host: String) =
+    host.contains(':') || host.split('.').let { p -> p.size == 4 && p.all { it.toIntOrNull() in 0..255 } }
+
+internal fun socketAddress(a: InetAddress, port: Int) =
+    if (a is Inet4Address) "${a.hostAddress}:$port" else "[${a.hostAddress}]:$port"
+
 /** One connection: a byte stream over every usable path. */
-class BraidConnection internal constructor(internal val ffi: io.braid.ffi.BraidConnection) : AutoCloseable {
+class BraidConnection internal constructor(
+    internal val ffi: io.braid.ffi.BraidConnection,
+    private val onRelease: () -> Unit = {},
+) : AutoCloseable {
+    private val released = AtomicBoolean()
+
+    private fun release() {
+        if (released.compareAndSet(false, true)) onRelease()
+    }
+
     /** Up to [maxBytes] bytes, or null once the peer finished sending. */
     @Throws(BraidException::class)
     suspend fun read(maxBytes: Int = 64 * 1024): ByteArray? {
@@ -86,12 +215,19 @@ class BraidConnection internal constructor(internal val ffi: io.braid.ffi.BraidC
 
     /** Closes gracefully (buffered data is still delivered) and frees the connection. */
     suspend fun shutdown() {
-        ffi.shutdown()
-        ffi.close()
+        try {
+            ffi.shutdown()
+        } finally {
+            release()
+            ffi.close()
+        }
     }
 
     /** Tears the connection down at once. */
-    fun abort() = ffi.abort()
+    fun abort() {
+        release()
+        ffi.abort()
+    }
 
     val stats: BraidStats get() = ffi.stats()
     val paths: List<BraidPath> get() = ffi.paths()
@@ -117,7 +253,10 @@ class BraidConnection internal constructor(internal val ffi: io.braid.ffi.BraidC
     }
 
     /** Frees the connection; it closes gracefully in the background. */
-    override fun close() = ffi.close()
+    override fun close() {
+        release()
+        ffi.close()
+    }
 }
 
 /** Where Braid's log lines go: logcat (tag "braid") by default, or a [LogSink]. */

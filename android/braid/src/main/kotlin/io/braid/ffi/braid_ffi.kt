@@ -754,6 +754,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_braid_ffi_checksum_func_init_logging(
     ): Int
+    external fun uniffi_braid_ffi_checksum_func_set_log_addresses_public(
+    ): Int
     external fun uniffi_braid_ffi_checksum_func_braid_default_config(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidclient_connect(
@@ -911,6 +913,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_braid_ffi_fn_func_init_logging(`level`: RustBuffer.ByValue,`sink`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_braid_ffi_fn_func_set_log_addresses_public(`public`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_braid_ffi_fn_func_braid_default_config(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_braid_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1038,7 +1042,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_func_dropped_log_lines() and 0xFFFF) != 49723) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_func_init_logging() and 0xFFFF) != 11299) {
+    if ((lib.uniffi_braid_ffi_checksum_func_init_logging() and 0xFFFF) != 33874) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_func_set_log_addresses_public() and 0xFFFF) != 36829) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_func_braid_default_config() and 0xFFFF) != 65255) {
@@ -5681,8 +5688,9 @@ public object FfiConverterSequenceTypeBraidPathStats: FfiConverterRustBuffer<Lis
         /**
          * Routes Braid's logs at `level` and above to `sink`, or to the platform log when there
          * is no sink: os_log on Apple platforms, logcat on Android, stderr elsewhere. May be called
-         * again to change the level or the sink. Fails only if other code in the app installed a
-         * different Rust logger first.
+         * again to change the level or the sink. Fails, on this call and every later one, if other
+         * code in the app installed a different Rust logger first (Braid's logs then go there, and
+         * Braid leaves that logger's level alone).
          */
     @Throws(BraidException::class) fun `initLogging`(`level`: LogLevel, `sink`: LogSink? = null)
         = 
@@ -5692,6 +5700,20 @@ public object FfiConverterSequenceTypeBraidPathStats: FfiConverterRustBuffer<Lis
         
         FfiConverterTypeLogLevel.lower(`level`),
         FfiConverterOptionalTypeLogSink.lower(`sink`),_status)
+}
+    
+    
+
+        /**
+         * Apple platforms: write addresses and host names to os_log in the clear (`true`) or as
+         * `<private>` (`false`, the default). Elsewhere it changes nothing.
+         */ fun `setLogAddressesPublic`(`public`: kotlin.Boolean)
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_func_set_log_addresses_public(
+    
+        
+        FfiConverterBoolean.lower(`public`),_status)
 }
     
     
