@@ -6,10 +6,11 @@ use braid::convert::{self, FirstBytes};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(h) = data.first_chunk::<{ convert::HEADER_LEN }>() {
-        if let Ok(len) = convert::message_len(h) {
-            assert!((convert::HEADER_LEN..=convert::MAX_LEN).contains(&len));
-        }
+    if let Some(Ok(len)) = data
+        .first_chunk::<{ convert::HEADER_LEN }>()
+        .map(convert::message_len)
+    {
+        assert!((convert::HEADER_LEN..=convert::MAX_LEN).contains(&len));
     }
     if let Ok(m) = convert::decode(data) {
         assert_eq!(data.len() % 4, 0, "a decoded message is whole words");

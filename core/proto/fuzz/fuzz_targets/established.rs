@@ -86,7 +86,7 @@ fn option(
     let (sender_key, receiver_key) = keys;
     let (tx_idsn, rx_idsn) = (wire::idsn(sender_key), wire::idsn(receiver_key));
     match kind % 12 {
-        0 | 1 | 2 => {
+        0..=2 => {
             let flags = inp.u8();
             let wide = flags & 0x80 != 0;
             let data_ack = (flags & 1 != 0).then(|| {

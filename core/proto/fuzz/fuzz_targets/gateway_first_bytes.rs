@@ -28,10 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let mut msg = Vec::new();
     let mut idle = 0;
     for _ in 0..2000 {
-        if let Some(piece) = pieces.next() {
-            if let Some(c) = p.client.connection_mut(p.h) {
-                let _ = c.write(piece);
-            }
+        if let (Some(piece), Some(c)) = (pieces.next(), p.client.connection_mut(p.h)) {
+            let _ = c.write(piece);
         }
         p.step();
         let Some(c) = p.server.connection_mut(sh) else {

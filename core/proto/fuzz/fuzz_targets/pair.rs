@@ -75,11 +75,10 @@ fn observe(seen: &mut Seen, bytes: &[u8], src: SocketAddr, dst: SocketAddr) {
             },
         ..
     }) = seg.options.mp_capable()
+        && seen.dsn_next.is_none()
     {
-        if seen.dsn_next.is_none() {
-            let v = wire::idsn(*sender_key).wrapping_add(1 + u64::from(*data_len));
-            seen.dsn_next = Some(DataSeq::Wide(v));
-        }
+        let v = wire::idsn(*sender_key).wrapping_add(1 + u64::from(*data_len));
+        seen.dsn_next = Some(DataSeq::Wide(v));
     }
 }
 
