@@ -271,10 +271,13 @@ impl BraidConnection {
         let task = runtime().spawn(async move {
             let Some(mut events) = events else { return };
             while let Some(e) = events.recv().await {
+                let Some(e) = BraidEvent::from_runtime(e) else {
+                    continue;
+                };
                 let l = listener.clone();
                 let g = g.clone();
                 // A slow listener must not hold up a runtime worker.
-                let r = tokio::task::spawn_blocking(move || g.call(|| l.on_event(e.into()))).await;
+                let r = tokio::task::spawn_blocking(move || g.call(|| l.on_event(e))).await;
                 match r {
                     Ok(Some(Err(e))) => log::warn!("event listener failed: {e}"),
                     Err(e) => log::warn!("event listener failed: {e}"),
@@ -319,20 +322,22 @@ impl BraidEventStream {
             let Some(events) = g.as_mut() else {
                 return Ok(None);
             };
-            let e = tokio::select! {
-                e = events.recv() => e,
-                _ = closed.wait_for(|c| *c) => None,
-            };
-            match e {
-                Some(e @ braid::ConnectionEvent::Closed(_)) => {
-                    // Nothing follows a close: let the next call end the stream at once.
+            loop {
+                let e = tokio::select! {
+                    e = events.recv() => e,
+                    _ = closed.wait_for(|c| *c) => None,
+                };
+                let Some(e) = e else {
                     *g = None;
-                    Ok(Some(e.into()))
-                }
-                Some(e) => Ok(Some(e.into())),
-                None => {
-                    *g = None;
-                    Ok(None)
+                    return Ok(None);
+                };
+                // Nothing follows a close: let the next call end the stream at once.
+                let last = matches!(e, braid::ConnectionEvent::Closed(_));
+                if let Some(e) = BraidEvent::from_runtime(e) {
+                    if last {
+                        *g = None;
+                    }
+                    return Ok(Some(e));
                 }
             }
         })

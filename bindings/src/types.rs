@@ -323,10 +323,12 @@ pub enum BraidEvent {
     },
 }
 
-impl From<braid::ConnectionEvent> for BraidEvent {
-    fn from(e: braid::ConnectionEvent) -> Self {
+impl BraidEvent {
+    /// The app-facing form of a runtime event; `None` for transport details the mobile API
+    /// does not carry (they are logged).
+    pub(crate) fn from_runtime(e: braid::ConnectionEvent) -> Option<Self> {
         use braid::ConnectionEvent as E;
-        match e {
+        Some(match e {
             E::Connected => BraidEvent::Connected,
             E::FellBackToTcp => BraidEvent::FellBackToTcp,
             E::PathUp { path, kind } => BraidEvent::PathUp {
@@ -354,7 +356,9 @@ impl From<braid::ConnectionEvent> for BraidEvent {
                 reason: (&c).into(),
                 detail: c.to_string(),
             },
-        }
+            // GSO falling back to single datagrams changes nothing the app can act on.
+            E::GsoDisabled { .. } => return None,
+        })
     }
 }
 

@@ -55,7 +55,8 @@ pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interf
     let mut b = Client::builder()
         .policy(opts.policy())
         .carrier(opts.carrier.into())
-        .connect_timeout(opts.connect_timeout);
+        .connect_timeout(opts.connect_timeout)
+        .gso(!opts.no_gso);
     for (_, i) in &ifaces {
         b = b.interface(i.clone());
     }

@@ -21,6 +21,12 @@ pub struct GatewayArgs {
     /// Most relayed connections at once.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Send one datagram per system call instead of GSO batches (UDP_SEGMENT). The gateway
+    /// turns GSO off by itself towards a client whose batches keep getting lost; this turns it
+    /// off from the start (behind a DNAT on this host whose devices lack checksum offload:
+    /// kube-proxy, nftables, IPVS).
+    #[arg(long)]
+    pub no_gso: bool,
 }
 
 pub async fn run(a: GatewayArgs) -> Result<i32> {
@@ -30,6 +36,7 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
     let cfg = GatewayConfig {
         allow: a.allow.clone(),
         max_connections: a.max_connections,
+        gso: !a.no_gso,
         ..GatewayConfig::default()
     };
     let gw = match a.carrier {
@@ -62,12 +69,14 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
             r.map_err(|e| Failure::new(format!("cannot wait for Ctrl-C: {e}")))?;
             use std::sync::atomic::Ordering::Relaxed;
             log::info!(
-                "stopping: {} connections accepted, {} relayed, {} refused; up {} B, down {} B",
+                "stopping: {} connections accepted, {} relayed, {} refused; up {} B, down {} B; \
+                 GSO fell back on {}",
                 stats.accepted.load(Relaxed),
                 stats.relayed.load(Relaxed),
                 stats.refused.load(Relaxed),
                 stats.bytes_up.load(Relaxed),
                 stats.bytes_down.load(Relaxed),
+                stats.gso_fallbacks.load(Relaxed),
             );
             Ok(0)
         }

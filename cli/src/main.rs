@@ -124,6 +124,11 @@ pub struct ClientOpts {
     /// With --lazy-backup: close the unused backup after this long (default 30).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "lazy_backup")]
     pub backup_idle_close: Option<Duration>,
+    /// Send one datagram per system call instead of GSO batches (UDP_SEGMENT). Braid turns
+    /// GSO off by itself on a path whose batches keep getting lost; this turns it off from the
+    /// start, e.g. behind a local NAT on a device without checksum offload.
+    #[arg(long)]
+    pub no_gso: bool,
 }
 
 impl ClientOpts {

@@ -63,6 +63,15 @@ pub fn event(e: &ConnectionEvent, names: &PathNames) -> String {
         ConnectionEvent::BudgetExhausted { bytes: b } => {
             format!("cellular budget used up ({})", bytes(*b))
         }
+        ConnectionEvent::GsoDisabled {
+            path,
+            remote,
+            reason,
+        } => format!(
+            "GSO off towards {remote}{}: {reason}",
+            path.map(|p| format!(" on {}", names.name(p)))
+                .unwrap_or_default()
+        ),
         ConnectionEvent::Closed(e) => format!("closed: {e}"),
     }
 }

@@ -48,6 +48,7 @@ pub struct ClientBuilder {
     socket_buffer: usize,
     binder: Arc<dyn SocketBinder>,
     raw: RawConfig,
+    gso: bool,
 }
 
 impl Default for ClientBuilder {
@@ -62,6 +63,7 @@ impl Default for ClientBuilder {
             socket_buffer: 4 << 20,
             binder: Arc::new(DefaultBinder),
             raw: RawConfig::default(),
+            gso: true,
         }
     }
 }
@@ -123,6 +125,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Send runs of datagrams as GSO batches (UDP_SEGMENT; on by default). `false` sends
+    /// one datagram per call on every path. Even when on, a path whose batches keep getting
+    /// lost while single datagrams arrive falls back by itself
+    /// ([`crate::ConnectionEvent::GsoDisabled`]).
+    pub fn gso(mut self, on: bool) -> Self {
+        self.gso = on;
+        self
+    }
+
     /// Every engine setting at once (policy is still taken from `policy`).
     pub fn connection_config(mut self, cfg: ConnectionConfig) -> Self {
         self.connection = cfg;
@@ -174,6 +185,7 @@ impl ClientBuilder {
             Box::new(SystemRandom::new()),
         );
         let shared = Shared::new(ep, self.linger, 0);
+        shared.lock().gso = self.gso;
         let endpoint = EndpointRef::spawn(shared);
         let mut ifaces = if self.interfaces.is_empty() {
             vec![Interface::default()]

@@ -11,6 +11,7 @@
 //! buffer and sent as one GSO batch (quinn-udp), a shorter one closing the batch.
 
 use crate::event::ConnectionEvent;
+use crate::gso_guard::GsoGuard;
 use braid_proto::{CloseError, ConnectionHandle, Endpoint, Event, PathId};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use std::collections::{HashMap, VecDeque};
@@ -167,6 +168,15 @@ impl ConnRt {
         }
     }
 
+    /// Records an event for late subscribers and hands it to current ones.
+    pub(crate) fn push_event(&mut self, e: ConnectionEvent) {
+        if self.history.len() == EVENT_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(e.clone());
+        let _ = self.events.send(e);
+    }
+
     fn wake_all(&mut self) {
         for w in [
             self.read_waker.take(),
@@ -214,6 +224,10 @@ pub(crate) struct State {
     /// How long a dropped, still open connection may take to finish gracefully.
     pub linger: Duration,
     pub stats: DriverStats,
+    /// GSO batches allowed at all (`--no-gso` turns them off).
+    pub gso: bool,
+    /// Flows whose GSO batches get lost: sent one datagram at a time.
+    gso_guard: GsoGuard,
 }
 
 pub(crate) struct Shared {
@@ -239,6 +253,8 @@ impl Shared {
                 stopped: false,
                 linger,
                 stats: DriverStats::default(),
+                gso: true,
+                gso_guard: GsoGuard::default(),
             }),
             wake: Arc::new(WakeQueue::default()),
         })
@@ -577,6 +593,7 @@ impl Driver {
                 Ok(()) => {
                     st.stats.send_calls += 1;
                     st.stats.datagrams_out += b.segs as u64;
+                    Self::watch_gso(st, b);
                     return Sent::Done;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -597,8 +614,55 @@ impl Driver {
         }
     }
 
-    fn max_segments(st: &State, local: &SocketAddr) -> usize {
-        st.route_of(local)
+    /// Tells the GSO guard what went out; if it finds the flow's batches lost while single
+    /// datagrams get through, the flow is sent unbatched from now on, which is logged and
+    /// reported to the connection.
+    fn watch_gso(st: &mut State, b: &Batch) {
+        // Nothing to learn where batches are not sent (GSO off, unsupported, or given up).
+        if Self::max_segments(st, &b.key) <= 1 {
+            return;
+        }
+        let now = Instant::now();
+        let batched = b.segs > 1;
+        let mut verdict = None;
+        for d in b.buf[..b.len].chunks(b.seg.max(1)) {
+            if let Some(v) = st.gso_guard.on_sent(now, b.key, d, batched) {
+                verdict = Some(v);
+            }
+        }
+        let Some(v) = verdict else {
+            return;
+        };
+        let (local, remote) = b.key;
+        let reason = v.reason();
+        if v.whole_local {
+            log::warn!(
+                "{local}: GSO off towards every peer: several paths from this address lost their \
+                 batched datagrams"
+            );
+        }
+        log::warn!(
+            "{local} -> {remote}: GSO off for this path: {reason}; something on the path (a NAT \
+             on this host with a device lacking checksum offload, or a middlebox) spoils batched \
+             datagrams, so they go out one per send call now (--no-gso turns GSO off everywhere)"
+        );
+        let Some((h, path)) = st.ep.connection_by_tuple(local, remote) else {
+            return;
+        };
+        if let Some(rt) = st.conns.get_mut(&h) {
+            rt.push_event(ConnectionEvent::GsoDisabled {
+                path,
+                remote,
+                reason,
+            });
+        }
+    }
+
+    fn max_segments(st: &State, key: &(SocketAddr, SocketAddr)) -> usize {
+        if !st.gso || st.gso_guard.is_off(key) {
+            return 1;
+        }
+        st.route_of(&key.0)
             .and_then(|id| st.socks.get(&id))
             .map_or(1, |s| match &s.io {
                 SockIo::Udp { udp, .. } => udp.max_gso_segments().max(1),
@@ -635,7 +699,7 @@ impl Driver {
                 self.tx.seg = t.len;
                 self.tx.len = t.len;
                 self.tx.segs = 1;
-                max_segs = Self::max_segments(st, &t.local);
+                max_segs = Self::max_segments(st, &key);
             } else if key == self.tx.key
                 && !self.tx.closed
                 && t.len <= self.tx.seg
@@ -654,7 +718,7 @@ impl Driver {
                 self.tx.seg = t.len;
                 self.tx.len = t.len;
                 self.tx.segs = 1;
-                max_segs = Self::max_segments(st, &t.local);
+                max_segs = Self::max_segments(st, &key);
                 if let Sent::Blocked = Self::send_batch(st, &full) {
                     self.blocked = Some(full);
                     return false;
@@ -746,11 +810,7 @@ impl Driver {
                 _ => {}
             }
             if let Some(pe) = ConnectionEvent::from_engine(&ev) {
-                if rt.history.len() == EVENT_HISTORY {
-                    rt.history.pop_front();
-                }
-                rt.history.push_back(pe.clone());
-                let _ = rt.events.send(pe);
+                rt.push_event(pe);
             }
         }
     }

@@ -36,6 +36,14 @@ pub enum ConnectionEvent {
     BudgetExhausted {
         bytes: u64,
     },
+    /// Datagrams sent in GSO batches to `remote` kept getting lost while single ones got
+    /// through: that path (`None` on a listener's connections) sends unbatched from now on.
+    /// `reason` gives the counts.
+    GsoDisabled {
+        path: Option<PathId>,
+        remote: SocketAddr,
+        reason: String,
+    },
     Closed(CloseError),
 }
 

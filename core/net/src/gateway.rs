@@ -8,6 +8,7 @@
 use crate::connection::Connection;
 use crate::convert::{self, ErrorCode};
 use crate::error::{Error, Result};
+use crate::event::ConnectionEvent;
 use crate::server::{Server, ServerConfig};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -176,6 +177,8 @@ pub struct GatewayConfig {
     /// Engine send and receive buffer per connection. With `relay_buffer`, this bounds what
     /// one connection can hold: about 2 × (connection_buffer + relay_buffer).
     pub connection_buffer: usize,
+    /// GSO batches towards clients (see [`ServerConfig::gso`]); `--no-gso` turns them off.
+    pub gso: bool,
 }
 
 impl Default for GatewayConfig {
@@ -188,6 +191,7 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             relay_buffer: 64 * 1024,
             connection_buffer: 1 << 20,
+            gso: true,
         }
     }
 }
@@ -201,6 +205,9 @@ pub struct GatewayStats {
     pub active: AtomicU64,
     pub bytes_up: AtomicU64,
     pub bytes_down: AtomicU64,
+    /// Relayed connections on which a path stopped using GSO batches because they kept
+    /// getting lost ([`crate::ConnectionEvent::GsoDisabled`]).
+    pub gso_fallbacks: AtomicU64,
 }
 
 /// A Braid-to-TCP gateway.
@@ -238,6 +245,7 @@ impl Gateway {
             max_connections: cfg.max_connections + cfg.max_half_open,
             max_half_open: cfg.max_half_open,
             backlog: cfg.max_half_open.max(16),
+            gso: cfg.gso,
             ..ServerConfig::default()
         }
         .with_buffers(cfg.connection_buffer);
@@ -403,7 +411,16 @@ impl Ctx {
         self.stats.relayed.fetch_add(1, Ordering::Relaxed);
         let up = AtomicU64::new(0);
         let down = AtomicU64::new(0);
+        let mut events = conn.events();
         let ending = relay(conn, tcp, self.cfg.relay_buffer, &up, &down).await;
+        let mut gso = String::new();
+        while let Some(e) = events.try_recv() {
+            if let ConnectionEvent::GsoDisabled { reason, .. } = e {
+                self.stats.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
+                gso = format!("; GSO off ({reason})");
+                break;
+            }
+        }
         let (u, d) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
         self.stats.bytes_up.fetch_add(u, Ordering::Relaxed);
         self.stats.bytes_down.fetch_add(d, Ordering::Relaxed);
@@ -413,7 +430,7 @@ impl Ctx {
             Ending::ServerReset(e) => format!("server side failed: {e}"),
         };
         log::info!(
-            "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s",
+            "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s{gso}",
             start.elapsed().as_secs_f64()
         );
     }

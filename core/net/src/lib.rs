@@ -19,6 +19,7 @@ pub mod emulator;
 pub mod error;
 pub mod event;
 pub mod gateway;
+mod gso_guard;
 #[cfg(target_os = "linux")]
 mod interface_watch;
 #[cfg(target_os = "linux")]

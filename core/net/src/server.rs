@@ -26,6 +26,10 @@ pub struct ServerConfig {
     pub socket_buffer: usize,
     /// How long a dropped connection may take to finish before it is aborted.
     pub linger: Duration,
+    /// Send runs of datagrams to one peer as one GSO batch (UDP_SEGMENT). On by default;
+    /// off sends one datagram per call everywhere (`--no-gso`). Even when on, a path whose
+    /// batches keep getting lost falls back to single datagrams by itself.
+    pub gso: bool,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +41,7 @@ impl Default for ServerConfig {
             backlog: 1024,
             socket_buffer: 8 << 20,
             linger: Duration::from_secs(30),
+            gso: true,
         }
     }
 }
@@ -128,6 +133,7 @@ impl Server {
         let shared = Shared::new(ep, cfg.linger, cfg.backlog);
         {
             let mut st = shared.lock();
+            st.gso = cfg.gso;
             st.add_socket(&shared.wake, sock, local, None)?;
         }
         let endpoint = EndpointRef::spawn(shared);

@@ -711,6 +711,19 @@ impl Endpoint {
         self.after_conn_input(h);
     }
 
+    /// The connection whose subflow uses this address pair, with that subflow's path (a
+    /// listener's subflows have none).
+    pub fn connection_by_tuple(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<(ConnectionHandle, Option<crate::path::PathId>)> {
+        let (h, id) = *self.by_tuple.get(&(local, remote))?;
+        let c = self.conns.get(&h)?;
+        let path = c.index_of(id).and_then(|i| c.subflows[i].path);
+        Some((h, path))
+    }
+
     /// Handles for every live connection.
     pub fn handles(&self) -> Vec<ConnectionHandle> {
         self.conns.keys().copied().collect()
