@@ -439,7 +439,10 @@ impl Subflow {
                 self.ack_now = true;
             }
         } else {
-            let touches = self.rcv_ooo.range_containing(range.start.saturating_sub(1)).is_some()
+            let touches = self
+                .rcv_ooo
+                .range_containing(range.start.saturating_sub(1))
+                .is_some()
                 || self.rcv_ooo.range_containing(range.end).is_some();
             if self.rcv_ooo.len() >= MAX_OOO_RANGES && !touches {
                 // Only a peer that scatters tiny pieces gets here: not recording this one
