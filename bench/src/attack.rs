@@ -417,14 +417,17 @@ pub async fn reassembly_flood(cfg: &FloodConfig) -> Result<FloodReport> {
     // Slots visited in a scrambled order (an odd multiplier permutes 0..2^16): each piece
     // lands between earlier ones, never at the end.
     let start = Instant::now();
-    let mut sent = 0u64;
+    let (mut sent, mut tried) = (0u64, 0u64);
     while start.elapsed() < cfg.duration {
         let due = (start.elapsed().as_secs_f64() * cfg.rate as f64) as u64;
-        while sent < due {
-            let slot = (sent as u32).wrapping_mul(40_503) & 0xffff;
+        while tried < due {
+            let slot = (tried as u32).wrapping_mul(40_503) & 0xffff;
+            tried += 1;
             let d = evil.piece(slot);
-            let _ = evil.sock.send_to(&d, gw).await;
-            sent += 1;
+            // Only pieces that left count towards the rate.
+            if evil.sock.send_to(&d, gw).await.is_ok() {
+                sent += 1;
+            }
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -505,11 +508,11 @@ fn spawn_syn_flood(
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let start = Instant::now();
-        let mut sent = 0u64;
+        let (mut sent, mut tried) = (0u64, 0u64);
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         while !stop.load(Ordering::Relaxed) {
             let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-            while sent < due {
+            while tried < due {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
@@ -519,10 +522,14 @@ fn spawn_syn_flood(
                     (x >> 16) as u8,
                     1 + (x >> 24) as u8 % 250,
                 );
-                if let Ok(s) = std::net::UdpSocket::bind((IpAddr::V4(src), 0)) {
-                    let _ = s.send_to(&syn(x as u32), gw);
+                // Where only 127.0.0.1 exists (not Linux), new ports alone.
+                let s = std::net::UdpSocket::bind((IpAddr::V4(src), 0))
+                    .or_else(|_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)));
+                // Only SYNs that left count towards the rate.
+                tried += 1;
+                if s.and_then(|s| s.send_to(&syn(x as u32), gw)).is_ok() {
+                    sent += 1;
                 }
-                sent += 1;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
