@@ -935,3 +935,31 @@ fn a_pressured_syn_queue_answers_with_cookies_and_keeps_no_state() {
         .count();
     assert_eq!(established, 1, "the honest client got in");
 }
+
+#[test]
+fn mappings_near_the_end_of_the_64_bit_dsn_space_are_ignored_without_overflow() {
+    let (mut p, synack) = server_established();
+    let h = p.ep.accept().unwrap();
+    let iss = synack.seq.0.wrapping_add(1);
+    // Valid TCP numbers, but DSNs that put the data 2^64 - k bytes ahead (with and without a
+    // DATA_FIN): in a debug build any unchecked addition would panic here.
+    for (k, fin) in [(1u64, false), (3, true), (100, true), (1 << 40, false)] {
+        let dsn = CLIENT_IDSN.wrapping_sub(k);
+        p.send(CLIENT, SERVER, &dss_data(1001, iss, dsn, 1, 3, fin), b"abc");
+        p.recv();
+    }
+    let stats = p.ep.connection(h).unwrap().stats();
+    assert!(stats.signals_ignored >= 4, "{stats:?}");
+    // The stream is intact: the real first bytes still go where they belong.
+    p.send(
+        CLIENT,
+        SERVER,
+        &dss_data(1001, iss, CLIENT_IDSN + 1, 1, 3, true),
+        b"bye",
+    );
+    let c = p.ep.connection_mut(h).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"bye");
+    assert_eq!(c.read(&mut buf), Ok(0), "end of stream");
+}

@@ -112,7 +112,7 @@ impl Reassembly {
         dsn < self.rcv_nxt()
             || self
                 .pending
-                .range(..dsn + len)
+                .range(..dsn.saturating_add(len))
                 .next_back()
                 .is_some_and(|(s, p)| s + p.len() as u64 > dsn)
     }
@@ -121,7 +121,7 @@ impl Reassembly {
     /// out-of-order piece that would exceed the piece limit is refused whole.
     pub fn insert(&mut self, dsn: u64, data: &[u8]) -> Inserted {
         let mut out = Inserted::default();
-        let end = dsn + data.len() as u64;
+        let end = dsn.saturating_add(data.len() as u64);
         let lo = dsn.max(self.rcv_nxt());
         let hi = end.min(self.window_end());
         if end > self.window_end() {

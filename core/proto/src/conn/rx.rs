@@ -10,6 +10,10 @@ use crate::subflow::{CloseReason, RxOutcome};
 use crate::wire::{DataSeq, Dss, MpCapableKeys, MptcpOption, TcpRepr, TcpRstReason};
 use std::time::Instant;
 
+/// How far beyond the receive window a mapping's DSN may lie and still be considered (data
+/// beyond the window is dropped anyway; this only keeps DSN arithmetic far from 2^64).
+const MAX_DSN_AHEAD: u64 = 1 << 32;
+
 /// Most subflows a coupled controller looks at (the rest are ignored for coupling).
 const MAX_COUPLED: usize = 8;
 
@@ -232,6 +236,12 @@ impl Connection {
         if let Some(m) = dss.mapping {
             let ssn = unwrap32(m.ssn, self.subflows[idx].sf.rcv_nxt());
             let dsn = self.expand_peer_dsn(m.dsn);
+            if dsn > self.recv.window_end() + MAX_DSN_AHEAD {
+                // A 64-bit DSN no honest peer could use here (and whose end could overflow):
+                // nothing it maps can be placed.
+                self.stats.signals_ignored += 1;
+                return;
+            }
             if m.data_len == 0 {
                 if self.infinite_mapping_plausible(dsn) {
                     self.on_infinite_mapping(idx, ssn, dsn);
