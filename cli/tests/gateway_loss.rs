@@ -19,8 +19,6 @@ fn killing_the_gateway_makes_connect_exit_non_zero_within_35_s() {
             &gw.addr.to_string(),
             "--target",
             &echo.to_string(),
-            "--connect-timeout",
-            "10",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
