@@ -23,6 +23,7 @@ pub fn run(args: &[String]) -> Result {
     // `cargo xtask fuzz --seconds N`).
     crate::fuzz::run(&["--seconds".into(), "15".into()])?;
     crate::foreign::run(&[])?;
+    crate::swift::run(&[])?;
     eprintln!("\nxtask ci: all green");
     Ok(())
 }
