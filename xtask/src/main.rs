@@ -19,8 +19,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy (-D warnings), every test; installs what it needs
   deps           install the system packages the tests need (apt, npm), then exit
-  fuzz [--seconds N]   run the libFuzzer targets (stable toolchain) for N seconds each
-  bench [sim|cpu|netns|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
+  fuzz [--seconds N] [--target T]  run the libFuzzer targets (stable toolchain) for N
+                 seconds each (or only T)
+  bench [sim|cpu|netns|attack|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
                  (netns: root; Braid vs the kernel's MPTCP on the namespace testbed)
   bindings       regenerate the Swift, Kotlin and Python bindings (checked-in copies too)
   test-foreign [kotlin|python]  Kotlin (JVM + JNA) and Python tests of the real library

@@ -52,22 +52,43 @@ impl Ord for InFlight {
     }
 }
 
+/// Which way a datagram crosses the emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// From a client towards the upstream.
+    Up,
+    /// From the upstream back to a client.
+    Down,
+}
+
+/// Sees every datagram offered to the emulator, with its direction (for tests that play an
+/// observer on the path).
+pub type Tap = Arc<dyn Fn(Way, &[u8]) + Send + Sync>;
+
 /// One direction: the link model and the datagrams it holds.
 struct Direction {
     link: Mutex<(Link, BinaryHeap<Reverse<InFlight>>, u64)>,
     notify: Notify,
+    way: Way,
+    tap: Mutex<Option<Tap>>,
 }
 
 impl Direction {
-    fn new(cfg: LinkConfig, seed: u64) -> Self {
+    fn new(cfg: LinkConfig, seed: u64, way: Way) -> Self {
         Self {
             link: Mutex::new((Link::new(cfg, seed), BinaryHeap::new(), 0)),
             notify: Notify::new(),
+            way,
+            tap: Mutex::new(None),
         }
     }
 
     /// Offers a datagram to the link; queues it for delivery unless the link drops it.
     fn offer(&self, dest: Dest, data: Vec<u8>) {
+        let tap = lock(&self.tap).clone();
+        if let Some(tap) = tap {
+            tap(self.way, &data);
+        }
         let mut g = lock(&self.link);
         let (link, heap, seq) = &mut *g;
         let now = Instant::now();
@@ -136,10 +157,16 @@ impl Direction {
 /// A running path emulator. Dropping it stops it.
 pub struct PathEmulator {
     local: SocketAddr,
+    /// The socket clients send to (and injected datagrams come from).
+    listen: Arc<UdpSocket>,
     up: Arc<Direction>,
     down: Arc<Direction>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Each client flow's upstream socket, by the client's address.
+    flows: Flows,
 }
+
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
 
 impl PathEmulator {
     /// Relays datagrams received on `listen` to `upstream` through `up`, and the answers
@@ -152,10 +179,12 @@ impl PathEmulator {
     ) -> io::Result<PathEmulator> {
         let sock = Arc::new(UdpSocket::bind(listen).await?);
         let local = sock.local_addr()?;
+        let listen_sock = sock.clone();
         let seed = local.port() as u64;
-        let up = Arc::new(Direction::new(up, seed));
-        let down = Arc::new(Direction::new(down, seed ^ 0x5a5a));
+        let up = Arc::new(Direction::new(up, seed, Way::Up));
+        let down = Arc::new(Direction::new(down, seed ^ 0x5a5a, Way::Down));
         let tasks = Arc::new(Mutex::new(Vec::new()));
+        let flows: Flows = Arc::default();
         let t = vec![
             tokio::spawn(up.clone().deliver(sock.clone())),
             tokio::spawn(down.clone().deliver(sock.clone())),
@@ -165,14 +194,17 @@ impl PathEmulator {
                 up.clone(),
                 down.clone(),
                 tasks.clone(),
+                flows.clone(),
             )),
         ];
         lock(&tasks).extend(t);
         Ok(PathEmulator {
             local,
+            listen: listen_sock,
             up,
             down,
             tasks,
+            flows,
         })
     }
 
@@ -182,8 +214,8 @@ impl PathEmulator {
         up: Arc<Direction>,
         down: Arc<Direction>,
         tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+        flows: Flows,
     ) {
-        let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, from) = match sock.recv_from(&mut buf).await {
@@ -193,8 +225,9 @@ impl PathEmulator {
                     continue;
                 }
             };
-            let flow = match flows.get(&from) {
-                Some(f) => f.clone(),
+            let known = lock(&flows).get(&from).cloned();
+            let flow = match known {
+                Some(f) => f,
                 None => {
                     let bind: SocketAddr = if upstream.is_ipv4() {
                         "127.0.0.1:0".parse().unwrap_or(upstream)
@@ -213,7 +246,7 @@ impl PathEmulator {
                         continue;
                     }
                     let f = Arc::new(f);
-                    flows.insert(from, f.clone());
+                    lock(&flows).insert(from, f.clone());
                     let reader = tokio::spawn(Self::upstream_side(f.clone(), from, down.clone()));
                     lock(&tasks).push(reader);
                     f
@@ -239,6 +272,24 @@ impl PathEmulator {
         self.local
     }
 
+    /// Client addresses seen so far (one flow each, with its own upstream socket).
+    pub fn clients(&self) -> Vec<SocketAddr> {
+        lock(&self.flows).keys().copied().collect()
+    }
+
+    /// Sends `datagram` to `client` at once from the emulator's address, past the link
+    /// model: the client takes it for one from the upstream (what an attacker who knows the
+    /// flow's addresses can forge).
+    pub fn inject_down(&self, client: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        self.listen.try_send_to(datagram, client).map(drop)
+    }
+
+    /// Calls `tap` with every datagram offered from now on, both ways (`None` removes it).
+    pub fn set_tap(&self, tap: Option<Tap>) {
+        *lock(&self.up.tap) = tap.clone();
+        *lock(&self.down.tap) = tap;
+    }
+
     /// Takes both directions down (everything in flight is lost) or back up.
     pub fn set_down(&self, down: bool) {
         lock(&self.up.link).0.set_down(down);
@@ -258,6 +309,17 @@ impl PathEmulator {
     pub fn set_config(&self, up: LinkConfig, down: LinkConfig) {
         lock(&self.up.link).0.set_config(up);
         lock(&self.down.link).0.set_config(down);
+    }
+
+    /// Sends `datagram` upstream at once from every client flow's socket, past the link
+    /// model (even while it is down): what an attacker who knows the flows' addresses can
+    /// forge. Returns how many flows it went out on.
+    pub fn inject_up(&self, datagram: &[u8]) -> usize {
+        let flows: Vec<_> = lock(&self.flows).values().cloned().collect();
+        flows
+            .iter()
+            .filter(|f| f.try_send(datagram).is_ok())
+            .count()
     }
 
     /// Counters of the client-to-upstream and upstream-to-client directions.
