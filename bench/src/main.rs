@@ -2,7 +2,11 @@
 //! carrier, the public API) against quinn (rustls/ring, default CUBIC, one uni stream,
 //! 128 KiB writes), run back to back in one invocation as separate processes, repeated, with
 //! min / median / max and the ratio. `cpu --markdown` prints the BENCHMARKS.md section.
+//!
+//! `braid-bench attack`: floods and forged segments against an in-process gateway (see
+//! `braid_bench::attack`); `attack --markdown` prints the "Under attack" section.
 
+mod attack_main;
 mod cpu;
 
 use std::process::ExitCode;
@@ -13,7 +17,13 @@ fn main() -> ExitCode {
         Some("cpu") => cpu::orchestrate(&args[1..]),
         Some("run-braid") => cpu::run_one(cpu::Stack::Braid, &args[1..]),
         Some("run-quinn") => cpu::run_one(cpu::Stack::Quinn, &args[1..]),
-        _ => Err("usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]".into()),
+        Some("attack") => attack_main::run(&args[1..]),
+        _ => Err(
+            "usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]\n       \
+             braid-bench attack [--seconds N] [--repeats N] [--bytes N] [--rate N] \
+             [--syn-rate N] [--markdown]"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

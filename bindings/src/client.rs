@@ -1,5 +1,6 @@
 //! `BraidClient`: opens connections over the interfaces the app reports.
 
+use crate::cancel::{BraidCancelToken, cancellable};
 use crate::connection::BraidConnection;
 use crate::error::{BraidError, CallbackError};
 use crate::runtime::{run, runtime};
@@ -103,32 +104,38 @@ impl BraidClient {
     }
 
     /// Connects to a Braid (MPTCP over TCP-in-UDP) server at `server` (`host:port`).
+    /// Cancelling `cancel` ends the attempt with `Cancelled`.
+    #[uniffi::method(default(cancel = None))]
     pub async fn connect(
         self: Arc<Self>,
         server: String,
+        cancel: Option<Arc<BraidCancelToken>>,
     ) -> Result<Arc<BraidConnection>, BraidError> {
         let client = self.client.clone();
         let policy = self.policy.clone();
-        run(async move {
+        run(cancellable(cancel, async move {
             let addr = resolve(&server, "server").await?;
             let conn = client.connect(addr).await?;
             Ok(BraidConnection::new(conn, client, addr.to_string(), policy))
-        })
+        }))
         .await
     }
 
     /// Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
     /// `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
-    /// `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
+    /// `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get;
+    /// cancelling `cancel` ends the attempt with `Cancelled`.
+    #[uniffi::method(default(cancel = None))]
     pub async fn connect_via(
         self: Arc<Self>,
         gateway: String,
         target: String,
+        cancel: Option<Arc<BraidCancelToken>>,
     ) -> Result<Arc<BraidConnection>, BraidError> {
         let client = self.client.clone();
         let deadline = self.connect_timeout;
         let policy = self.policy.clone();
-        run(async move {
+        run(cancellable(cancel, async move {
             let gw = resolve(&gateway, "gateway").await?;
             if target.trim().is_empty() {
                 return Err(BraidError::InvalidArgument("empty target".into()));
@@ -142,7 +149,7 @@ impl BraidClient {
                     ))
                 })??;
             Ok(BraidConnection::new(conn, client, target, policy))
-        })
+        }))
         .await
     }
 

@@ -1,5 +1,6 @@
 //! `BraidConnection`: a byte stream over every usable path, with path events.
 
+use crate::cancel::{BraidCancelToken, cancellable};
 use crate::error::{BraidError, CallbackError, from_io};
 use crate::lock;
 use crate::runtime::{run, runtime};
@@ -136,21 +137,40 @@ impl BraidConnection {
 #[uniffi::export]
 impl BraidConnection {
     /// Reads up to `max_bytes` (at most 1 MiB at a time). An empty result means the peer
-    /// finished sending (end of stream).
-    pub async fn read(self: Arc<Self>, max_bytes: u32) -> Result<Vec<u8>, BraidError> {
+    /// finished sending (end of stream). Cancelling `cancel` ends a pending read with
+    /// `Cancelled` without losing bytes: the next read gets them.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn read(
+        self: Arc<Self>,
+        max_bytes: u32,
+        cancel: Option<Arc<BraidCancelToken>>,
+    ) -> Result<Vec<u8>, BraidError> {
         if max_bytes == 0 {
             return Err(BraidError::InvalidArgument(
                 "max_bytes must be at least 1".into(),
             ));
         }
         let max = (max_bytes as usize).min(MAX_READ);
-        run(async move { self.read_inner(max).await }).await
+        run(cancellable(
+            cancel,
+            async move { self.read_inner(max).await },
+        ))
+        .await
     }
 
     /// Writes all of `data`; returns once the connection has taken it (not when the peer
-    /// received it). Cancelling a write may leave part of it sent.
-    pub async fn write(self: Arc<Self>, data: Vec<u8>) -> Result<(), BraidError> {
-        run(async move { self.write_inner(&data).await }).await
+    /// received it). Cancelling a write (the task, or `cancel`) may leave part of it sent.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn write(
+        self: Arc<Self>,
+        data: Vec<u8>,
+        cancel: Option<Arc<BraidCancelToken>>,
+    ) -> Result<(), BraidError> {
+        run(cancellable(
+            cancel,
+            async move { self.write_inner(&data).await },
+        ))
+        .await
     }
 
     /// Finishes the sending side (the peer reads end of stream); reading goes on.

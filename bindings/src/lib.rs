@@ -16,6 +16,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod cancel;
 mod client;
 mod connection;
 mod error;
@@ -23,6 +24,7 @@ mod logging;
 pub mod runtime;
 mod types;
 
+pub use cancel::BraidCancelToken;
 pub use client::{BraidClient, SocketBinder};
 pub use connection::{BraidConnection, BraidEventListener, BraidEventStream, BraidSubscription};
 pub use error::{BraidError, CallbackError};

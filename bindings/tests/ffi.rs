@@ -36,13 +36,13 @@ async fn echo(conn: &Arc<BraidConnection>, data: Vec<u8>) -> Vec<u8> {
     let w = conn.clone();
     let writer = tokio::spawn(async move {
         for chunk in data.chunks(64 * 1024) {
-            w.clone().write(chunk.to_vec()).await.unwrap();
+            w.clone().write(chunk.to_vec(), None).await.unwrap();
         }
         w.finish().unwrap();
     });
     let mut got = Vec::with_capacity(len);
     loop {
-        let b = conn.clone().read(65536).await.unwrap();
+        let b = conn.clone().read(65536, None).await.unwrap();
         if b.is_empty() {
             break;
         }
@@ -62,7 +62,7 @@ async fn echo_through_gateway_over_two_paths() {
     assert_eq!(c.interfaces().len(), 2);
     let conn = c
         .clone()
-        .connect_via(net.gateway(), net.echo_target())
+        .connect_via(net.gateway(), net.echo_target(), None)
         .await
         .unwrap();
     let data = pattern(3 << 20);
@@ -76,7 +76,7 @@ async fn echo_through_gateway_over_two_paths() {
     assert_eq!(net.relayed_connections(), 1);
     conn.clone().close().await;
     assert!(matches!(
-        conn.clone().read(10).await,
+        conn.clone().read(10, None).await,
         Err(BraidError::Closed(_))
     ));
 }
@@ -91,7 +91,7 @@ async fn kill_wifi_mid_connection(report_loss: bool) -> SwitchReason {
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
-        .connect_via(net.gateway(), net.echo_target())
+        .connect_via(net.gateway(), net.echo_target(), None)
         .await
         .unwrap();
     let events = conn.subscribe();
@@ -160,10 +160,10 @@ async fn silent_path_death_switches_paths() {
 async fn echo_round(conn: &Arc<BraidConnection>, len: usize) -> usize {
     let w = conn.clone();
     let data = pattern(len);
-    let writer = tokio::spawn(async move { w.write(data).await });
+    let writer = tokio::spawn(async move { w.write(data, None).await });
     let mut got = 0;
     while got < len {
-        let b = conn.clone().read(65536).await.unwrap();
+        let b = conn.clone().read(65536, None).await.unwrap();
         assert!(!b.is_empty(), "echo ended early");
         got += b.len();
     }
@@ -180,7 +180,7 @@ async fn gateway_refusals_are_typed_errors() {
     let c = client(&net, ServiceType::Handover);
     let e = c
         .clone()
-        .connect_via(net.gateway(), net.refused_target())
+        .connect_via(net.gateway(), net.refused_target(), None)
         .await
         .err()
         .expect("refused target connected");
@@ -188,7 +188,7 @@ async fn gateway_refusals_are_typed_errors() {
     assert!(e.to_string().contains(&net.refused_target()), "{e}");
     let e = c
         .clone()
-        .connect_via(net.gateway(), net.forbidden_target())
+        .connect_via(net.gateway(), net.forbidden_target(), None)
         .await
         .err()
         .expect("forbidden target connected");
@@ -237,7 +237,7 @@ async fn a_gateway_with_tokens_takes_the_configured_one() {
     };
     for token in [None, Some("not-the-secret-0001")] {
         let e = client(token, false)
-            .connect_via(addr.clone(), target.to_string())
+            .connect_via(addr.clone(), target.to_string(), None)
             .await
             .err()
             .expect("connected without the right token");
@@ -245,7 +245,7 @@ async fn a_gateway_with_tokens_takes_the_configured_one() {
     }
     for dss_checksum in [false, true] {
         let conn = client(Some("the-app-secret-0001"), dss_checksum)
-            .connect_via(addr.clone(), target.to_string())
+            .connect_via(addr.clone(), target.to_string(), None)
             .await
             .unwrap();
         assert_eq!(echo(&conn, pattern(100_000)).await, pattern(100_000));
@@ -315,7 +315,7 @@ async fn listener_and_log_sink_get_called() {
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
-        .connect_via(net.gateway(), net.echo_target())
+        .connect_via(net.gateway(), net.echo_target(), None)
         .await
         .unwrap();
     let l = Arc::new(Collect(Default::default()));
@@ -361,7 +361,7 @@ async fn service_type_changes_on_a_live_connection() {
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
-        .connect_via(net.gateway(), net.echo_target())
+        .connect_via(net.gateway(), net.echo_target(), None)
         .await
         .unwrap();
     assert_eq!(echo_round(&conn, 100_000).await, 100_000);
@@ -430,7 +430,7 @@ async fn cancel_waits_for_a_call_in_progress_and_may_come_from_the_listener() {
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
-        .connect_via(net.gateway(), net.echo_target())
+        .connect_via(net.gateway(), net.echo_target(), None)
         .await
         .unwrap();
     let slow = || {
@@ -472,4 +472,40 @@ async fn cancel_waits_for_a_call_in_progress_and_may_come_from_the_listener() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(l.calls.load(SeqCst), l.cancelled_in.load(SeqCst));
     assert!(!l.busy.load(SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_read_ends_at_once_and_loses_no_bytes() {
+    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = client(&net, ServiceType::Handover);
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target(), None)
+        .await
+        .unwrap();
+    // Nothing was written, so this read waits until the token is cancelled.
+    let token = BraidCancelToken::new();
+    let pending = tokio::spawn(conn.clone().read(1000, Some(token.clone())));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t0 = Instant::now();
+    token.cancel();
+    let r = pending.await.unwrap();
+    assert!(matches!(r, Err(BraidError::Cancelled)), "{r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t0.elapsed()
+    );
+    // The connection is still usable and the echo arrives whole.
+    assert_eq!(echo_round(&conn, 10_000).await, 10_000);
+    // A token cancelled before the call makes it end without waiting.
+    let r = c
+        .clone()
+        .connect_via(net.gateway(), net.echo_target(), Some(token))
+        .await;
+    assert!(matches!(r, Err(BraidError::Cancelled)), "{:?}", r.err());
+    conn.close().await;
 }

@@ -1,10 +1,14 @@
-//! `cargo xtask bench [sim|cpu|netns|all]`: runs the benchmarks and rewrites their sections
+//! `cargo xtask bench [sim|cpu|netns|attack|all]`: runs the benchmarks and rewrites their sections
 //! of BENCHMARKS.md (between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`), so the file
 //! always holds numbers from the command it names, with the machine they ran on.
 //!
 //! `netns` needs root: it builds the release `braid` CLI and `braid-netbench`, which brings
 //! up the namespace testbed and measures Braid and the kernel's MPTCP side by side; its SVG
 //! timelines go to docs/bench/. `all` runs it only as root.
+//!
+//! `attack` runs the flood and forged-segment scenarios of `braid-bench attack` on the release
+//! build and writes the "Under attack" section; extra arguments (`--seconds 20`, `--repeats
+//! 5`) are passed on.
 
 use crate::sh::{self, Result};
 use std::process::Command;
@@ -15,14 +19,15 @@ pub fn run(args: &[String]) -> Result {
         "sim" => &["sim"],
         "cpu" => &["cpu"],
         "netns" => &["netns"],
-        "all" if sh::is_root() => &["sim", "cpu", "netns"],
+        "attack" => &["attack"],
+        "all" if sh::is_root() => &["sim", "cpu", "netns", "attack"],
         "all" => {
             eprintln!("xtask bench: not root, leaving out the 'netns' benchmark");
-            &["sim", "cpu"]
+            &["sim", "cpu", "attack"]
         }
         other => {
             return Err(format!(
-                "unknown benchmark '{other}' (sim, cpu, netns or all)"
+                "unknown benchmark '{other}' (sim, cpu, netns, attack or all)"
             ));
         }
     };
@@ -62,6 +67,27 @@ pub fn run(args: &[String]) -> Result {
             "netns" => (
                 "sudo target/release/braid-netbench --braid target/release/braid",
                 netns(args.get(1..).unwrap_or_default())?,
+            ),
+            "attack" => (
+                "cargo run --release -p braid-bench -- attack --markdown",
+                capture(
+                    sh::cargo()
+                        .args([
+                            "run",
+                            "--quiet",
+                            "--release",
+                            "-p",
+                            "braid-bench",
+                            "--",
+                            "attack",
+                            "--markdown",
+                        ])
+                        .args(if which == "attack" {
+                            args.get(1..).unwrap_or_default()
+                        } else {
+                            &[]
+                        }),
+                )?,
             ),
             _ => unreachable!("sections are listed above"),
         };

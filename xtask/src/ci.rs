@@ -18,10 +18,12 @@ pub fn run(args: &[String]) -> Result {
         "warnings",
     ]))?;
     sh::run(sh::cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
-    // The decoders and the endpoint against arbitrary bytes, briefly (longer runs:
+    // The decoders, the endpoint, the gateway's first bytes and an established connection
+    // against arbitrary input, briefly: 15 s per target, 75 s in all (longer runs:
     // `cargo xtask fuzz --seconds N`).
-    crate::fuzz::run(&["--seconds".into(), "20".into()])?;
+    crate::fuzz::run(&["--seconds".into(), "15".into()])?;
     crate::foreign::run(&[])?;
+    crate::swift::run(&[])?;
     eprintln!("\nxtask ci: all green");
     Ok(())
 }

@@ -9,6 +9,7 @@ mod ffi;
 mod foreign;
 mod fuzz;
 mod sh;
+mod swift;
 mod swift_check;
 
 use std::process::ExitCode;
@@ -18,12 +19,17 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy (-D warnings), every test; installs what it needs
   deps           install the system packages the tests need (apt, npm), then exit
-  fuzz [--seconds N]   run the libFuzzer targets (stable toolchain) for N seconds each
-  bench [sim|cpu|netns|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
+  fuzz [--seconds N] [--target T]  run the libFuzzer targets (stable toolchain) for N
+                 seconds each (or only T)
+  bench [sim|cpu|netns|attack|all]  run benchmarks and rewrite their sections of BENCHMARKS.md
                  (netns: root; Braid vs the kernel's MPTCP on the namespace testbed)
   bindings       regenerate the Swift, Kotlin and Python bindings (checked-in copies too)
   test-foreign [kotlin|python]  Kotlin (JVM + JNA) and Python tests of the real library
-  apple          XCFramework + zip + checksum in ios/Package.swift (macOS + Xcode)
+  test-swift     swift build + swift test of the package (Swift 5 and 6 modes) against the
+                 real library; makes a Debian trixie root with Swift when none is on PATH
+  apple          XCFramework in target/apple and ios/Frameworks (macOS + Xcode)
+  release-apple VERSION [--base-url URL] [--zip ZIP]  the XCFramework zipped, its URL and
+                 checksum written into Package.swift (--zip: a zip built elsewhere)
   android        .so per ABI (cargo-ndk) + AAR (Gradle)
   size           size of the shipped library (mobile profile, stripped) per target
 ";
@@ -42,7 +48,9 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "bindings" => ffi::bindings(rest),
         "test-foreign" => foreign::run(rest),
+        "test-swift" => swift::run(rest),
         "apple" => apple::run(rest),
+        "release-apple" => apple::release(rest),
         "android" => android::run(rest),
         "size" => ffi::size(rest),
         "-h" | "--help" | "help" => {

@@ -143,6 +143,30 @@ pub fn message_len(header: &[u8; HEADER_LEN]) -> Result<usize, ConvertError> {
     Ok(words * 4)
 }
 
+/// How far the first bytes of a connection go towards the client's Convert message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirstBytes {
+    /// This many more bytes are needed (read exactly these: nothing of the data after the
+    /// message).
+    Need(usize),
+    /// The whole message.
+    Done(Message),
+}
+
+/// The Convert-phase parse of what a client sent so far, for a reader that asks for exactly
+/// the bytes it needs: the fixed header first, then the rest of the message. What the
+/// gateway's reader does in one place (and what the fuzzer drives through an engine).
+pub fn first_bytes(buf: &[u8]) -> Result<FirstBytes, ConvertError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(FirstBytes::Need(HEADER_LEN - buf.len()));
+    };
+    let len = message_len(header)?;
+    match buf.get(..len) {
+        Some(msg) => decode(msg).map(FirstBytes::Done),
+        None => Ok(FirstBytes::Need(len - buf.len())),
+    }
+}
+
 /// Decodes a whole message (`bytes.len()` must equal the header's total length).
 pub fn decode(bytes: &[u8]) -> Result<Message, ConvertError> {
     let header: &[u8; HEADER_LEN] = bytes
@@ -426,5 +450,27 @@ mod tests {
                 let _ = decode(&b);
             }
         }
+    }
+
+    #[test]
+    fn first_bytes_asks_for_exactly_the_message() {
+        let t: SocketAddr = "192.0.2.9:443".parse().unwrap();
+        let msg = encode_connect(t);
+        assert_eq!(first_bytes(&[]), Ok(FirstBytes::Need(4)));
+        assert_eq!(first_bytes(&msg[..3]), Ok(FirstBytes::Need(1)));
+        assert_eq!(first_bytes(&msg[..4]), Ok(FirstBytes::Need(20)));
+        assert_eq!(first_bytes(&msg[..23]), Ok(FirstBytes::Need(1)));
+        match first_bytes(&msg) {
+            Ok(FirstBytes::Done(m)) => assert_eq!(m.connect, Some(t)),
+            other => panic!("{other:?}"),
+        }
+        // Bytes past the message are not looked at.
+        let mut more = msg.clone();
+        more.extend_from_slice(b"data");
+        assert_eq!(first_bytes(&more), first_bytes(&msg));
+        assert_eq!(
+            first_bytes(&[9, 1, 0, 0]),
+            Err(ConvertError::UnsupportedVersion(9))
+        );
     }
 }

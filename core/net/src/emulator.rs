@@ -52,22 +52,43 @@ impl Ord for InFlight {
     }
 }
 
+/// Which way a datagram crosses the emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// From a client towards the upstream.
+    Up,
+    /// From the upstream back to a client.
+    Down,
+}
+
+/// Sees every datagram offered to the emulator, with its direction (for tests that play an
+/// observer on the path).
+pub type Tap = Arc<dyn Fn(Way, &[u8]) + Send + Sync>;
+
 /// One direction: the link model and the datagrams it holds.
 struct Direction {
     link: Mutex<(Link, BinaryHeap<Reverse<InFlight>>, u64)>,
     notify: Notify,
+    way: Way,
+    tap: Mutex<Option<Tap>>,
 }
 
 impl Direction {
-    fn new(cfg: LinkConfig, seed: u64) -> Self {
+    fn new(cfg: LinkConfig, seed: u64, way: Way) -> Self {
         Self {
             link: Mutex::new((Link::new(cfg, seed), BinaryHeap::new(), 0)),
             notify: Notify::new(),
+            way,
+            tap: Mutex::new(None),
         }
     }
 
     /// Offers a datagram to the link; queues it for delivery unless the link drops it.
     fn offer(&self, dest: Dest, data: Vec<u8>) {
+        let tap = lock(&self.tap).clone();
+        if let Some(tap) = tap {
+            tap(self.way, &data);
+        }
         let mut g = lock(&self.link);
         let (link, heap, seq) = &mut *g;
         let now = Instant::now();
@@ -136,6 +157,8 @@ impl Direction {
 /// A running path emulator. Dropping it stops it.
 pub struct PathEmulator {
     local: SocketAddr,
+    /// The socket clients send to (and injected datagrams come from).
+    listen: Arc<UdpSocket>,
     up: Arc<Direction>,
     down: Arc<Direction>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -156,9 +179,10 @@ impl PathEmulator {
     ) -> io::Result<PathEmulator> {
         let sock = Arc::new(UdpSocket::bind(listen).await?);
         let local = sock.local_addr()?;
+        let listen_sock = sock.clone();
         let seed = local.port() as u64;
-        let up = Arc::new(Direction::new(up, seed));
-        let down = Arc::new(Direction::new(down, seed ^ 0x5a5a));
+        let up = Arc::new(Direction::new(up, seed, Way::Up));
+        let down = Arc::new(Direction::new(down, seed ^ 0x5a5a, Way::Down));
         let tasks = Arc::new(Mutex::new(Vec::new()));
         let flows: Flows = Arc::default();
         let t = vec![
@@ -176,6 +200,7 @@ impl PathEmulator {
         lock(&tasks).extend(t);
         Ok(PathEmulator {
             local,
+            listen: listen_sock,
             up,
             down,
             tasks,
@@ -245,6 +270,24 @@ impl PathEmulator {
     /// The address clients send to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Client addresses seen so far (one flow each, with its own upstream socket).
+    pub fn clients(&self) -> Vec<SocketAddr> {
+        lock(&self.flows).keys().copied().collect()
+    }
+
+    /// Sends `datagram` to `client` at once from the emulator's address, past the link
+    /// model: the client takes it for one from the upstream (what an attacker who knows the
+    /// flow's addresses can forge).
+    pub fn inject_down(&self, client: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        self.listen.try_send_to(datagram, client).map(drop)
+    }
+
+    /// Calls `tap` with every datagram offered from now on, both ways (`None` removes it).
+    pub fn set_tap(&self, tap: Option<Tap>) {
+        *lock(&self.up.tap) = tap.clone();
+        *lock(&self.down.tap) = tap;
     }
 
     /// Takes both directions down (everything in flight is lost) or back up.

@@ -8,9 +8,11 @@ pub fn unwrap32(value: u32, reference: u64) -> u64 {
     let base = reference & !0xffff_ffff;
     let candidate = base | value as u64;
     let half = 1u64 << 31;
-    if candidate + half < reference {
-        candidate + (1 << 32)
-    } else if candidate > reference + half && candidate >= (1 << 32) {
+    // Saturating and checked: references near 2^64 come only from forged 64-bit DSNs, and
+    // must not overflow in any build; the nearest value that fits wins there.
+    if candidate.saturating_add(half) < reference {
+        candidate.checked_add(1 << 32).unwrap_or(candidate)
+    } else if candidate > reference.saturating_add(half) && candidate >= (1 << 32) {
         candidate - (1 << 32)
     } else {
         candidate

@@ -25,7 +25,9 @@ public typealias LogSink = BraidFFI.LogSink
 public typealias SocketBinder = BraidFFI.SocketBinder
 public typealias CallbackError = BraidFFI.CallbackError
 /// Every Braid failure (`.Refused`, `.NotAllowed`, `.Unauthorized` (the gateway wants a
-/// `BraidConfig.token`), `.Timeout`, `.Closed`, ...); `message` says what happened in words.
+/// `BraidConfig.token`), `.Timeout`, `.Closed`, ...); `message` (and `localizedDescription`)
+/// says what happened in words. A cancelled call throws `CancellationError` instead of
+/// `.Cancelled`.
 public typealias BraidError = BraidFFI.BraidError
 
 extension BraidFFI.BraidError {
@@ -41,6 +43,20 @@ extension BraidFFI.BraidError {
     }
 }
 
+// Without this, `localizedDescription` is the type's debug spelling
+// ("BraidFFI.BraidError.Refused(message: ...)"), which is what apps show in alerts.
+extension BraidFFI.BraidError: LocalizedError {
+    public var errorDescription: String? { message }
+}
+
+extension BraidFFI.CallbackError: LocalizedError {
+    public var errorDescription: String? {
+        switch self {
+        case .Failed(let reason): return reason
+        }
+    }
+}
+
 extension BraidFFI.BraidConfig {
     /// The defaults, with `serviceType` (the one setting without a default).
     public static func defaults(_ serviceType: ServiceType = .handover) -> BraidConfig {
@@ -50,41 +66,51 @@ extension BraidFFI.BraidConfig {
     }
 }
 
+/// Runs one async Braid call so that cancelling the current task reaches Rust: the
+/// generated async code waits for the Rust future to finish and never cancels it, so the
+/// call gets a token that task cancellation cancels, and the call ends at once.
+func cancellable<T>(_ call: (BraidFFI.BraidCancelToken) async throws -> T) async throws -> T {
+    let token = BraidFFI.BraidCancelToken()
+    do {
+        return try await withTaskCancellationHandler {
+            try await call(token)
+        } onCancel: {
+            token.cancel()
+        }
+    } catch BraidFFI.BraidError.Cancelled {
+        throw CancellationError()
+    }
+}
+
 /// Opens connections that use WiFi and cellular at once. One per app is enough.
-public final class BraidClient: @unchecked Sendable {
+public final class BraidClient: Sendable {
     let ffi: BraidFFI.BraidClient
-    /// Kept alive with the client when made by `withNetworkMonitor`.
-    private var monitor: BraidNetworkMonitor?
+    /// Lives as long as the client (the network monitor from `withNetworkMonitor`).
+    private let companion: (any Sendable)?
 
     /// A client with `config`. Without interfaces in it, one path follows the default route;
-    /// `withNetworkMonitor` fills them in from the system instead.
-    public init(config: BraidConfig = .defaults(), binder: SocketBinder? = nil) throws {
-        ffi = try BraidFFI.BraidClient(config: config, binder: binder)
+    /// `withNetworkMonitor` (Apple platforms) fills them in from the system instead.
+    public convenience init(config: BraidConfig = .defaults(), binder: SocketBinder? = nil) throws {
+        self.init(ffi: try BraidFFI.BraidClient(config: config, binder: binder), companion: nil)
     }
 
-    /// A client whose interfaces come from a `BraidNetworkMonitor`, which keeps telling it
-    /// about interfaces that come and go for as long as the client lives.
-    public static func withNetworkMonitor(config: BraidConfig = .defaults()) async throws -> BraidClient {
-        let monitor = BraidNetworkMonitor()
-        var config = config
-        let now = await monitor.start()
-        if config.interfaces.isEmpty {
-            config.interfaces = now
-        }
-        let client = try BraidClient(config: config)
-        monitor.attach(to: client)
-        client.monitor = monitor
-        return client
+    init(ffi: BraidFFI.BraidClient, companion: (any Sendable)?) {
+        self.ffi = ffi
+        self.companion = companion
     }
 
-    /// Connects to a Braid server at `server` (`host:port`).
+    /// Connects to a Braid server at `server` (`host:port`). Cancelling the task ends the
+    /// attempt at once with `CancellationError`.
     public func connect(to server: String) async throws -> BraidConnection {
-        BraidConnection(try await ffi.connect(server: server))
+        BraidConnection(try await cancellable { try await ffi.connect(server: server, cancel: $0) })
     }
 
     /// Connects to any TCP server `target` (`host:port`) through the Braid gateway `gateway`.
+    /// Cancelling the task ends the attempt at once with `CancellationError`.
     public func connect(via gateway: String, target: String) async throws -> BraidConnection {
-        BraidConnection(try await ffi.connectVia(gateway: gateway, target: target))
+        BraidConnection(try await cancellable {
+            try await ffi.connectVia(gateway: gateway, target: target, cancel: $0)
+        })
     }
 
     /// An interface came up; returns its path id (the interface index when given).
@@ -105,16 +131,33 @@ public final class BraidClient: @unchecked Sendable {
 }
 
 /// One connection: a byte stream over every usable path. Dropping it closes it gracefully.
-public final class BraidConnection: @unchecked Sendable {
+public final class BraidConnection: Sendable {
     let ffi: BraidFFI.BraidConnection
+
+    /// Path and state changes: one stream per connection, starting with what happened since
+    /// `connect` returned. Iterate it from one task at a time; a loop that stops early
+    /// (`break`) leaves the rest for the next loop. It ends after `.closed`, or when the
+    /// iterating task is cancelled (then for good). Buffering: nothing is buffered in Swift;
+    /// the library keeps the last 64 events from before the first iteration and up to 256
+    /// not yet consumed, and a consumer slower than that skips the oldest.
+    public let events: AsyncStream<BraidEvent>
 
     init(_ ffi: BraidFFI.BraidConnection) {
         self.ffi = ffi
+        // One subscription, pulled on demand: no task runs while nobody iterates.
+        let subscription = ffi.subscribe()
+        events = AsyncStream(
+            unfolding: { await subscription.next() },
+            onCancel: { subscription.close() }
+        )
     }
 
-    /// Up to `maxLength` bytes, or nil once the peer finished sending.
+    /// Up to `maxLength` bytes, or nil once the peer finished sending. Cancelling the task
+    /// ends a pending read at once with `CancellationError`; no bytes are lost (the next
+    /// read gets them).
     public func read(maxLength: Int = 64 * 1024) async throws -> Data? {
-        let data = try await ffi.read(maxBytes: UInt32(clamping: max(1, maxLength)))
+        let max = UInt32(clamping: Swift.max(1, maxLength))
+        let data = try await cancellable { try await ffi.read(maxBytes: max, cancel: $0) }
         return data.isEmpty ? nil : data
     }
 
@@ -127,9 +170,10 @@ public final class BraidConnection: @unchecked Sendable {
         return all
     }
 
-    /// Writes all of `data`; returns when the connection has taken it.
+    /// Writes all of `data`; returns when the connection has taken it. Cancelling the task
+    /// ends it at once with `CancellationError` (part of `data` may have been sent).
     public func write(_ data: Data) async throws {
-        try await ffi.write(data: data)
+        try await cancellable { try await ffi.write(data: data, cancel: $0) }
     }
 
     /// No more writes: the peer reads end of stream. Reading goes on.
@@ -156,27 +200,10 @@ public final class BraidConnection: @unchecked Sendable {
     public func setServiceType(_ serviceType: ServiceType) throws {
         try ffi.setServiceType(serviceType: serviceType)
     }
-
-    /// Path and state changes. The first stream also gets what happened since `connect`
-    /// returned. Ends after `.closed`; stopping the iteration stops the stream.
-    public var events: AsyncStream<BraidEvent> {
-        let ffi = self.ffi.subscribe()
-        return AsyncStream { continuation in
-            let task = Task {
-                while let event = await ffi.next() {
-                    continuation.yield(event)
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in
-                ffi.close()
-                task.cancel()
-            }
-        }
-    }
 }
 
-/// Where Braid's log lines go: os_log (subsystem "org.braid") by default, or a sink.
+/// Where Braid's log lines go: the platform log (os_log subsystem "org.braid" on Apple
+/// platforms, stderr elsewhere) by default, or a sink.
 public enum BraidLog {
     public static func start(level: LogLevel = .info, sink: LogSink? = nil) throws {
         try BraidFFI.initLogging(level: level, sink: sink)
@@ -193,7 +220,7 @@ public enum BraidLog {
     public static var version: String { BraidFFI.braidVersion() }
 }
 
-private final class ClosureSink: LogSink, @unchecked Sendable {
+private final class ClosureSink: LogSink {
     let handler: @Sendable (LogLevel, String, String) -> Void
 
     init(_ handler: @escaping @Sendable (LogLevel, String, String) -> Void) {

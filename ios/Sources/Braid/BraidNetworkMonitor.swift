@@ -1,5 +1,7 @@
 // Interface events from NWPathMonitor, with the interface indexes Braid binds sockets to.
+// Apple platforms only: elsewhere (the Linux CI) the rest of the layer builds without it.
 
+#if canImport(Network)
 import BraidFFI
 import Darwin
 import Foundation
@@ -21,9 +23,12 @@ import Network
 /// ```swift
 /// let client = try await BraidClient.withNetworkMonitor()   // does all of this for you
 /// ```
+// @unchecked: every mutable property is touched only on `queue` (a serial queue), which is
+// what makes sharing it between threads safe.
 public final class BraidNetworkMonitor: @unchecked Sendable {
     /// Preferred first: the order interfaces are given to the client in.
-    static let watched: [NWInterface.InterfaceType] = [.wifi, .wiredEthernet, .cellular]
+    /// Computed, not stored: a stored static needs a Sendable type in Swift 6 mode.
+    static var watched: [NWInterface.InterfaceType] { [.wifi, .wiredEthernet, .cellular] }
 
     private let queue = DispatchQueue(label: "org.braid.network-monitor")
     // Everything below is touched on `queue` only.
@@ -117,14 +122,16 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
     private func startMonitors() {
         for (i, type) in Self.watched.enumerated() {
             let m = NWPathMonitor(requiredInterfaceType: type)
+            // Captures the index only (Int is Sendable; the handler is @Sendable in Swift 6).
             m.pathUpdateHandler = { [weak self] path in
                 guard let self else { return }
+                let wanted = Self.watched[i]
                 let ifaces = path.status == .satisfied
-                    ? path.availableInterfaces.filter { $0.type == type }
+                    ? path.availableInterfaces.filter { $0.type == wanted }
                     : []
                 self.usable[i] = ifaces.map {
                     Seen(iface: Self.describe($0), addresses: Self.addresses(of: $0.name),
-                         expensive: path.isExpensive || type == .cellular,
+                         expensive: path.isExpensive || wanted == .cellular,
                          constrained: path.isConstrained)
                 }
                 self.firstUpdates.insert(i)
@@ -207,3 +214,21 @@ public final class BraidNetworkMonitor: @unchecked Sendable {
         }
     }
 }
+
+extension BraidClient {
+    /// A client whose interfaces come from a `BraidNetworkMonitor`, which keeps telling it
+    /// about interfaces that come and go for as long as the client lives.
+    public static func withNetworkMonitor(config: BraidConfig = .defaults()) async throws -> BraidClient {
+        // The app's cellular switch also keeps expensive interfaces from being reported.
+        let monitor = BraidNetworkMonitor(allowExpensive: config.cellular.allowed)
+        var config = config
+        let now = await monitor.start()
+        if config.interfaces.isEmpty {
+            config.interfaces = now
+        }
+        let client = BraidClient(ffi: try BraidFFI.BraidClient(config: config, binder: nil), companion: monitor)
+        monitor.attach(to: client)
+        return client
+    }
+}
+#endif

@@ -624,6 +624,155 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Cancels the async calls it was passed to. Cancelling is final; a token cancelled before
+ * the call starts makes the call end at once.
+ */
+public protocol BraidCancelTokenProtocol: AnyObject, Sendable {
+    
+    /**
+     * Makes every call given this token end with `Cancelled` (unless it is already done).
+     */
+    func cancel() 
+    
+    func isCancelled()  -> Bool
+    
+}
+/**
+ * Cancels the async calls it was passed to. Cancelling is final; a token cancelled before
+ * the call starts makes the call end at once.
+ */
+open class BraidCancelToken: BraidCancelTokenProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_braid_ffi_fn_clone_braidcanceltoken(self.handle, $0) }
+    }
+public convenience init() {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_constructor_braidcanceltoken_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_braid_ffi_fn_free_braidcanceltoken(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Makes every call given this token end with `Cancelled` (unless it is already done).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidcanceltoken_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidcanceltoken_is_cancelled(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidCancelToken: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = BraidCancelToken
+
+    public static func lift(_ handle: UInt64) throws -> BraidCancelToken {
+        return BraidCancelToken(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: BraidCancelToken) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidCancelToken {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: BraidCancelToken, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidCancelToken_lift(_ handle: UInt64) throws -> BraidCancelToken {
+    return try FfiConverterTypeBraidCancelToken.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidCancelToken_lower(_ value: BraidCancelToken) -> UInt64 {
+    return FfiConverterTypeBraidCancelToken.lower(value)
+}
+
+
+
+
+
+
+/**
  * Opens Braid connections over every interface it knows. One per app is plenty: it owns
  * a driver task, and its interface list is shared by all its connections.
  */
@@ -631,15 +780,17 @@ public protocol BraidClientProtocol: AnyObject, Sendable {
     
     /**
      * Connects to a Braid (MPTCP over TCP-in-UDP) server at `server` (`host:port`).
+     * Cancelling `cancel` ends the attempt with `Cancelled`.
      */
-    func connect(server: String) async throws  -> BraidConnection
+    func connect(server: String, cancel: BraidCancelToken?) async throws  -> BraidConnection
     
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
      * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
-     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get;
+     * cancelling `cancel` ends the attempt with `Cancelled`.
      */
-    func connectVia(gateway: String, target: String) async throws  -> BraidConnection
+    func connectVia(gateway: String, target: String, cancel: BraidCancelToken?) async throws  -> BraidConnection
     
     /**
      * An interface came up: open connections add a path over it. Returns the path id
@@ -730,13 +881,14 @@ public convenience init(config: BraidConfig? = nil, binder: SocketBinder? = nil)
     
     /**
      * Connects to a Braid (MPTCP over TCP-in-UDP) server at `server` (`host:port`).
+     * Cancelling `cancel` ends the attempt with `Cancelled`.
      */
-open func connect(server: String)async throws  -> BraidConnection  {
+open func connect(server: String, cancel: BraidCancelToken? = nil)async throws  -> BraidConnection  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_braid_ffi_fn_method_braidclient_connect(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(server)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(server),FfiConverterOptionTypeBraidCancelToken.lower(cancel)
                 )
             },
             pollFunc: ffi_braid_ffi_rust_future_poll_u64,
@@ -750,14 +902,15 @@ open func connect(server: String)async throws  -> BraidConnection  {
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
      * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
-     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get;
+     * cancelling `cancel` ends the attempt with `Cancelled`.
      */
-open func connectVia(gateway: String, target: String)async throws  -> BraidConnection  {
+open func connectVia(gateway: String, target: String, cancel: BraidCancelToken? = nil)async throws  -> BraidConnection  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_braid_ffi_fn_method_braidclient_connect_via(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(gateway),FfiConverterString.lower(target)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(gateway),FfiConverterString.lower(target),FfiConverterOptionTypeBraidCancelToken.lower(cancel)
                 )
             },
             pollFunc: ffi_braid_ffi_rust_future_poll_u64,
@@ -885,9 +1038,10 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     
     /**
      * Reads up to `max_bytes` (at most 1 MiB at a time). An empty result means the peer
-     * finished sending (end of stream).
+     * finished sending (end of stream). Cancelling `cancel` ends a pending read with
+     * `Cancelled` without losing bytes: the next read gets them.
      */
-    func read(maxBytes: UInt32) async throws  -> Data
+    func read(maxBytes: UInt32, cancel: BraidCancelToken?) async throws  -> Data
     
     /**
      * The address (or `host:port` target) the connection was opened to.
@@ -919,9 +1073,9 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     
     /**
      * Writes all of `data`; returns once the connection has taken it (not when the peer
-     * received it). Cancelling a write may leave part of it sent.
+     * received it). Cancelling a write (the task, or `cancel`) may leave part of it sent.
      */
-    func write(data: Data) async throws 
+    func write(data: Data, cancel: BraidCancelToken?) async throws 
     
 }
 /**
@@ -1038,14 +1192,15 @@ open func paths() -> [BraidPath]  {
     
     /**
      * Reads up to `max_bytes` (at most 1 MiB at a time). An empty result means the peer
-     * finished sending (end of stream).
+     * finished sending (end of stream). Cancelling `cancel` ends a pending read with
+     * `Cancelled` without losing bytes: the next read gets them.
      */
-open func read(maxBytes: UInt32)async throws  -> Data  {
+open func read(maxBytes: UInt32, cancel: BraidCancelToken? = nil)async throws  -> Data  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_braid_ffi_fn_method_braidconnection_read(
-                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(maxBytes)
+                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(maxBytes),FfiConverterOptionTypeBraidCancelToken.lower(cancel)
                 )
             },
             pollFunc: ffi_braid_ffi_rust_future_poll_rust_buffer,
@@ -1122,14 +1277,14 @@ open func subscribe() -> BraidEventStream  {
     
     /**
      * Writes all of `data`; returns once the connection has taken it (not when the peer
-     * received it). Cancelling a write may leave part of it sent.
+     * received it). Cancelling a write (the task, or `cancel`) may leave part of it sent.
      */
-open func write(data: Data)async throws   {
+open func write(data: Data, cancel: BraidCancelToken? = nil)async throws   {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_braid_ffi_fn_method_braidconnection_write(
-                        self.uniffiCloneHandle(),FfiConverterData.lower(data)
+                        self.uniffiCloneHandle(),FfiConverterData.lower(data),FfiConverterOptionTypeBraidCancelToken.lower(cancel)
                 )
             },
             pollFunc: ffi_braid_ffi_rust_future_poll_void,
@@ -2856,7 +3011,7 @@ public func FfiConverterTypeCellularRules_lower(_ value: CellularRules) -> RustB
  * message, which is all an app can act on.
  */
 public 
-enum BraidError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+enum BraidError: Swift.Error, Equatable, Hashable {
 
     
     
@@ -2947,10 +3102,6 @@ enum BraidError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
 
     
 
-    
-    public var errorDescription: String? {
-        String(reflecting: self)
-    }
     
 }
 
@@ -3266,7 +3417,7 @@ public func FfiConverterTypeBraidEvent_lower(_ value: BraidEvent) -> RustBuffer 
  * into this; Braid logs it and carries on.
  */
 public 
-enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+enum CallbackError: Swift.Error, Equatable, Hashable {
 
     
     
@@ -3277,10 +3428,6 @@ enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
 
     
 
-    
-    public var errorDescription: String? {
-        String(reflecting: self)
-    }
     
 }
 
@@ -3910,6 +4057,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeBraidCancelToken: FfiConverterRustBuffer {
+    typealias SwiftType = BraidCancelToken?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBraidCancelToken.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBraidCancelToken.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeLogSink: FfiConverterRustBuffer {
     typealias SwiftType = LogSink?
 
@@ -4261,10 +4432,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_func_braid_default_config() != 65255) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidclient_connect() != 34810) {
+    if (uniffi_braid_ffi_checksum_method_braidcanceltoken_cancel() != 60837) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidclient_connect_via() != 58622) {
+    if (uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled() != 47901) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidclient_connect() != 34577) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidclient_connect_via() != 27467) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidclient_interface_available() != 59024) {
@@ -4291,7 +4468,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidconnection_paths() != 20450) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidconnection_read() != 16945) {
+    if (uniffi_braid_ffi_checksum_method_braidconnection_read() != 14293) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_remote() != 52457) {
@@ -4309,7 +4486,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidconnection_subscribe() != 17514) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidconnection_write() != 55331) {
+    if (uniffi_braid_ffi_checksum_method_braidconnection_write() != 32820) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braideventlistener_on_event() != 47215) {
@@ -4325,6 +4502,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_logsink_log() != 32311) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() != 2205) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_constructor_braidclient_new() != 26049) {

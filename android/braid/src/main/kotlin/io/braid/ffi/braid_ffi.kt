@@ -758,6 +758,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_braid_ffi_checksum_func_braid_default_config(
     ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidcanceltoken_cancel(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled(
+    ): Int
     external fun uniffi_braid_ffi_checksum_method_braidclient_connect(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidclient_connect_via(
@@ -802,6 +806,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_braid_ffi_checksum_method_logsink_log(
     ): Int
+    external fun uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new(
+    ): Int
     external fun uniffi_braid_ffi_checksum_constructor_braidclient_new(
     ): Int
     external fun ffi_braid_ffi_uniffi_contract_version(
@@ -827,15 +833,25 @@ internal object UniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_braid_ffi_fn_clone_braidcanceltoken(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_braid_ffi_fn_free_braidcanceltoken(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_braid_ffi_fn_constructor_braidcanceltoken_new(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_braid_ffi_fn_method_braidcanceltoken_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_braid_ffi_fn_method_braidcanceltoken_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_braid_ffi_fn_clone_braidclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_braid_ffi_fn_free_braidclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_braid_ffi_fn_constructor_braidclient_new(`config`: RustBuffer.ByValue,`binder`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_braid_ffi_fn_method_braidclient_connect(`ptr`: Long,`server`: RustBuffer.ByValue,
+    external fun uniffi_braid_ffi_fn_method_braidclient_connect(`ptr`: Long,`server`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_braid_ffi_fn_method_braidclient_connect_via(`ptr`: Long,`gateway`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,
+    external fun uniffi_braid_ffi_fn_method_braidclient_connect_via(`ptr`: Long,`gateway`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_braid_ffi_fn_method_braidclient_interface_available(`ptr`: Long,`interface`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
@@ -863,7 +879,7 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_braid_ffi_fn_method_braidconnection_paths(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_braid_ffi_fn_method_braidconnection_read(`ptr`: Long,`maxBytes`: Int,
+    external fun uniffi_braid_ffi_fn_method_braidconnection_read(`ptr`: Long,`maxBytes`: Int,`cancel`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_braid_ffi_fn_method_braidconnection_remote(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -875,7 +891,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_braid_ffi_fn_method_braidconnection_subscribe(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_braid_ffi_fn_method_braidconnection_write(`ptr`: Long,`data`: RustBuffer.ByValue,
+    external fun uniffi_braid_ffi_fn_method_braidconnection_write(`ptr`: Long,`data`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_braid_ffi_fn_clone_braideventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1051,10 +1067,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_func_braid_default_config() and 0xFFFF) != 65255) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect() and 0xFFFF) != 34810) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidcanceltoken_cancel() and 0xFFFF) != 60837) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_via() and 0xFFFF) != 58622) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled() and 0xFFFF) != 47901) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect() and 0xFFFF) != 34577) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_via() and 0xFFFF) != 27467) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_interface_available() and 0xFFFF) != 59024) {
@@ -1081,7 +1103,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_paths() and 0xFFFF) != 20450) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_read() and 0xFFFF) != 16945) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_read() and 0xFFFF) != 14293) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_remote() and 0xFFFF) != 52457) {
@@ -1099,7 +1121,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_subscribe() and 0xFFFF) != 17514) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_write() and 0xFFFF) != 55331) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_write() and 0xFFFF) != 32820) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braideventlistener_on_event() and 0xFFFF) != 47215) {
@@ -1115,6 +1137,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_logsink_log() and 0xFFFF) != 32311) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() and 0xFFFF) != 2205) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_constructor_braidclient_new() and 0xFFFF) != 26049) {
@@ -1609,6 +1634,297 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 
 
 /**
+ * Cancels the async calls it was passed to. Cancelling is final; a token cancelled before
+ * the call starts makes the call end at once.
+ */
+public interface BraidCancelTokenInterface {
+    
+    /**
+     * Makes every call given this token end with `Cancelled` (unless it is already done).
+     */
+    fun `cancel`()
+    
+    fun `isCancelled`(): kotlin.Boolean
+    
+    companion object
+}
+
+/**
+ * Cancels the async calls it was passed to. Cancelling is final; a token cancelled before
+ * the call starts makes the call end at once.
+ */
+open class BraidCancelToken: Disposable, AutoCloseable, BraidCancelTokenInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    constructor() :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_constructor_braidcanceltoken_new(
+    
+        _status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_braid_ffi_fn_free_braidcanceltoken(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_braid_ffi_fn_clone_braidcanceltoken(handle, status)
+        }
+    }
+
+    
+    /**
+     * Makes every call given this token end with `Cancelled` (unless it is already done).
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidcanceltoken_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    override fun `isCancelled`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidcanceltoken_is_cancelled(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBraidCancelToken: FfiConverter<BraidCancelToken, Long> {
+    override fun lower(value: BraidCancelToken): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): BraidCancelToken {
+        return BraidCancelToken(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): BraidCancelToken {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: BraidCancelToken) = 8UL
+
+    override fun write(value: BraidCancelToken, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Opens Braid connections over every interface it knows. One per app is plenty: it owns
  * a driver task, and its interface list is shared by all its connections.
  */
@@ -1616,15 +1932,17 @@ public interface BraidClientInterface {
     
     /**
      * Connects to a Braid (MPTCP over TCP-in-UDP) server at `server` (`host:port`).
+     * Cancelling `cancel` ends the attempt with `Cancelled`.
      */
-    suspend fun `connect`(`server`: kotlin.String): BraidConnection
+    suspend fun `connect`(`server`: kotlin.String, `cancel`: BraidCancelToken? = null): BraidConnection
     
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
      * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
-     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get;
+     * cancelling `cancel` ends the attempt with `Cancelled`.
      */
-    suspend fun `connectVia`(`gateway`: kotlin.String, `target`: kotlin.String): BraidConnection
+    suspend fun `connectVia`(`gateway`: kotlin.String, `target`: kotlin.String, `cancel`: BraidCancelToken? = null): BraidConnection
     
     /**
      * An interface came up: open connections add a path over it. Returns the path id
@@ -1766,16 +2084,18 @@ open class BraidClient: Disposable, AutoCloseable, BraidClientInterface
     
     /**
      * Connects to a Braid (MPTCP over TCP-in-UDP) server at `server` (`host:port`).
+     * Cancelling `cancel` ends the attempt with `Cancelled`.
      */
     @Throws(BraidException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `connect`(`server`: kotlin.String) : BraidConnection {
+    override suspend fun `connect`(`server`: kotlin.String, `cancel`: BraidCancelToken?) : BraidConnection {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_braid_ffi_fn_method_braidclient_connect(
                 uniffiHandle,
                 
         FfiConverterString.lower(`server`),
+        FfiConverterOptionalTypeBraidCancelToken.lower(`cancel`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_u64(future, callback, continuation) },
@@ -1792,11 +2112,12 @@ open class BraidClient: Disposable, AutoCloseable, BraidClientInterface
     /**
      * Connects to `target` (`host:port`, any TCP server) through the Braid gateway at
      * `gateway`. Fails with `NotAllowed`, `Refused` or `Unreachable` when the gateway says so,
-     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get.
+     * `Unauthorized` when it wants a client token (`BraidConfig.token`) it did not get;
+     * cancelling `cancel` ends the attempt with `Cancelled`.
      */
     @Throws(BraidException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `connectVia`(`gateway`: kotlin.String, `target`: kotlin.String) : BraidConnection {
+    override suspend fun `connectVia`(`gateway`: kotlin.String, `target`: kotlin.String, `cancel`: BraidCancelToken?) : BraidConnection {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_braid_ffi_fn_method_braidclient_connect_via(
@@ -1804,6 +2125,7 @@ open class BraidClient: Disposable, AutoCloseable, BraidClientInterface
                 
         FfiConverterString.lower(`gateway`),
         FfiConverterString.lower(`target`),
+        FfiConverterOptionalTypeBraidCancelToken.lower(`cancel`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_u64(future, callback, continuation) },
@@ -2030,9 +2352,10 @@ public interface BraidConnectionInterface {
     
     /**
      * Reads up to `max_bytes` (at most 1 MiB at a time). An empty result means the peer
-     * finished sending (end of stream).
+     * finished sending (end of stream). Cancelling `cancel` ends a pending read with
+     * `Cancelled` without losing bytes: the next read gets them.
      */
-    suspend fun `read`(`maxBytes`: kotlin.UInt): kotlin.ByteArray
+    suspend fun `read`(`maxBytes`: kotlin.UInt, `cancel`: BraidCancelToken? = null): kotlin.ByteArray
     
     /**
      * The address (or `host:port` target) the connection was opened to.
@@ -2064,9 +2387,9 @@ public interface BraidConnectionInterface {
     
     /**
      * Writes all of `data`; returns once the connection has taken it (not when the peer
-     * received it). Cancelling a write may leave part of it sent.
+     * received it). Cancelling a write (the task, or `cancel`) may leave part of it sent.
      */
-    suspend fun `write`(`data`: kotlin.ByteArray)
+    suspend fun `write`(`data`: kotlin.ByteArray, `cancel`: BraidCancelToken? = null)
     
     companion object
 }
@@ -2251,17 +2574,19 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
     
     /**
      * Reads up to `max_bytes` (at most 1 MiB at a time). An empty result means the peer
-     * finished sending (end of stream).
+     * finished sending (end of stream). Cancelling `cancel` ends a pending read with
+     * `Cancelled` without losing bytes: the next read gets them.
      */
     @Throws(BraidException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `read`(`maxBytes`: kotlin.UInt) : kotlin.ByteArray {
+    override suspend fun `read`(`maxBytes`: kotlin.UInt, `cancel`: BraidCancelToken?) : kotlin.ByteArray {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_braid_ffi_fn_method_braidconnection_read(
                 uniffiHandle,
                 
         FfiConverterUInt.lower(`maxBytes`),
+        FfiConverterOptionalTypeBraidCancelToken.lower(`cancel`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -2362,17 +2687,18 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
     
     /**
      * Writes all of `data`; returns once the connection has taken it (not when the peer
-     * received it). Cancelling a write may leave part of it sent.
+     * received it). Cancelling a write (the task, or `cancel`) may leave part of it sent.
      */
     @Throws(BraidException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `write`(`data`: kotlin.ByteArray) {
+    override suspend fun `write`(`data`: kotlin.ByteArray, `cancel`: BraidCancelToken?) {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_braid_ffi_fn_method_braidconnection_write(
                 uniffiHandle,
                 
         FfiConverterByteArray.lower(`data`),
+        FfiConverterOptionalTypeBraidCancelToken.lower(`cancel`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_void(future, callback, continuation) },
@@ -5409,6 +5735,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeBraidCancelToken: FfiConverterRustBuffer<BraidCancelToken?> {
+    override fun read(buf: ByteBuffer): BraidCancelToken? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBraidCancelToken.read(buf)
+    }
+
+    override fun allocationSize(value: BraidCancelToken?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBraidCancelToken.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BraidCancelToken?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBraidCancelToken.write(value, buf)
         }
     }
 }
