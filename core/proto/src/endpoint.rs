@@ -404,7 +404,25 @@ impl Endpoint {
         }
         let mp_capable = syn.options.mp_capable().copied().filter(|m| m.version >= 1);
         let key = self.unique_key();
-        let h = self.new_handle();
+        let iss = self.rng.next_u32();
+        let (conn, _) = self.server_connection(now, local, remote, syn, mp_capable, key, iss);
+        let h = self.install(conn);
+        self.after_conn_input(h);
+        Ok(())
+    }
+
+    /// A server connection for `syn`, with the addresses this endpoint announces.
+    #[allow(clippy::too_many_arguments)]
+    fn server_connection(
+        &self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &TcpRepr,
+        mp_capable: Option<crate::wire::MpCapable>,
+        key: u64,
+        iss: u32,
+    ) -> (Connection, SubflowId) {
         let mut conn = Connection::new(
             now,
             Role::Server,
@@ -413,19 +431,23 @@ impl Endpoint {
             key,
             remote,
         );
-        let iss = self.rng.next_u32();
-        conn.accept_initial(now, local, syn, mp_capable, iss);
-        for &(id, addr) in &self.cfg.announce {
+        let id = conn.accept_initial(now, local, syn, mp_capable, iss);
+        for &(aid, addr) in &self.cfg.announce {
             if addr != local {
-                conn.announce_address(id, addr);
+                conn.announce_address(aid, addr);
             }
         }
+        (conn, id)
+    }
+
+    /// Takes an accepted connection in: demultiplexed by token, offered to `accept`.
+    fn install(&mut self, conn: Connection) -> ConnectionHandle {
+        let h = self.new_handle();
         self.by_token.insert(conn.local_token(), h);
         self.conns.insert(h, conn);
         self.stats.accepted += 1;
         self.accepted.push_back(h);
-        self.after_conn_input(h);
-        Ok(())
+        h
     }
 
     /// Answers `syn` with a SYN/ACK whose ISS is a cookie, keeping nothing.
@@ -445,15 +467,8 @@ impl Endpoint {
         }
         let mp_capable = syn.options.mp_capable().copied().filter(|m| m.version >= 1);
         let key = self.cookies.key(local, remote, iss);
-        let mut conn = Connection::new(
-            now,
-            Role::Server,
-            self.cfg.connection.clone(),
-            self.cfg.framing,
-            key,
-            remote,
-        );
-        conn.accept_initial(now, local, &remembered, mp_capable, iss);
+        let (mut conn, _) =
+            self.server_connection(now, local, remote, &remembered, mp_capable, key, iss);
         let mut buf = vec![0u8; 1500];
         if let Some(t) = conn.poll_transmit(now, &mut buf) {
             buf.truncate(t.len);
@@ -513,28 +528,11 @@ impl Endpoint {
         if let Some(m) = mp_capable {
             let _ = syn.options.push_mptcp(MptcpOption::MpCapable(m));
         }
-        let h = self.new_handle();
-        let mut conn = Connection::new(
-            now,
-            Role::Server,
-            self.cfg.connection.clone(),
-            self.cfg.framing,
-            key,
-            remote,
-        );
-        let id = conn.accept_initial(now, local, &syn, mp_capable, iss);
+        let (mut conn, id) = self.server_connection(now, local, remote, &syn, mp_capable, key, iss);
         // Our SYN/ACK went out statelessly: mark it sent (and give no RTT sample).
         conn.syn_ack_sent_statelessly(now);
-        for &(aid, addr) in &self.cfg.announce {
-            if addr != local {
-                conn.announce_address(aid, addr);
-            }
-        }
-        self.by_token.insert(conn.local_token(), h);
-        self.conns.insert(h, conn);
-        self.stats.accepted += 1;
+        let h = self.install(conn);
         self.stats.syn_cookies_accepted += 1;
-        self.accepted.push_back(h);
         if let Some(c) = self.conns.get_mut(&h) {
             c.handle_segment(now, id, seg, payload);
             c.manage_paths(now, &mut *self.rng);
