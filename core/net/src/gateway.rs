@@ -558,17 +558,21 @@ enum ConvertFailure {
 async fn read_convert(
     conn: &mut Connection,
 ) -> std::result::Result<convert::Message, ConvertFailure> {
-    let mut header = [0u8; convert::HEADER_LEN];
-    conn.read_exact(&mut header)
-        .await
-        .map_err(ConvertFailure::Io)?;
-    let len = convert::message_len(&header).map_err(ConvertFailure::Protocol)?;
-    let mut msg = vec![0u8; len];
-    msg[..convert::HEADER_LEN].copy_from_slice(&header);
-    conn.read_exact(&mut msg[convert::HEADER_LEN..])
-        .await
-        .map_err(ConvertFailure::Io)?;
-    convert::decode(&msg).map_err(ConvertFailure::Protocol)
+    // Exactly the bytes the message needs, as `convert::first_bytes` (which the fuzzer
+    // drives) asks for them: nothing of the relayed stream is read here.
+    let mut buf = Vec::with_capacity(convert::HEADER_LEN);
+    loop {
+        match convert::first_bytes(&buf).map_err(ConvertFailure::Protocol)? {
+            convert::FirstBytes::Done(msg) => return Ok(msg),
+            convert::FirstBytes::Need(n) => {
+                let at = buf.len();
+                buf.resize(at + n, 0);
+                conn.read_exact(&mut buf[at..])
+                    .await
+                    .map_err(ConvertFailure::Io)?;
+            }
+        }
+    }
 }
 
 /// Which side failed in a copy loop.
