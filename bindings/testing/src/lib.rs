@@ -137,6 +137,9 @@ impl BraidTestNetwork {
             let cfg = GatewayConfig {
                 allow: vec![echo.to_string(), refused.to_string()],
                 connect_timeout: Duration::from_secs(5),
+                // Every test client reaches the gateway from the same loopback address, and
+                // the tests open dozens of connections at once.
+                max_half_open_per_source: 256,
                 ..GatewayConfig::default()
             };
             let gw = Gateway::bind("127.0.0.1:0".parse().unwrap_or(echo), cfg)
