@@ -1,4 +1,5 @@
-//! CPU cost per byte on loopback (DESIGN §8: at least 1.2 × quinn, measured in the same run).
+//! CPU cost per byte on loopback (docs/ARCHITECTURE.md, "Targets": at least 1.2 × quinn,
+//! measured in the same run).
 
 use std::process::Command;
 use std::sync::Arc;

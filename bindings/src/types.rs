@@ -7,7 +7,7 @@
 use crate::error::BraidError;
 use std::net::{IpAddr, SocketAddr};
 
-/// What the app wants from its paths (DESIGN §4).
+/// What the app wants from its paths (docs/ARCHITECTURE.md, "Paths and service types").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum ServiceType {
     /// Everything on the preferred interface; cellular only as a backup.

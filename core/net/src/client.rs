@@ -73,7 +73,7 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Service type and thresholds (DESIGN §4).
+    /// Service type and thresholds (docs/ARCHITECTURE.md, "Paths and service types").
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self

@@ -1,5 +1,6 @@
 //! Service types, as on iOS: what an application wants from its paths. Each maps to path
-//! manager and scheduler settings (DESIGN §4); defaults follow XNU's thresholds.
+//! manager and scheduler settings (docs/ARCHITECTURE.md, "Paths and service types"); defaults
+//! follow XNU's thresholds.
 
 use std::time::Duration;
 

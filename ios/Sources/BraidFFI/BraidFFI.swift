@@ -3768,7 +3768,7 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 
 /**
- * What the app wants from its paths (DESIGN §4).
+ * What the app wants from its paths (docs/ARCHITECTURE.md, "Paths and service types").
  */
 
 public enum ServiceType: Equatable, Hashable {

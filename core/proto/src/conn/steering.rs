@@ -1,6 +1,6 @@
-//! Service-type steering (DESIGN §4): which path carries the data, when to switch, when to
-//! move back, lazy and eager backups, MP_PRIO flips so the peer follows, interface events
-//! from the OS, and cellular cost controls.
+//! Service-type steering (docs/ARCHITECTURE.md, "Paths and service types"): which path carries
+//! the data, when to switch, when to move back, lazy and eager backups, MP_PRIO flips so the peer
+//! follows, interface events from the OS, and cellular cost controls.
 //!
 //! The client decides; the server follows the client's MP_PRIO and judges dead subflows on
 //! its own (see `pick_subflow`).
@@ -191,7 +191,8 @@ impl Connection {
         }
     }
 
-    /// Why the active path should be left, if it should (XNU's rules, DESIGN §4).
+    /// Why the active path should be left, if it should (XNU's rules; docs/ARCHITECTURE.md,
+    /// "Paths and service types").
     fn active_degraded(&self, active: PathId, now: Instant) -> Option<SwitchReason> {
         let Some(e) = self.subflow_on(active) else {
             // No usable subflow on the active path (it died or is being re-created).

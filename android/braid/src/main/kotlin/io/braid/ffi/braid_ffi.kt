@@ -5548,7 +5548,7 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
 
 /**
- * What the app wants from its paths (DESIGN §4).
+ * What the app wants from its paths (docs/ARCHITECTURE.md, "Paths and service types").
  */
 
 enum class ServiceType {
