@@ -279,10 +279,7 @@ impl Endpoint {
         self.stats.no_connection += 1;
         // While cookies are out, a client whose cookie ACK was lost sends later segments
         // that cannot be matched: a RST would kill it, silence lets it resend the first.
-        let cookies_live = self
-            .last_cookie_at
-            .is_some_and(|t| now < t + std::time::Duration::from_secs(128));
-        if !repr.flags.contains(TcpFlags::RST) && !cookies_live {
+        if !repr.flags.contains(TcpFlags::RST) && !self.cookies_live(now) {
             self.queue_rst(local, remote, &repr, payload.len(), None);
         }
         Err(Dropped::NoConnection)
@@ -450,21 +447,20 @@ impl Endpoint {
         h
     }
 
+    /// Whether a cookie sent recently may still come back.
+    fn cookies_live(&self, now: Instant) -> bool {
+        self.last_cookie_at
+            .is_some_and(|t| now < t + crate::syn_cookie::VALIDITY)
+    }
+
     /// Answers `syn` with a SYN/ACK whose ISS is a cookie, keeping nothing.
     fn send_cookie(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, syn: &TcpRepr) {
         if self.cookie_out.len() >= MAX_QUEUED_COOKIES {
             return;
         }
-        let iss = self.cookies.encode(now, local, remote, syn);
-        let Some(cookie) = self.cookies.decode(now, local, remote, syn.seq.0, iss) else {
-            return;
-        };
+        let (iss, cookie) = self.cookies.encode(now, local, remote, syn);
         // The SYN as the cookie will remember it, so the SYN/ACK promises nothing more.
-        let mut remembered = *syn;
-        remembered.options = cookie.options(syn.options.timestamps);
-        if let Some(m) = syn.options.mp_capable() {
-            let _ = remembered.options.push_mptcp(MptcpOption::MpCapable(*m));
-        }
+        let remembered = cookie.syn(syn, syn.seq.0);
         let mp_capable = syn.options.mp_capable().copied().filter(|m| m.version >= 1);
         let key = self.cookies.key(local, remote, iss);
         let (mut conn, _) =
@@ -491,7 +487,7 @@ impl Endpoint {
         if !seg.flags.contains(TcpFlags::ACK)
             || seg.flags.contains(TcpFlags::RST)
             || seg.flags.contains(TcpFlags::SYN)
-            || self.stats.syn_cookies_sent == 0
+            || !self.cookies_live(now)
         {
             return false;
         }
@@ -515,19 +511,7 @@ impl Endpoint {
         {
             return false;
         }
-        let mut syn = TcpRepr {
-            src_port: seg.src_port,
-            dst_port: seg.dst_port,
-            seq: SeqNum(client_isn),
-            ack: SeqNum(0),
-            flags: TcpFlags::SYN,
-            window: seg.window,
-            urgent: 0,
-            options: cookie.options(seg.options.timestamps.map(|(v, _)| (v, 0))),
-        };
-        if let Some(m) = mp_capable {
-            let _ = syn.options.push_mptcp(MptcpOption::MpCapable(m));
-        }
+        let syn = cookie.syn(seg, client_isn);
         let (mut conn, id) = self.server_connection(now, local, remote, &syn, mp_capable, key, iss);
         // Our SYN/ACK went out statelessly: mark it sent (and give no RTT sample).
         conn.syn_ack_sent_statelessly(now);

@@ -8,7 +8,7 @@
 //! both keys (RFC 8684 §3.1), proves it too. See docs/ARCHITECTURE.md, "Security".
 
 use crate::random::Random;
-use crate::wire::{TcpOptions, TcpRepr, hmac_sha256};
+use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr, hmac_sha256};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const MSS_TABLE: [u16; 4] = [536, 1200, 1360, 1460];
 /// A cookie is valid in its slot and the next one: 64 to 128 s.
 const SLOT: Duration = Duration::from_secs(64);
+/// The longest a cookie is valid.
+pub const VALIDITY: Duration = Duration::from_secs(2 * 64);
 /// Low bits: 2 slot, 2 MSS index, 4 window scale (15 = none), 1 SACK; the MAC fills the rest.
 const DATA_BITS: u32 = 9;
 
@@ -58,22 +60,27 @@ impl SynCookies {
         u32::from_be_bytes([h[0], h[1], h[2], h[3]])
     }
 
-    /// The ISS to answer `syn` with.
+    /// The ISS to answer `syn` with, and what it will say when it comes back.
     pub fn encode(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         syn: &TcpRepr,
-    ) -> u32 {
+    ) -> (u32, CookieSyn) {
         let slot = self.slot(now) & 3;
         let mss = syn.options.mss.unwrap_or(536);
-        let mss_idx = MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0) as u32;
-        let ws = syn.options.window_scale.map_or(15, |w| w.min(14) as u32);
-        let sack = syn.options.sack_permitted as u32;
-        let low = slot | mss_idx << 2 | ws << 4 | sack << 8;
+        let mss_idx = MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0);
+        let ws = syn.options.window_scale.map(|w| w.min(14));
+        let sack = syn.options.sack_permitted;
+        let low = slot | (mss_idx as u32) << 2 | ws.map_or(15, u32::from) << 4 | (sack as u32) << 8;
         let mac = self.mac(local, remote, syn.seq.0, low);
-        (mac << DATA_BITS) | low
+        let said = CookieSyn {
+            mss: MSS_TABLE[mss_idx],
+            window_scale: ws,
+            sack,
+        };
+        ((mac << DATA_BITS) | low, said)
     }
 
     /// Checks the cookie `iss` (the ACK number minus one) for the client ISN `client_isn`.
@@ -115,14 +122,26 @@ impl SynCookies {
 }
 
 impl CookieSyn {
-    /// The SYN options the cookie stands for (timestamps are known from the ACK itself).
-    pub fn options(&self, timestamps: Option<(u32, u32)>) -> TcpOptions {
+    /// The SYN the cookie stands for, as the connection is built from it both when the
+    /// SYN/ACK is written and when the final ACK brings the cookie back: same ports, ISN and
+    /// window as `seg` (the SYN, or the ACK with its sequence number moved back by one), and
+    /// only the options the cookie carries (timestamps are known from the segment itself).
+    pub fn syn(&self, seg: &TcpRepr, isn: u32) -> TcpRepr {
         let mut o = TcpOptions::new();
         o.mss = Some(self.mss);
         o.window_scale = self.window_scale;
         o.sack_permitted = self.sack;
-        o.timestamps = timestamps;
-        o
+        o.timestamps = seg.options.timestamps.map(|(v, _)| (v, 0));
+        TcpRepr {
+            src_port: seg.src_port,
+            dst_port: seg.dst_port,
+            seq: SeqNum(isn),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: seg.window,
+            urgent: 0,
+            options: o,
+        }
     }
 }
 
@@ -138,7 +157,6 @@ fn push_addr(msg: &mut Vec<u8>, a: SocketAddr) {
 mod tests {
     use super::*;
     use crate::random::SeededRandom;
-    use crate::wire::{SeqNum, TcpFlags};
 
     fn syn(mss: u16, ws: Option<u8>, sack: bool) -> TcpRepr {
         let mut o = TcpOptions::new();
@@ -166,8 +184,9 @@ mod tests {
         );
         let t0 = Instant::now();
         let s = syn(1400, Some(7), true);
-        let iss = c.encode(t0, l, r, &s);
+        let (iss, said) = c.encode(t0, l, r, &s);
         let got = c.decode(t0 + Duration::from_secs(1), l, r, s.seq.0, iss);
+        assert_eq!(got, Some(said), "decodes to what encode said");
         assert_eq!(
             got,
             Some(CookieSyn {
@@ -194,7 +213,7 @@ mod tests {
         );
         assert_eq!(c.decode(t0 + SLOT * 2, l, r, s.seq.0, iss), None, "too old");
         let plain = syn(536, None, false);
-        let iss = c.encode(t0, l, r, &plain);
+        let (iss, _) = c.encode(t0, l, r, &plain);
         let got = c.decode(t0, l, r, plain.seq.0, iss).unwrap();
         assert_eq!((got.mss, got.window_scale, got.sack), (536, None, false));
         assert_ne!(c.key(l, r, iss), c.key(l, r, iss ^ 1));

@@ -464,19 +464,17 @@ impl Connection {
 
     /// Closes the subflows whose REMOVE_ADDR probe went unanswered.
     pub(crate) fn finish_remove_probes(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.subflows.len() {
+        for i in 0..self.subflows.len() {
             let e = &mut self.subflows[i];
-            if let Some((sent, deadline)) = e.remove_probe {
-                if e.sf.last_received > sent {
-                    e.remove_probe = None;
-                } else if deadline <= now {
-                    e.remove_probe = None;
-                    e.sf.abort();
-                    self.on_subflow_closed(now, i);
-                }
+            let Some((sent, deadline)) = e.remove_probe else {
+                continue;
+            };
+            if e.sf.last_received > sent {
+                e.remove_probe = None;
+            } else if deadline <= now {
+                e.remove_probe = None;
+                self.abort_subflow(now, i);
             }
-            i += 1;
         }
     }
 
@@ -491,14 +489,11 @@ impl Connection {
     pub fn withdraw_address(&mut self, addr: SocketAddr) {
         self.paths.withdraw(addr);
         let now = self.last_input;
-        let mut i = 0;
-        while i < self.subflows.len() {
-            let e = &mut self.subflows[i];
+        for i in 0..self.subflows.len() {
+            let e = &self.subflows[i];
             if e.sf.local == addr && !e.sf.is_closed() {
-                e.sf.abort();
-                self.on_subflow_closed(now, i);
+                self.abort_subflow(now, i);
             }
-            i += 1;
         }
     }
 }

@@ -54,10 +54,10 @@ impl Connection {
             paths: &states[..n.max(1)],
         };
         let was_synchronized = self.subflows[idx].sf.state.is_synchronized();
-        self.subflows[idx].sf.rcv_window_limit = self.recv.capacity() as u64;
+        let rcv_window = self.recv.capacity() as u64;
         let out = self.subflows[idx]
             .sf
-            .on_segment(now, seg, payload.len(), coupling);
+            .on_segment(now, seg, payload.len(), rcv_window, coupling);
         if out.dropped {
             // Failed the subflow's checks: its options must not act (RFC 8684 §3 relies on
             // TCP's own validation), and it is no sign of life.
@@ -383,9 +383,13 @@ impl Connection {
 
     /// Resets subflow `idx` with an MP_TCPRST reason.
     pub(crate) fn reset_subflow(&mut self, now: Instant, idx: usize, reason: TcpRstReason) {
-        let e = &mut self.subflows[idx];
-        e.rst_reason = Some(reason);
-        e.sf.abort();
+        self.subflows[idx].rst_reason = Some(reason);
+        self.abort_subflow(now, idx);
+    }
+
+    /// Resets subflow `idx` and does the bookkeeping of a closed subflow.
+    pub(crate) fn abort_subflow(&mut self, now: Instant, idx: usize) {
+        self.subflows[idx].sf.abort();
         self.on_subflow_closed(now, idx);
     }
 

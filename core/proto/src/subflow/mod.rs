@@ -124,9 +124,6 @@ pub struct Subflow {
     pub peer_window: u64,
     /// Largest window the peer has offered (RFC 5961 §5.2: how old an ACK may be).
     max_peer_window: u64,
-    /// How far beyond `rcv_nxt` the peer may send: our largest advertised window, which the
-    /// connection sets from its receive buffer.
-    pub rcv_window_limit: u64,
     /// When the last challenge ACK went out (they are rate limited, RFC 5961 §7).
     last_challenge: Option<Instant>,
     snd_wscale: u8,
@@ -221,7 +218,6 @@ impl Subflow {
             peer_wnd_edge: 1,
             peer_window: 0,
             max_peer_window: 0,
-            rcv_window_limit: 1 << 20,
             last_challenge: None,
             snd_wscale: 0,
             rcv_wscale: 0,

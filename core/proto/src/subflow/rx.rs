@@ -44,17 +44,20 @@ pub struct AckOutcome {
 
 impl Subflow {
     /// Processes the TCP part of an incoming segment. `coupling` describes every subflow of
-    /// the connection for coupled congestion control (`me` is this one).
+    /// the connection for coupled congestion control (`me` is this one); `rcv_window` is the
+    /// largest window the connection advertises (its receive buffer).
     pub fn on_segment(
         &mut self,
         now: Instant,
         seg: &TcpRepr,
         payload_len: usize,
+        rcv_window: u64,
         coupling: Coupling<'_>,
     ) -> RxOutcome {
         let mut out = RxOutcome::default();
         self.counters.segments_received += 1;
         let flags = seg.flags;
+        let wnd = rcv_window;
         match self.state {
             State::Closed => {
                 out.dropped = true;
@@ -81,7 +84,7 @@ impl Subflow {
                 out.reset = true;
                 out.closed = true;
             } else {
-                if self.seq_in_window(seq, seg_end, payload_len) {
+                if self.seq_in_window(seq, seg_end, payload_len, wnd) {
                     self.challenge_ack(now);
                 }
                 self.counters.segments_rejected += 1;
@@ -107,7 +110,7 @@ impl Subflow {
         }
         let ack = from_wire(self.iss, seg.ack.0, self.snd_una);
         let ack_ok = ack <= self.snd_nxt && ack + self.max_peer_window.max(1 << 16) >= self.snd_una;
-        if !ack_ok || !self.seq_in_window(seq, seg_end, payload_len) {
+        if !ack_ok || !self.seq_in_window(seq, seg_end, payload_len, wnd) {
             self.counters.segments_rejected += 1;
             if ack_ok && seg_end <= self.rcv_nxt {
                 // An old duplicate (the peer's timer fired early) or a keepalive probe: a
@@ -142,13 +145,9 @@ impl Subflow {
         out.ack = self.process_ack(now, seg, coupling);
 
         if payload_len > 0 {
+            // The window check let through only segments with something new.
             self.counters.bytes_received += payload_len as u64;
-            if seg_end <= self.rcv_nxt {
-                // Entirely old: the peer retransmitted something we have. ACK at once so
-                // it learns (a duplicate ACK, possibly with SACK).
-                self.ack_now = true;
-                self.dup_data_seen = true;
-            } else if self.state.can_receive() {
+            if self.state.can_receive() {
                 let skip = self.rcv_nxt.saturating_sub(seq) as usize;
                 out.data = Some((seq + skip as u64, skip));
             }
@@ -174,14 +173,15 @@ impl Subflow {
     }
 
     /// RFC 9293 §3.10.7.4: whether a segment covering subflow offsets `seq..seg_end` brings
-    /// anything at or after `rcv_nxt` and starts inside the receive window.
-    fn seq_in_window(&self, seq: u64, seg_end: u64, payload_len: usize) -> bool {
+    /// anything at or after `rcv_nxt` and starts inside the receive window (`wnd`, the largest
+    /// window we advertise).
+    fn seq_in_window(&self, seq: u64, seg_end: u64, payload_len: usize, wnd: u64) -> bool {
         let new_enough = if payload_len == 0 {
             seq >= self.rcv_nxt
         } else {
             seg_end > self.rcv_nxt
         };
-        new_enough && seq <= self.rcv_nxt + self.rcv_window_limit
+        new_enough && seq <= self.rcv_nxt + wnd
     }
 
     /// An ACK in answer to a segment that failed the checks (RFC 5961 §3.2, §4.2, §5.2): a
