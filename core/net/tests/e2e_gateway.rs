@@ -3,7 +3,7 @@
 
 mod common;
 
-use braid::{Client, ConnectionEvent, Interface, InterfaceKind, ServiceType};
+use braid::{ConnectionEvent, InterfaceKind};
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -15,19 +15,7 @@ async fn two_paths_through_gateway_wifi_dies_midway() {
     let (tcp, mut seen) = tcp_source_sink(len, 2).await;
     let (gw, gstats, _gw_task, _stop) = gateway(vec![format!("{tcp}")], Default::default()).await;
     let (wifi_emu, cell_emu) = two_paths(gw).await;
-    let lo = "127.0.0.1".parse().unwrap();
-    let client = Client::builder()
-        .service(ServiceType::Aggregate)
-        .interface(
-            Interface::new(InterfaceKind::Wifi)
-                .with_local_addr(lo)
-                .with_via(wifi_emu.local_addr()),
-        )
-        .interface(
-            Interface::new(InterfaceKind::Cellular)
-                .with_local_addr(lo)
-                .with_via(cell_emu.local_addr()),
-        )
+    let client = common::two_path_client(&wifi_emu, &cell_emu)
         .build()
         .unwrap();
     let conn = client.connect_via(gw, &tcp.to_string()).await.unwrap();

@@ -6,8 +6,8 @@
 
 mod common;
 
+use braid::ConnectionEvent;
 use braid::emulator::{PathEmulator, Tap, Way};
-use braid::{Client, ConnectionEvent, Interface, InterfaceKind, ServiceType};
 use braid_proto::wire::{
     self, DataSeq, Dss, DssMapping, MpJoin, MpPrio, MptcpOption, RemoveAddr, SeqNum, TcpFlags,
     TcpOptions, TcpRepr,
@@ -183,20 +183,8 @@ async fn attacked_transfer(attack: Attack, seed: u64) {
     let (wifi_emu, cell_emu) = two_paths(gw).await;
     let token = Arc::new(Mutex::new(None));
     cell_emu.set_tap(Some(token_sniffer(token.clone())));
-    let lo = "127.0.0.1".parse().unwrap();
-    let client = Client::builder()
-        .service(ServiceType::Aggregate)
+    let client = common::two_path_client(&wifi_emu, &cell_emu)
         .connect_timeout(Duration::from_secs(10))
-        .interface(
-            Interface::new(InterfaceKind::Wifi)
-                .with_local_addr(lo)
-                .with_via(wifi_emu.local_addr()),
-        )
-        .interface(
-            Interface::new(InterfaceKind::Cellular)
-                .with_local_addr(lo)
-                .with_via(cell_emu.local_addr()),
-        )
         .build()
         .unwrap();
     let conn = client.connect_via(gw, &tcp.to_string()).await.unwrap();

@@ -175,6 +175,24 @@ pub async fn two_paths(upstream: SocketAddr) -> (PathEmulator, PathEmulator) {
     (w, c)
 }
 
+/// An aggregate client whose WiFi and cellular interfaces reach the gateway through the two
+/// emulated paths (both bound to loopback).
+pub fn two_path_client(wifi: &PathEmulator, cell: &PathEmulator) -> braid::ClientBuilder {
+    let lo = "127.0.0.1".parse().unwrap();
+    braid::Client::builder()
+        .service(braid::ServiceType::Aggregate)
+        .interface(
+            braid::Interface::new(braid::InterfaceKind::Wifi)
+                .with_local_addr(lo)
+                .with_via(wifi.local_addr()),
+        )
+        .interface(
+            braid::Interface::new(braid::InterfaceKind::Cellular)
+                .with_local_addr(lo)
+                .with_via(cell.local_addr()),
+        )
+}
+
 /// Bytes for end-to-end transfers: `BRAID_E2E_BYTES` or the default.
 pub fn e2e_bytes(default: u64) -> u64 {
     std::env::var("BRAID_E2E_BYTES")
