@@ -2,6 +2,7 @@
 //! per-source limits, and a log that speaks once per source instead of once per attempt.
 
 use crate::error::{Error, Result};
+use braid_proto::addr_scope::prefix_eq;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -17,42 +18,13 @@ pub struct AllowRule {
     pub port: Option<u16>,
 }
 
-/// Ranges that a wide rule (`*`, `0.0.0.0/0`, `::/0`, or any prefix that merely contains
-/// them) does not reach: the gateway's own host, its LAN and whatever sits behind it. A rule
-/// reaches an address in one of them only if the rule lies inside that range, e.g.
-/// `127.0.0.1:9000`, `10.0.0.0/8:443` or a host name that resolves there.
-const SPECIAL_V4: &[([u8; 4], u8)] = &[
-    ([0, 0, 0, 0], 8),      // "this network"; 0.0.0.0 reaches the local host
-    ([10, 0, 0, 0], 8),     // private (RFC 1918)
-    ([100, 64, 0, 0], 10),  // carrier-grade NAT (RFC 6598)
-    ([127, 0, 0, 0], 8),    // loopback
-    ([169, 254, 0, 0], 16), // link-local, cloud metadata services
-    ([172, 16, 0, 0], 12),  // private (RFC 1918)
-    ([192, 168, 0, 0], 16), // private (RFC 1918)
-    ([224, 0, 0, 0], 4),    // multicast
-    ([240, 0, 0, 0], 4),    // reserved, limited broadcast
-];
-
-const SPECIAL_V6: &[(u128, u8)] = &[
-    (0, 96),                                         // unspecified, loopback, IPv4-compatible
-    (0xfc00_0000_0000_0000_0000_0000_0000_0000, 7),  // unique local
-    (0xfe80_0000_0000_0000_0000_0000_0000_0000, 10), // link-local
-    (0xfec0_0000_0000_0000_0000_0000_0000_0000, 10), // site-local (deprecated)
-    (0xff00_0000_0000_0000_0000_0000_0000_0000, 8),  // multicast
-];
-
-/// The special range `ip` lies in, if any.
+// Ranges that a wide rule (`*`, `0.0.0.0/0`, `::/0`, or any prefix that merely contains
+// them) does not reach: the gateway's own host, its LAN and whatever sits behind it
+// (`braid_proto::addr_scope`, every range not of global scope). A rule reaches an address in
+// one of them only if the rule lies inside that range, e.g. `127.0.0.1:9000`,
+// `10.0.0.0/8:443` or a host name that resolves there.
 fn special_range(ip: IpAddr) -> Option<(IpAddr, u8)> {
-    match ip {
-        IpAddr::V4(v4) => SPECIAL_V4
-            .iter()
-            .find(|(net, len)| prefix_eq(net, &v4.octets(), *len))
-            .map(|(net, len)| (IpAddr::from(*net), *len)),
-        IpAddr::V6(v6) => SPECIAL_V6
-            .iter()
-            .find(|(net, len)| prefix_eq(&net.to_be_bytes(), &v6.octets(), *len))
-            .map(|(net, len)| (IpAddr::V6(Ipv6Addr::from(*net)), *len)),
-    }
+    braid_proto::addr_scope::special_range(ip).map(|(net, len, _)| (net, len))
 }
 
 impl AllowRule {
@@ -107,20 +79,6 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let bits = (bits as usize).min(a.len() * 8).min(b.len() * 8);
-    let full = bits / 8;
-    if a[..full] != b[..full] {
-        return false;
-    }
-    let rest = bits % 8;
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (a[full] & mask) == (b[full] & mask)
 }
 
 /// A host name entry of the allowlist and what it resolved to last.

@@ -10,6 +10,7 @@
 //! - [`sched`], [`policy`], [`cc`]: schedulers, service types, congestion control.
 //! - [`sim`]: a deterministic network simulator for tests and benchmarks.
 
+pub mod addr_scope;
 pub mod cc;
 pub mod conn;
 pub mod endpoint;

@@ -505,49 +505,9 @@ const MAX_REMOTES: usize = 8;
 /// loopback, unspecified, multicast or broadcast, not port 0, and of the same family and
 /// scope (global, private, link-local, loopback) as the address we reached the peer on.
 pub(crate) fn join_target_allowed(server: SocketAddr, target: SocketAddr) -> bool {
-    use std::net::IpAddr;
-    #[derive(PartialEq)]
-    enum Scope {
-        Loopback,
-        LinkLocal,
-        Private,
-        Global,
-        Never,
-    }
-    fn scope(ip: IpAddr) -> Scope {
-        match ip {
-            IpAddr::V4(v) => {
-                let o = v.octets();
-                if v.is_unspecified() || v.is_multicast() || v.is_broadcast() {
-                    Scope::Never
-                } else if v.is_loopback() {
-                    Scope::Loopback
-                } else if v.is_link_local() {
-                    Scope::LinkLocal
-                } else if v.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
-                    Scope::Private
-                } else {
-                    Scope::Global
-                }
-            }
-            IpAddr::V6(v) => {
-                let seg0 = v.segments()[0];
-                if v.is_unspecified() || v.is_multicast() {
-                    Scope::Never
-                } else if v.is_loopback() {
-                    Scope::Loopback
-                } else if seg0 & 0xffc0 == 0xfe80 {
-                    Scope::LinkLocal
-                } else if seg0 & 0xfe00 == 0xfc00 {
-                    Scope::Private
-                } else {
-                    Scope::Global
-                }
-            }
-        }
-    }
+    use crate::addr_scope::{Scope, scope};
     let (s, t) = (scope(server.ip()), scope(target.ip()));
-    target.port() != 0 && server.is_ipv4() == target.is_ipv4() && t != Scope::Never && s == t
+    target.port() != 0 && server.is_ipv4() == target.is_ipv4() && t != Scope::Unroutable && s == t
 }
 
 #[cfg(test)]
