@@ -2,10 +2,12 @@
 
 use crate::error::{Failure, Result};
 use crate::{CarrierArg, parse_secs};
+use braid::gateway::metrics::{self, WorkerView};
 use braid::gateway::{Gateway, GatewayConfig, Tokens};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -56,6 +58,14 @@ pub struct GatewayArgs {
     /// kube-proxy, nftables, IPVS).
     #[arg(long)]
     pub no_gso: bool,
+    /// Serve Prometheus metrics over HTTP at ADDR:PORT (GET /metrics). Port 0 picks one; the
+    /// log says which.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// On SIGTERM the gateway drains: it refuses new connections, lets open ones finish for
+    /// up to SECS, then closes those left (MP_FASTCLOSE, RST) and exits 0.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub drain_timeout: Duration,
 }
 
 pub async fn run(a: GatewayArgs) -> Result<i32> {
@@ -130,28 +140,77 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
         bound >> 20
     );
     let stats = gw.stats();
-    tokio::select! {
-        _ = gw.run() => Err(Failure::new("the gateway's endpoint stopped")),
+    if let Some(at) = a.metrics {
+        serve_metrics(at, vec![gw.metrics_view()]).await?;
+    }
+    let sigterm = sigterm()?;
+    let run = gw.run_until(sigterm, a.drain_timeout);
+    let ended = tokio::select! {
+        report = run => match report {
+            None => return Err(Failure::new("the gateway's endpoint stopped")),
+            Some(r) => {
+                log::info!(
+                    "drained: {} connections open at SIGTERM, {} closed at the drain timeout",
+                    r.open_at_start,
+                    r.closed
+                );
+                "drained"
+            }
+        },
         r = tokio::signal::ctrl_c() => {
             r.map_err(|e| Failure::new(format!("cannot wait for Ctrl-C: {e}")))?;
-            use std::sync::atomic::Ordering::Relaxed;
-            log::info!(
-                "stopping: {} connections accepted, {} relayed, {} refused ({} without a token, \
-                 {} with a wrong one, {} over the per-source limit, {} Convert timeouts), {} idle \
-                 resets; up {} B, down {} B; GSO fell back on {}",
-                stats.accepted.load(Relaxed),
-                stats.relayed.load(Relaxed),
-                stats.refused.load(Relaxed),
-                stats.token_missing.load(Relaxed),
-                stats.token_rejected.load(Relaxed),
-                stats.source_limited.load(Relaxed),
-                stats.convert_timeouts.load(Relaxed),
-                stats.idle_timeouts.load(Relaxed),
-                stats.bytes_up.load(Relaxed),
-                stats.bytes_down.load(Relaxed),
-                stats.gso_fallbacks.load(Relaxed),
-            );
-            Ok(0)
+            "stopping"
         }
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    log::info!(
+        "{ended}: {} connections accepted, {} relayed, {} refused ({} without a token, \
+         {} with a wrong one, {} over the per-source limit, {} Convert timeouts), {} idle \
+         resets; up {} B, down {} B; GSO fell back on {}",
+        stats.accepted.load(Relaxed),
+        stats.relayed.load(Relaxed),
+        stats.refused.load(Relaxed),
+        stats.token_missing.load(Relaxed),
+        stats.token_rejected.load(Relaxed),
+        stats.source_limited.load(Relaxed),
+        stats.convert_timeouts.load(Relaxed),
+        stats.idle_timeouts.load(Relaxed),
+        stats.bytes_up.load(Relaxed),
+        stats.bytes_down.load(Relaxed),
+        stats.gso_fallbacks.load(Relaxed),
+    );
+    Ok(0)
+}
+
+/// Listens for scrapes at `at` and serves the workers' metrics from a task.
+async fn serve_metrics(at: SocketAddr, workers: Vec<WorkerView>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| Failure::new(format!("cannot listen for --metrics on {at}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::new(format!("--metrics {at}: {e}")))?;
+    log::info!("metrics on http://{bound}/metrics");
+    let render = Arc::new(move || metrics::render(&workers));
+    tokio::spawn(braid::metrics::serve(
+        listener,
+        render,
+        std::future::pending(),
+    ));
+    Ok(())
+}
+
+/// Completes on the first SIGTERM (never outside Unix).
+fn sigterm() -> Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| Failure::new(format!("cannot wait for SIGTERM: {e}")))?;
+        Ok(async move {
+            term.recv().await;
+        })
     }
+    #[cfg(not(unix))]
+    Ok(std::future::pending())
 }

@@ -11,6 +11,8 @@
 //! only stalls its own TCP peer (through TCP flow control) and nobody else. Half-close is
 //! carried both ways (FIN <-> DATA_FIN); a reset on either side aborts the other.
 
+pub mod metrics;
+
 pub use crate::access::{AllowRule, Allowlist, Tokens};
 use crate::access::{PerSource, Source, SourceLog, SourceSlot};
 use crate::connection::Connection;
@@ -18,14 +20,15 @@ use crate::convert::{self, ErrorCode};
 use crate::error::{Error, Result};
 use crate::event::ConnectionEvent;
 use crate::server::{Server, ServerConfig};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// Settings of a [`Gateway`].
 ///
@@ -146,6 +149,49 @@ pub struct GatewayStats {
     /// Relayed connections on which a path stopped using GSO batches because they kept
     /// getting lost ([`crate::ConnectionEvent::GsoDisabled`]).
     pub gso_fallbacks: AtomicU64,
+    /// Connections in the Convert phase now (a gauge).
+    pub convert_phase: AtomicU64,
+    /// Connections relaying now (a gauge).
+    pub relaying: AtomicU64,
+    /// Clients that closed or reset before sending a whole Convert message.
+    pub closed_before_convert: AtomicU64,
+    /// Refusals answered with a Convert Error, by its code.
+    pub refusals: metrics::RefusalCounts,
+    /// The initial subflow's handshake round trip of accepted connections.
+    pub handshake_latency: crate::metrics::Histogram,
+    /// From accepting a connection to the Convert answer that starts relaying.
+    pub convert_latency: crate::metrics::Histogram,
+    /// Set once a drain began: new connections are refused.
+    pub draining: AtomicBool,
+    /// New connections refused because the gateway was draining.
+    pub drain_refused: AtomicU64,
+    /// Connections still open at the end of a drain's timeout, closed by the gateway.
+    pub drain_closed: AtomicU64,
+}
+
+/// How a drain ([`Gateway::run_until`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections open when the drain began.
+    pub open_at_start: u64,
+    /// Connections still open when the timeout ran out, closed by the gateway.
+    pub closed: u64,
+}
+
+/// Counts one in a gauge for as long as it lives.
+struct GaugeGuard<'a>(&'a AtomicU64);
+
+impl<'a> GaugeGuard<'a> {
+    fn new(g: &'a AtomicU64) -> Self {
+        g.fetch_add(1, Ordering::Relaxed);
+        Self(g)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A Braid-to-TCP gateway.
@@ -210,6 +256,14 @@ impl Gateway {
         self.stats.clone()
     }
 
+    /// What the metrics read of this gateway (see [`metrics::render`]).
+    pub fn metrics_view(&self) -> metrics::WorkerView {
+        metrics::WorkerView {
+            stats: self.stats.clone(),
+            probe: self.server.probe(),
+        }
+    }
+
     /// The destinations it may connect to (host names as last resolved).
     pub fn allowlist(&self) -> Arc<Allowlist> {
         self.allow.clone()
@@ -222,6 +276,19 @@ impl Gateway {
 
     /// Accepts and relays until the endpoint stops.
     pub async fn run(self) {
+        self.run_until(std::future::pending(), Duration::ZERO).await;
+    }
+
+    /// Accepts and relays until `stop` completes, then drains: new connections are reset
+    /// as they arrive, open ones go on for up to `drain_timeout`, and those still open then
+    /// are closed (MP_FASTCLOSE to the client, RST to the destination) and counted.
+    /// Returns once no connection is left (see docs/ARCHITECTURE.md, "Operating a gateway"),
+    /// or `None` if the endpoint stopped before `stop` completed.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()>,
+        drain_timeout: Duration,
+    ) -> Option<DrainReport> {
         // Host names and the host's own addresses are looked up again on a schedule, for as
         // long as this runs.
         let _refresh = {
@@ -241,13 +308,26 @@ impl Gateway {
         let half_open = Arc::new(Semaphore::new(self.cfg.max_half_open));
         let per_source = PerSource::new(self.cfg.max_half_open_per_source);
         let log = Arc::new(SourceLog::new(LOG_EVERY));
-        while let Some(conn) = self.server.accept().await {
+        let (close_tx, close_rx) = watch::channel(false);
+        let ended = Arc::new(Notify::new());
+        tokio::pin!(stop);
+        loop {
+            let conn = tokio::select! {
+                () = &mut stop => break,
+                c = self.server.accept() => c?,
+            };
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            if let Some(rtt) = conn.stats().paths.first().map(|p| p.srtt)
+                && !rtt.is_zero()
+            {
+                self.stats.handshake_latency.observe(rtt);
+            }
             let ctx = Ctx {
                 allow: self.allow.clone(),
                 cfg: self.cfg.clone(),
                 stats: self.stats.clone(),
                 log: log.clone(),
+                close_now: close_rx.clone(),
             };
             let src = Source::of(conn.remote_addr().ip());
             let slot = per_source.try_acquire(src);
@@ -259,8 +339,10 @@ impl Gateway {
                 ),
                 None => (None, None),
             };
+            // Counted before the task runs, so a drain that starts now sees it.
+            self.stats.active.fetch_add(1, Ordering::Relaxed);
+            let ended = ended.clone();
             tokio::spawn(async move {
-                ctx.stats.active.fetch_add(1, Ordering::Relaxed);
                 ctx.handle(
                     conn,
                     src,
@@ -272,8 +354,81 @@ impl Gateway {
                 )
                 .await;
                 ctx.stats.active.fetch_sub(1, Ordering::Relaxed);
+                ended.notify_one();
             });
         }
+
+        self.stats.draining.store(true, Ordering::Relaxed);
+        let open_at_start = self.stats.active.load(Ordering::Relaxed);
+        log::info!(
+            "draining: refusing new connections; {open_at_start} open, closed in {:?} at the latest",
+            drain_timeout
+        );
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        loop {
+            if self.stats.active.load(Ordering::Relaxed) == 0 {
+                self.settle(deadline.max(tokio::time::Instant::now() + DRAIN_CLOSE_WAIT))
+                    .await;
+                return Some(DrainReport {
+                    open_at_start,
+                    closed: 0,
+                });
+            }
+            tokio::select! {
+                () = ended.notified() => {}
+                () = tokio::time::sleep_until(deadline) => break,
+                c = self.server.accept() => match c {
+                    Some(c) => self.refuse_draining(c),
+                    None => return Some(DrainReport { open_at_start, closed: 0 }),
+                },
+            }
+        }
+        let closed = self.stats.active.load(Ordering::Relaxed);
+        log::info!("drain timeout: closing the {closed} connections still open");
+        self.stats.drain_closed.fetch_add(closed, Ordering::Relaxed);
+        let _ = close_tx.send(true);
+        // The tasks abort their connections at once; wait for them, but not forever.
+        let until = tokio::time::Instant::now() + DRAIN_CLOSE_WAIT;
+        while self.stats.active.load(Ordering::Relaxed) > 0 {
+            tokio::select! {
+                () = ended.notified() => {}
+                () = tokio::time::sleep_until(until) => break,
+                c = self.server.accept() => match c {
+                    Some(c) => self.refuse_draining(c),
+                    None => break,
+                },
+            }
+        }
+        self.settle(tokio::time::Instant::now() + DRAIN_CLOSE_WAIT)
+            .await;
+        Some(DrainReport {
+            open_at_start,
+            closed,
+        })
+    }
+
+    /// Waits (until `until` at the latest) for the endpoint to finish closing what the
+    /// relays let go: the last DATA_ACKs and FINs, the FASTCLOSEs. Leaving earlier would leave
+    /// clients waiting for the end of a stream that was all delivered.
+    async fn settle(&self, until: tokio::time::Instant) {
+        while self.server.connection_count() > 0 && tokio::time::Instant::now() < until {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                c = self.server.accept() => match c {
+                    Some(c) => self.refuse_draining(c),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// A connection that arrived during a drain: reset at once (MP_FASTCLOSE).
+    fn refuse_draining(&self, conn: Connection) {
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        self.stats.drain_refused.fetch_add(1, Ordering::Relaxed);
+        log::debug!("gateway: {}: refused, draining", conn.remote_addr());
+        conn.abort();
     }
 
     /// Runs the gateway in its own task.
@@ -286,6 +441,8 @@ impl Gateway {
 const LOG_EVERY: Duration = Duration::from_secs(60);
 /// How long a refused client gets to read the answer and close before it is reset.
 const REFUSE_LINGER: Duration = Duration::from_secs(2);
+/// How long a drain waits for the connections it closed to go.
+const DRAIN_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -310,6 +467,8 @@ struct Ctx {
     cfg: Arc<GatewayConfig>,
     stats: Arc<GatewayStats>,
     log: Arc<SourceLog>,
+    /// Turns true when a drain's timeout runs out: every connection closes at once.
+    close_now: watch::Receiver<bool>,
 }
 
 /// How a relayed connection ended, for the log line.
@@ -318,6 +477,8 @@ enum Ending {
     ClientReset(io::Error),
     ServerReset(io::Error),
     Idle(Duration),
+    /// Closed by the gateway at the end of a drain.
+    Drained,
 }
 
 /// Why a connection is refused: the answer, and what the log says.
@@ -348,6 +509,7 @@ impl Ctx {
         start: Instant,
     ) {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        self.stats.refusals.note(why.code);
         let peer = conn.remote_addr();
         self.log.note(Instant::now(), src, why.kind, || {
             format!(
@@ -409,6 +571,7 @@ impl Ctx {
 
     async fn handle(&self, mut conn: Connection, src: Source, slots: Slots) {
         let start = Instant::now();
+        let convert_phase = GaugeGuard::new(&self.stats.convert_phase);
         let peer = conn.remote_addr();
         let Slots {
             permit,
@@ -431,30 +594,41 @@ impl Ctx {
             self.refuse(&mut conn, src, "?", why, start).await;
             return;
         }
-        let msg =
-            match tokio::time::timeout(self.cfg.handshake_timeout, read_convert(&mut conn)).await {
-                Ok(Ok(m)) => m,
-                Ok(Err(ConvertFailure::Protocol(e))) => {
-                    let why = Refusal::new(e.code(), "bad Convert message");
-                    self.refuse(&mut conn, src, "?", why, start).await;
-                    return;
-                }
-                Ok(Err(ConvertFailure::Io(e))) => {
-                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    log::debug!("gateway: {peer}: closed before a Convert message: {e}");
-                    return;
-                }
-                Err(_) => {
-                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    self.stats.convert_timeouts.fetch_add(1, Ordering::Relaxed);
-                    let after = self.cfg.handshake_timeout;
-                    self.log.note(Instant::now(), src, "Convert timeout", || {
-                        format!("{peer}: no whole Convert message within {after:?}: reset")
-                    });
-                    conn.abort();
-                    return;
-                }
-            };
+        let read = tokio::time::timeout(self.cfg.handshake_timeout, read_convert(&mut conn));
+        let mut close_now = self.close_now.clone();
+        let read = tokio::select! {
+            r = read => r,
+            Ok(_) = close_now.wait_for(|c| *c) => {
+                conn.abort();
+                return;
+            }
+        };
+        let msg = match read {
+            Ok(Ok(m)) => m,
+            Ok(Err(ConvertFailure::Protocol(e))) => {
+                let why = Refusal::new(e.code(), "bad Convert message");
+                self.refuse(&mut conn, src, "?", why, start).await;
+                return;
+            }
+            Ok(Err(ConvertFailure::Io(e))) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .closed_before_convert
+                    .fetch_add(1, Ordering::Relaxed);
+                log::debug!("gateway: {peer}: closed before a Convert message: {e}");
+                return;
+            }
+            Err(_) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.stats.convert_timeouts.fetch_add(1, Ordering::Relaxed);
+                let after = self.cfg.handshake_timeout;
+                self.log.note(Instant::now(), src, "Convert timeout", || {
+                    format!("{peer}: no whole Convert message within {after:?}: reset")
+                });
+                conn.abort();
+                return;
+            }
+        };
         if let Some(why) = self.check_token(&conn, msg.token.as_ref()) {
             self.refuse(&mut conn, src, "?", why, start).await;
             return;
@@ -508,7 +682,10 @@ impl Ctx {
         }
         drop(half_open);
         drop(source);
+        drop(convert_phase);
+        self.stats.convert_latency.observe(start.elapsed());
         self.stats.relayed.fetch_add(1, Ordering::Relaxed);
+        let relaying = GaugeGuard::new(&self.stats.relaying);
         let up = AtomicU64::new(0);
         let down = AtomicU64::new(0);
         let mut events = conn.events();
@@ -519,8 +696,10 @@ impl Ctx {
             self.cfg.idle_timeout,
             &up,
             &down,
+            self.close_now.clone(),
         )
         .await;
+        drop(relaying);
         drop(permit);
         let mut gso = String::new();
         while let Some(e) = events.try_recv() {
@@ -541,6 +720,7 @@ impl Ctx {
                 self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
                 format!("client silent for {d:?}: reset")
             }
+            Ending::Drained => "still open when the drain ran out: reset".to_string(),
         };
         log::info!(
             "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s{gso}",
@@ -611,6 +791,7 @@ async fn relay(
     idle: Duration,
     up: &AtomicU64,
     down: &AtomicU64,
+    mut close_now: watch::Receiver<bool>,
 ) -> Ending {
     let monitor = conn.monitor();
     let (mut br, mut bw) = conn.into_split();
@@ -628,6 +809,7 @@ async fn relay(
         tokio::pin!(idle_check);
         loop {
             tokio::select! {
+                Ok(_) = close_now.wait_for(|c| *c) => break Some(Ending::Drained),
                 () = &mut idle_check => {
                     let until = silent_until(&monitor);
                     if until <= Instant::now() {

@@ -23,6 +23,7 @@ pub mod gateway;
 mod gso_guard;
 #[cfg(target_os = "linux")]
 mod interface_watch;
+pub mod metrics;
 #[cfg(target_os = "linux")]
 pub mod netlink;
 pub mod raw;
@@ -40,5 +41,5 @@ pub use driver::DriverStats;
 pub use error::{Error, Result};
 pub use event::{ConnectionEvent, Events};
 pub use raw::{FirewallBackend, FirewallMode, RawConfig};
-pub use server::{Server, ServerConfig};
+pub use server::{Census, Server, ServerConfig, ServerProbe};
 pub use socket::{DefaultBinder, Interface, PathInfo, SocketBinder};

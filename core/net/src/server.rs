@@ -191,4 +191,58 @@ impl Server {
     pub fn connection_count(&self) -> usize {
         self.endpoint.shared.lock().ep.connection_count()
     }
+
+    /// A handle that reads this server's [`Census`] from elsewhere (a metrics scrape)
+    /// without keeping its endpoint alive.
+    pub fn probe(&self) -> ServerProbe {
+        ServerProbe {
+            shared: std::sync::Arc::downgrade(&self.endpoint.shared),
+        }
+    }
+}
+
+/// Reads a [`Server`]'s connections and counters while its endpoint runs.
+#[derive(Clone)]
+pub struct ServerProbe {
+    shared: std::sync::Weak<Shared>,
+}
+
+/// What a server's endpoint holds at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Connections whose initial handshake is in progress.
+    pub connecting: usize,
+    pub established: usize,
+    /// Over for the application, subflows still finishing.
+    pub closing: usize,
+    /// Live subflows over all connections.
+    pub subflows: usize,
+    pub endpoint: EndpointStats,
+    pub driver: DriverStats,
+}
+
+impl ServerProbe {
+    /// The census now; `None` once the endpoint is gone. Walks every connection: meant for
+    /// a scrape every few seconds, not for a hot path.
+    pub fn census(&self) -> Option<Census> {
+        let shared = self.shared.upgrade()?;
+        let st = shared.lock();
+        let mut c = Census {
+            endpoint: st.ep.stats(),
+            driver: st.stats,
+            ..Census::default()
+        };
+        for h in st.ep.handles() {
+            let Some(conn) = st.ep.connection(h) else {
+                continue;
+            };
+            match conn.state() {
+                braid_proto::conn::ConnState::Connecting => c.connecting += 1,
+                braid_proto::conn::ConnState::Established => c.established += 1,
+                braid_proto::conn::ConnState::Closed => c.closing += 1,
+            }
+            c.subflows += conn.stats().paths.len();
+        }
+        Some(c)
+    }
 }

@@ -1,0 +1,339 @@
+//! Operating a gateway: `--metrics` answers real HTTP scrapes with counters that move, and
+//! SIGTERM drains (open transfers finish intact, new connections are refused, exit 0; what
+//! is left at `--drain-timeout` is closed and counted).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The metrics address the gateway logged.
+fn metrics_addr(gw: &GatewayProc) -> SocketAddr {
+    let l = gw
+        .wait_line("metrics on http://", LIMIT)
+        .expect("the gateway never said where its metrics are");
+    let rest = l.split("metrics on http://").nth(1).unwrap();
+    rest.trim_end_matches("/metrics").trim().parse().unwrap()
+}
+
+/// One scrape with a hand-written HTTP/1.1 request: the status line and the body.
+fn scrape_raw(at: SocketAddr, request_line: &str) -> (String, String) {
+    let mut s = TcpStream::connect(at).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(s, "{request_line}\r\nHost: test\r\nAccept: */*\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("no end of head");
+    let status = head.lines().next().unwrap().to_string();
+    if status.contains("200") {
+        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .expect("no Content-Length")
+            .parse()
+            .unwrap();
+        assert_eq!(len, body.len(), "Content-Length disagrees with the body");
+    }
+    (status, body.to_string())
+}
+
+/// One scrape with curl (a real client), when this machine has it.
+fn scrape_curl(at: SocketAddr) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10"])
+        .arg(format!("http://{at}/metrics"))
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "curl: {}", text(&out.stderr));
+    Some(text(&out.stdout))
+}
+
+/// The value of the sample `name{labels}` (exact text before the value).
+fn value(body: &str, sample: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {sample} in:\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_answer_scrapes_and_move_after_a_relayed_connection() {
+    let echo = tcp_echo();
+    let gw = gateway_with(&[echo.to_string()], &["--metrics", "127.0.0.1:0"]);
+    let at = metrics_addr(&gw);
+
+    let (status, before) = scrape_raw(at, "GET /metrics HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for family in [
+        "# TYPE braid_gateway_connections gauge",
+        "# TYPE braid_gateway_subflows gauge",
+        "# TYPE braid_gateway_bytes_total counter",
+        "# TYPE braid_gateway_refusals_total counter",
+        "# TYPE braid_gateway_joins_refused_total counter",
+        "# TYPE braid_gateway_handshake_seconds histogram",
+        "# TYPE braid_gateway_convert_seconds histogram",
+        "# TYPE braid_gateway_worker_connections gauge",
+    ] {
+        assert!(before.contains(family), "missing {family:?} in:\n{before}");
+    }
+    assert_eq!(value(&before, "braid_gateway_relayed_total"), 0.0);
+    assert_eq!(value(&before, "braid_gateway_convert_seconds_count"), 0.0);
+
+    // One relayed connection, one refused (a destination outside the allowlist).
+    let payload = b"hello, metrics\n";
+    let out = run(
+        &[
+            "connect",
+            &gw.addr.to_string(),
+            "--target",
+            &echo.to_string(),
+            "--connect-timeout",
+            "5",
+        ],
+        payload,
+        LIMIT,
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(out.stdout, payload);
+    let out = run(
+        &[
+            "connect",
+            &gw.addr.to_string(),
+            "--target",
+            "127.0.0.1:9",
+            "--connect-timeout",
+            "5",
+        ],
+        b"x",
+        LIMIT,
+    );
+    assert!(!out.status.success());
+
+    // The relayed connection's byte counts land when it ends: poll until they do.
+    let deadline = Instant::now() + LIMIT;
+    let after = loop {
+        let body = scrape_curl(at).unwrap_or_else(|| scrape_raw(at, "GET /metrics HTTP/1.1").1);
+        if value(&body, "braid_gateway_bytes_total{direction=\"down\"}") > 0.0 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "bytes never counted:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let n = payload.len() as f64;
+    assert_eq!(value(&after, "braid_gateway_relayed_total"), 1.0);
+    assert_eq!(value(&after, "braid_gateway_accepted_total"), 2.0);
+    assert_eq!(value(&after, "braid_gateway_refused_total"), 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "braid_gateway_refusals_total{code=\"not_authorized\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "braid_gateway_bytes_total{direction=\"up\"}"),
+        n
+    );
+    assert_eq!(
+        value(&after, "braid_gateway_bytes_total{direction=\"down\"}"),
+        n
+    );
+    assert_eq!(value(&after, "braid_gateway_convert_seconds_count"), 1.0);
+    assert_eq!(value(&after, "braid_gateway_handshake_seconds_count"), 2.0);
+    assert_eq!(
+        value(
+            &after,
+            "braid_gateway_handshake_seconds_bucket{le=\"+Inf\"}"
+        ),
+        2.0
+    );
+    assert!(
+        value(
+            &after,
+            "braid_gateway_worker_datagrams_total{worker=\"0\",direction=\"in\"}"
+        ) > 0.0
+    );
+    assert_eq!(value(&after, "braid_gateway_draining"), 0.0);
+
+    // Not a scrape: clear answers, no crash.
+    assert_eq!(
+        scrape_raw(at, "GET /nope HTTP/1.1").0,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(
+        scrape_raw(at, "DELETE /metrics HTTP/1.1").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(scrape_raw(at, "GARBAGE").0, "HTTP/1.1 400 Bad Request");
+    assert_eq!(scrape_raw(at, "GET /metrics HTTP/1.1").0, "HTTP/1.1 200 OK");
+}
+
+fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a pid we spawned and still own (not yet waited for).
+    let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not exit in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `braid connect` through `gw` to `target`, stdin and stdout piped.
+fn connect_child(gw: &GatewayProc, target: SocketAddr) -> Child {
+    braid()
+        .args([
+            "connect",
+            &gw.addr.to_string(),
+            "--target",
+            &target.to_string(),
+        ])
+        .args(["--connect-timeout", "5"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn braid connect")
+}
+
+/// Bytes that differ from one chunk to the next.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
+}
+
+#[test]
+fn sigterm_drains_a_running_transfer_and_refuses_new_connections() {
+    let echo = tcp_echo();
+    let mut gw = gateway_with(
+        &[echo.to_string()],
+        &["--metrics", "127.0.0.1:0", "--drain-timeout", "60"],
+    );
+    let at = metrics_addr(&gw);
+    let data = pattern(3 << 20);
+    let mut client = connect_child(&gw, echo);
+    let mut stdin = client.stdin.take().unwrap();
+    // Read as it arrives, as a real consumer does.
+    let mut stdout = client.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let sent = data.clone();
+    // About 4 s of sending: the drain begins in the middle of it.
+    let writer = std::thread::spawn(move || {
+        for chunk in sent.chunks(48 * 1024) {
+            stdin.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    while value(
+        &scrape_raw(at, "GET /metrics HTTP/1.1").1,
+        "braid_gateway_connections{state=\"relaying\"}",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the transfer never started relaying"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&gw.child);
+    gw.wait_line("draining: refusing new connections; 1 open", LIMIT)
+        .expect("no drain log line");
+    assert!(
+        !writer.is_finished(),
+        "the transfer ended before the drain began"
+    );
+
+    // A new connection during the drain is refused.
+    let out = run(
+        &[
+            "connect",
+            &gw.addr.to_string(),
+            "--target",
+            &echo.to_string(),
+            "--connect-timeout",
+            "5",
+        ],
+        b"late\n",
+        LIMIT,
+    );
+    assert!(
+        !out.status.success(),
+        "a connection got through a draining gateway"
+    );
+    let scraped = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+    assert_eq!(value(&scraped, "braid_gateway_draining"), 1.0);
+    assert_eq!(
+        value(
+            &scraped,
+            "braid_gateway_refusal_causes_total{cause=\"draining\"}"
+        ),
+        1.0
+    );
+
+    // The running transfer completes intact.
+    writer.join().unwrap();
+    let out = wait_limited(client, LIMIT);
+    assert!(out.status.success(), "client: {}", text(&out.stderr));
+    let echoed = reader.join().unwrap();
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "the echoed bytes differ");
+
+    // Then the gateway exits 0, having closed nothing.
+    let status = wait_exit(&mut gw.child, LIMIT);
+    assert!(status.success(), "gateway exit {status:?}");
+    gw.wait_line("drained: 1 connections open at SIGTERM, 0 closed", LIMIT)
+        .expect("no drained log line");
+}
+
+#[test]
+fn a_drain_closes_what_is_left_at_its_timeout() {
+    let echo = tcp_echo();
+    let mut gw = gateway_with(&[echo.to_string()], &["--drain-timeout", "1"]);
+    // A connection that would stay open forever: stdin never closes.
+    let mut client = connect_child(&gw, echo);
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"ping\n").unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    let mut echoed = [0u8; 5];
+    stdout.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"ping\n");
+
+    let began = Instant::now();
+    sigterm(&gw.child);
+    let status = wait_exit(&mut gw.child, LIMIT);
+    assert!(status.success(), "gateway exit {status:?}");
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "left before the drain timeout"
+    );
+    gw.wait_line("drained: 1 connections open at SIGTERM, 1 closed", LIMIT)
+        .expect("no drained log line");
+    // The client learns its connection is gone (reset), it is not left hanging.
+    let out = wait_limited(client, LIMIT);
+    assert!(
+        !out.status.success(),
+        "the client did not see its connection closed"
+    );
+    drop(stdin);
+}
