@@ -4,7 +4,7 @@
 //! silence detection (how a dead path is noticed early), which every role uses.
 //!
 //! The client decides; the server follows the client's MP_PRIO and judges dead subflows on
-//! its own (see `pick_subflow`).
+//! its own (see `data_candidates` in `conn/tx.rs`).
 
 use super::path_manager::{ConnFacts, LOSSY_FOR, PmAction, PmEvent, SubflowView};
 use super::{ConnState, Connection, Event, Role, SubflowEntry};
