@@ -10,7 +10,7 @@
 //! subflow, so its decisions can be tested without a connection.
 
 use super::SwitchReason;
-use super::paths::{AddrSignals, LocalPath, RemoteAddr};
+use super::paths::AddrSignals;
 use super::steering::PathQuality;
 use crate::path::{InterfaceKind, PathId, PathSpec};
 use crate::policy::{Policy, ServiceType};
@@ -21,6 +21,26 @@ use std::time::{Duration, Instant};
 
 /// Recent losses mark a path lossy for this long.
 pub(crate) const LOSSY_FOR: Duration = Duration::from_secs(2);
+
+/// A local interface the connection may open subflows from.
+#[derive(Clone, Debug)]
+pub(crate) struct LocalPath {
+    pub(crate) spec: PathSpec,
+    addr_id: u8,
+    /// The interface is up (not reported lost).
+    available: bool,
+    /// Earliest time a new subflow may be attempted (back-off after failures).
+    retry_at: Option<Instant>,
+    failures: u32,
+    quality: PathQuality,
+}
+
+/// A remote address the peer announced.
+#[derive(Clone, Debug)]
+struct RemoteAddr {
+    id: u8,
+    addr: SocketAddr,
+}
 
 /// What the path manager sees of one subflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,8 +148,10 @@ pub(crate) enum PmEvent {
     /// A segment arrived; the manager runs only if it changed something it reads (a
     /// subflow came up, an RTT sample, a timeout, a loss...).
     Segment,
-    /// The peer announced (ADD_ADDR) or withdrew (REMOVE_ADDR) addresses.
-    RemotesChanged,
+    /// The peer announced an address we may join (ADD_ADDR, authenticated and accepted).
+    AddAddr { id: u8, addr: SocketAddr },
+    /// The peer withdrew addresses (REMOVE_ADDR).
+    RemoveAddr(Vec<u8>),
     /// A timer of the connection fired (including `PathManager::next_deadline`).
     Timeout,
 }
@@ -165,8 +187,9 @@ pub(crate) enum PmAction {
 #[derive(Debug)]
 pub(crate) struct PathManager {
     policy: Policy,
-    pub(crate) locals: Vec<LocalPath>,
-    pub(crate) remotes: Vec<RemoteAddr>,
+    locals: Vec<LocalPath>,
+    /// Addresses the peer announced (ADD_ADDR) that we may join.
+    remotes: Vec<RemoteAddr>,
     /// ADD_ADDR / REMOVE_ADDR signalling.
     pub(crate) signals: AddrSignals,
     next_local_id: u8,
@@ -226,6 +249,16 @@ impl PathManager {
 
     pub fn active(&self) -> Option<PathId> {
         self.active
+    }
+
+    /// Whether the peer already announced address id `id`.
+    pub fn remote_known(&self, id: u8) -> bool {
+        self.remotes.iter().any(|r| r.id == id)
+    }
+
+    /// How many addresses the peer announced.
+    pub fn remote_count(&self) -> usize {
+        self.remotes.len()
     }
 
     pub fn local(&self, id: PathId) -> Option<&LocalPath> {
@@ -291,7 +324,12 @@ impl PathManager {
                     return;
                 }
             }
-            PmEvent::RemotesChanged => {}
+            PmEvent::AddAddr { id, addr } => {
+                if !self.remote_known(id) {
+                    self.remotes.push(RemoteAddr { id, addr });
+                }
+            }
+            PmEvent::RemoveAddr(ids) => self.remotes.retain(|r| !ids.contains(&r.id)),
             PmEvent::Timeout => self.timeout(now),
         }
         self.steer_due = true;
@@ -1167,5 +1205,31 @@ mod tests {
                 .any(|a| matches!(a, PmAction::OpenSubflow { path: CELL, .. }))
         );
         assert_eq!(pm.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_announced_address_is_joined_from_the_first_path_and_forgotten_when_withdrawn() {
+        let t0 = Instant::now();
+        let (mut pm, mut view) = on_wifi(Policy::new(ServiceType::Handover), t0);
+        let announced: SocketAddr = "203.0.113.2:443".parse().unwrap();
+        let event = PmEvent::AddAddr {
+            id: 5,
+            addr: announced,
+        };
+        pm.handle(t0, event, &mut view);
+        pm.decide(t0, &facts(), &mut view, true);
+        let joins: Vec<(PathId, SocketAddr)> = drain(&mut pm)
+            .into_iter()
+            .filter_map(|a| match a {
+                PmAction::OpenSubflow { path, remote, .. } => Some((path, remote)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(joins, vec![(WIFI, announced)]);
+        assert!(pm.remote_known(5));
+        pm.handle(t0, PmEvent::RemoveAddr(vec![5]), &mut view);
+        assert!(!pm.remote_known(5));
+        pm.decide(t0, &facts(), &mut view, true);
+        assert_eq!(drain(&mut pm), vec![], "nothing left to join");
     }
 }

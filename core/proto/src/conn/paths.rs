@@ -4,32 +4,11 @@
 
 use super::path_manager::{PathManager, PmEvent};
 use super::{Connection, Event, Role, SubflowEntry};
-use crate::path::PathSpec;
 use crate::random::Random;
 use crate::wire::{self, AddAddr, MptcpOption, RemoveAddr};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// A local interface the connection may open subflows from.
-#[derive(Clone, Debug)]
-pub(crate) struct LocalPath {
-    pub spec: PathSpec,
-    pub addr_id: u8,
-    /// The interface is up (not reported lost).
-    pub available: bool,
-    /// Earliest time a new subflow may be attempted (back-off after failures).
-    pub retry_at: Option<Instant>,
-    pub failures: u32,
-    pub quality: super::steering::PathQuality,
-}
-
-/// A remote address: the one we connected to (id 0) or one the peer announced.
-#[derive(Clone, Debug)]
-pub(crate) struct RemoteAddr {
-    pub id: u8,
-    pub addr: SocketAddr,
-}
 
 /// An address we announce, until the peer echoes it.
 #[derive(Clone, Debug)]
@@ -230,9 +209,9 @@ impl Connection {
             port: a.port,
             hmac: None,
         });
-        let known = self.paths.remotes.iter().any(|r| r.id == a.addr_id);
+        let known = self.paths.remote_known(a.addr_id);
         let acceptable =
-            join_target_allowed(self.remote, addr) && self.paths.remotes.len() < MAX_REMOTES;
+            join_target_allowed(self.remote, addr) && self.paths.remote_count() < MAX_REMOTES;
         if !known && !acceptable {
             // A (possibly malicious) server must not make us connect anywhere: only
             // addresses like its own, and only a few (see docs/ARCHITECTURE.md, "Security").
@@ -240,12 +219,12 @@ impl Connection {
             return;
         }
         if !known {
-            self.paths.remotes.push(super::paths::RemoteAddr {
+            self.events.push_back(Event::AddressAnnounced { addr });
+            let event = PmEvent::AddAddr {
                 id: a.addr_id,
                 addr,
-            });
-            self.events.push_back(Event::AddressAnnounced { addr });
-            self.paths.handle(now, PmEvent::RemotesChanged, &mut []);
+            };
+            self.paths.handle(now, event, &mut []);
         }
     }
 
@@ -254,8 +233,8 @@ impl Connection {
     /// not answer within an RTO are closed (RFC 8684 §3.4.2). One that still answers is
     /// used again: the address is evidently still there.
     pub(crate) fn on_remove_addr(&mut self, now: Instant, ids: &[u8]) {
-        self.paths.remotes.retain(|r| !ids.contains(&r.id));
-        self.paths.handle(now, PmEvent::RemotesChanged, &mut []);
+        self.paths
+            .handle(now, PmEvent::RemoveAddr(ids.to_vec()), &mut []);
         let alone = self.subflows.len() <= 1;
         let mut moved = Vec::new();
         for e in &mut self.subflows {
