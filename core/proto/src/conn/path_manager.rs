@@ -77,23 +77,6 @@ pub(crate) struct SubflowView {
 }
 
 impl SubflowView {
-    /// The fields a decision reads that change with segments rather than with time: when
-    /// none of them changed, a segment is no reason to run the manager.
-    fn mark(&self) -> Mark {
-        Mark {
-            path: self.path,
-            usable: self.usable,
-            closed: self.closed,
-            synchronized: self.synchronized,
-            backup: (self.backup_local, self.backup_remote),
-            rtt: (self.srtt, self.rtt_sampled, self.rto),
-            rto: (self.rto_count, self.rto_events),
-            outstanding: self.outstanding,
-            all_acked: self.all_acked,
-            last_loss: self.last_loss,
-        }
-    }
-
     fn unresponsive(&self, now: Instant) -> bool {
         self.unresponsive_at.is_some_and(|t| t <= now)
     }
@@ -106,7 +89,9 @@ struct Mark {
     closed: bool,
     synchronized: bool,
     backup: (bool, bool),
-    rtt: (Duration, bool, Duration),
+    /// Where the RTT and RTO stand against the policy's thresholds, and the RTT itself
+    /// when comparisons between paths can matter.
+    rtt: (u8, u8, bool, Option<Duration>),
     rto: (u32, u64),
     outstanding: bool,
     all_acked: bool,
@@ -311,12 +296,10 @@ impl PathManager {
             }
             PmEvent::SubflowClosed { path, reason } => self.subflow_closed(now, path, reason),
             PmEvent::Segment => {
+                let precise = self.precise(view);
                 let changed = self.marks.len() != view.len()
-                    || self
-                        .marks
-                        .iter()
-                        .zip(view.iter())
-                        .any(|(m, v)| *m != v.mark());
+                    || (self.marks.iter().zip(view.iter()))
+                        .any(|(m, v)| *m != self.mark(v, precise));
                 let budget_crossed = self
                     .budget_used(view)
                     .is_some_and(|(used, budget)| used >= budget && !self.budget_exhausted);
@@ -374,8 +357,12 @@ impl PathManager {
         if self.steer_due && facts.steer {
             self.steer_due = false;
             self.steer(now, view);
+            let precise = self.precise(view);
             self.marks.clear();
-            self.marks.extend(view.iter().map(SubflowView::mark));
+            for v in view.iter() {
+                let mark = self.mark(v, precise);
+                self.marks.push(mark);
+            }
             let silence = view
                 .iter()
                 .filter_map(|v| v.unresponsive_at)
@@ -387,6 +374,39 @@ impl PathManager {
             self.open_due = false;
             self.open_subflows(now, facts, view);
         }
+    }
+
+    /// The inputs of a decision that change with segments rather than with time: when none
+    /// of them changed, a segment is no reason to decide again. An RTT counts only where it
+    /// stands against the thresholds, unless some path is near them (`precise`): then which
+    /// path is faster can decide a switch.
+    fn mark(&self, v: &SubflowView, precise: bool) -> Mark {
+        let (rtt, rto) = (self.policy.rtt_threshold, self.policy.rto_threshold);
+        let band = |x: Duration, limit: Duration| u8::from(x >= limit / 2) + u8::from(x >= limit);
+        Mark {
+            path: v.path,
+            usable: v.usable,
+            closed: v.closed,
+            synchronized: v.synchronized,
+            backup: (v.backup_local, v.backup_remote),
+            rtt: (
+                band(v.srtt, rtt),
+                band(v.rto, rto),
+                v.rtt_sampled,
+                precise.then_some(v.srtt),
+            ),
+            rto: (v.rto_count, v.rto_events),
+            outstanding: v.outstanding,
+            all_acked: v.all_acked,
+            last_loss: v.last_loss,
+        }
+    }
+
+    /// Some path's RTT is at least half the threshold, or a path had timeouts: the RTTs
+    /// themselves then matter (`HighRtt` and `Lossy` compare paths).
+    fn precise(&self, view: &[SubflowView]) -> bool {
+        let near = self.policy.rtt_threshold / 2;
+        view.iter().any(|v| v.srtt >= near || v.rto_count > 0)
     }
 
     fn add_local(&mut self, spec: PathSpec) {
@@ -1143,7 +1163,18 @@ mod tests {
         assert!(!pm.steer_due(), "only counters and times moved");
         view[0].srtt += Duration::from_millis(1);
         pm.handle(t0, PmEvent::Segment, &mut view);
-        assert!(pm.steer_due(), "an RTT sample is worth a decision");
+        assert!(!pm.steer_due(), "both RTTs far below the thresholds");
+        view[0].srtt = Duration::from_millis(350);
+        pm.handle(t0, PmEvent::Segment, &mut view);
+        assert!(pm.steer_due(), "WiFi's RTT reached half the threshold");
+        pm.decide(t0, &facts(), &mut view, false);
+        view[1].srtt += Duration::from_millis(1);
+        pm.handle(t0, PmEvent::Segment, &mut view);
+        assert!(pm.steer_due(), "near the threshold, which path is faster matters");
+        pm.decide(t0, &facts(), &mut view, false);
+        view[0].rto_count = 1;
+        pm.handle(t0, PmEvent::Segment, &mut view);
+        assert!(pm.steer_due(), "a timeout is worth a decision");
     }
 
     #[test]
