@@ -1,6 +1,6 @@
 //! Addresses: local paths (interfaces) the connection may use, remote addresses the peer
 //! announced, and the ADD_ADDR / REMOVE_ADDR signalling. Which of them carry subflows is
-//! the path manager's decision (`path_manager.rs`).
+//! the path manager's decision (`path_manager/`).
 
 use super::path_manager::{PathManager, PmEvent};
 use super::{Connection, Event, Role, SubflowEntry};
