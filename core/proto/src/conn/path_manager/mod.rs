@@ -368,12 +368,7 @@ impl PathManager {
                 let mark = self.mark(v, precise);
                 self.marks.push(mark);
             }
-            let silence = view
-                .iter()
-                .filter_map(|v| v.unresponsive_at)
-                .filter(|&t| t > now)
-                .min();
-            self.recheck(now, silence);
+            self.recheck(now, view);
         }
         if open && self.open_due && facts.open {
             self.open_due = false;

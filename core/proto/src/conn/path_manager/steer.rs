@@ -1,7 +1,7 @@
 //! Steering decisions: the active path and the one place it changes, switches and their
 //! reasons, backup flags, failback, idle lazy backups, the cellular budget.
 
-use super::{LOSSY_FOR, PathManager, PmAction, SubflowView, min_opt};
+use super::{LOSSY_FOR, PathManager, PmAction, SubflowView};
 use crate::conn::SwitchReason;
 use crate::path::PathId;
 use crate::policy::ServiceType;
@@ -313,18 +313,28 @@ impl PathManager {
 
     /// When a decision may change without any new segment: failback maturing, a loss
     /// ageing out, a backup turning idle, a subflow turning unresponsive.
-    pub(super) fn recheck(&mut self, now: Instant, silence: Option<Instant>) {
-        let mut t = silence;
-        if let Some(since) = self.healthy_since {
-            t = min_opt(t, Some(since + self.policy.failback_after));
-        }
-        t = min_opt(
-            t,
-            self.switched_at.map(|s| s + self.policy.backup_idle_close),
-        );
-        let later = |x: &Instant| *x > now;
-        let loss_ages = self.marks.iter().filter_map(|m| m.last_loss);
-        t = min_opt(t, loss_ages.map(|l| l + LOSSY_FOR).filter(later).min());
-        self.recheck_at = t.filter(later);
+    pub(super) fn recheck(&mut self, now: Instant, view: &[SubflowView]) {
+        let silence = view.iter().filter_map(|v| v.unresponsive_at);
+        let failback = self.healthy_since.map(|s| s + self.policy.failback_after);
+        let idle_for = self.policy.backup_idle_close;
+        let lazy = self.policy.service == ServiceType::Handover && !self.policy.eager_backup;
+        let settled = self.switched_at.map(|s| s + idle_for);
+        let idle_backups = view
+            .iter()
+            .filter(|v| lazy && v.usable && v.path != self.active)
+            .map(|v| v.last_active + idle_for);
+        let loss_ages = self
+            .marks
+            .iter()
+            .filter_map(|m| m.last_loss.map(|l| l + LOSSY_FOR));
+        // Only what is still ahead: a past time would make every segment a decision.
+        self.recheck_at = [failback, settled]
+            .into_iter()
+            .flatten()
+            .chain(silence)
+            .chain(idle_backups)
+            .chain(loss_ages)
+            .filter(|&t| t > now)
+            .min();
     }
 }
