@@ -187,6 +187,11 @@ fn in_a_download_the_server_leaves_a_silent_wifi_by_itself() {
     t.down_at(0, KILL);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("handover download, silent loss");
+    // The client notices too, later, by its unanswered keepalives: one switch.
+    assert_eq!(
+        switch_list(&t),
+        vec![(Some(1), 2, SwitchReason::Unresponsive)]
+    );
     let start = t.sim.start();
     let down = stall(t.client_app(), start, KILL, Duration::from_secs(2));
     eprintln!("handover download, silent blackhole: longest stall {down:?}");
@@ -350,6 +355,13 @@ fn lazy_backup_opens_only_on_trouble_and_closes_when_unused() {
     os_available(&mut t, KILL + Duration::from_secs(2), 1);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("lazy backup");
+    assert_eq!(
+        switch_list(&t),
+        vec![
+            (Some(1), 2, SwitchReason::InterfaceLost),
+            (Some(2), 1, SwitchReason::Failback)
+        ]
+    );
     let ev = client_events(&t);
     let cell_up = ev.iter().find(|(_, e)| {
         matches!(
@@ -393,6 +405,7 @@ fn subflow_is_recreated_after_a_flap() {
     os_available(&mut t, KILL + Duration::from_secs(1), 1);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("flap");
+    assert_eq!(switch_list(&t), vec![], "aggregate has no active path");
     let ups: Vec<Duration> = client_events(&t)
         .into_iter()
         .filter(|(_, e)| {
@@ -424,6 +437,7 @@ fn silent_flap_without_os_events_also_recreates_the_subflow() {
     t.up_at(0, KILL + Duration::from_secs(15));
     let r = t.run(Duration::from_secs(120));
     r.assert_intact("silent flap");
+    assert_eq!(switch_list(&t), vec![], "aggregate has no active path");
     let ev = client_events(&t);
     let wifi_down = ev.iter().find(|(_, e)| {
         matches!(
@@ -802,6 +816,8 @@ fn interactive_duplicates_small_writes_over_a_lossy_wifi() {
         switches(&t)
     );
     assert!(path_sent(&t, InterfaceKind::Cellular) > 0, "cellular used");
+    let sw = switches(&t);
+    assert_eq!(sw.len(), 1, "one switch, one event: {sw:?}");
     // Copies on both paths, both ways: most messages still arrive in WiFi's 10 ms, the
     // rest in cellular's 30 ms (moving everything to cellular would make the median 30 ms,
     // staying on WiFi alone would put retransmission timeouts in the tail).
