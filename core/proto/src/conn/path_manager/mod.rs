@@ -174,6 +174,7 @@ pub(crate) enum PmAction {
     },
 }
 
+/// The path manager of one connection (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct PathManager {
     policy: Policy,
@@ -191,10 +192,12 @@ pub(crate) struct PathManager {
     budget_exhausted: bool,
     /// Backup flags the application set per path.
     pinned_backup: Vec<(PathId, bool)>,
-    /// The active path went away with no other ready yet: the switch is reported when the
-    /// next path takes over.
+    /// The path traffic was on, and why it is being left, while no path is active (the
+    /// interface went away, or the policy changed): the next decision chooses a path and
+    /// reports the switch if it is another one.
     left: Option<(PathId, SwitchReason)>,
-    /// Cellular bytes of subflows that are gone (still count against the budget).
+    /// Cellular bytes of subflows that are gone (still count against the budget); the
+    /// connection adds a subflow's bytes when it closes.
     pub(crate) cellular_closed_bytes: u64,
     /// Something changed since the last steering / opening decision.
     steer_due: bool,
