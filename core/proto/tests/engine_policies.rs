@@ -43,6 +43,14 @@ fn switches(t: &Transfer) -> Vec<(Duration, Option<u32>, u32, SwitchReason)> {
         .collect()
 }
 
+/// The switches without their times: (from, to, reason), one entry per event.
+fn switch_list(t: &Transfer) -> Vec<(Option<u32>, u32, SwitchReason)> {
+    switches(t)
+        .into_iter()
+        .map(|(_, from, to, why)| (from, to, why))
+        .collect()
+}
+
 /// Schedules the OS telling the client that `path` went away.
 fn os_lost(t: &mut Transfer, at: Duration, path: u32) {
     let (c, h) = (t.client, t.handle);
@@ -108,6 +116,11 @@ fn handover_switches_at_once_on_the_os_event_and_stalls_under_100_ms() {
     os_lost(&mut t, KILL, 1);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("handover, os event");
+    assert_eq!(
+        switch_list(&t),
+        vec![(Some(1), 2, SwitchReason::InterfaceLost)],
+        "one switch, one event"
+    );
     let sw = switches(&t);
     assert!(
         sw.iter().any(|&(at, from, to, why)| at == KILL
@@ -140,6 +153,10 @@ fn handover_notices_a_silent_wifi_blackhole_faster_than_the_kernel() {
     t.down_at(0, KILL);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("handover, silent loss");
+    assert_eq!(
+        switch_list(&t),
+        vec![(Some(1), 2, SwitchReason::Unresponsive)]
+    );
     let sw = switches(&t);
     assert!(
         sw.iter()
@@ -170,6 +187,11 @@ fn in_a_download_the_server_leaves_a_silent_wifi_by_itself() {
     t.down_at(0, KILL);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("handover download, silent loss");
+    // The client notices too, later, by its unanswered keepalives: one switch.
+    assert_eq!(
+        switch_list(&t),
+        vec![(Some(1), 2, SwitchReason::Unresponsive)]
+    );
     let start = t.sim.start();
     let down = stall(t.client_app(), start, KILL, Duration::from_secs(2));
     eprintln!("handover download, silent blackhole: longest stall {down:?}");
@@ -228,7 +250,7 @@ fn handover_keeps_a_healthy_lossy_wifi() {
     );
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("handover, 1% loss on wifi");
-    assert_eq!(switches(&t), vec![], "no switch for ordinary loss");
+    assert_eq!(switch_list(&t), vec![], "no switch for ordinary loss");
     assert_eq!(path_sent(&t, InterfaceKind::Cellular), 0);
 }
 
@@ -243,6 +265,13 @@ fn failback_after_wifi_returns_and_healthy_for_the_configured_time() {
     os_available(&mut t, KILL + Duration::from_secs(3), 1);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("failback");
+    assert_eq!(
+        switch_list(&t),
+        vec![
+            (Some(1), 2, SwitchReason::InterfaceLost),
+            (Some(2), 1, SwitchReason::Failback)
+        ]
+    );
     let sw = switches(&t);
     let back = sw
         .iter()
@@ -271,6 +300,13 @@ fn a_join_syn_lost_while_wifi_comes_up_does_not_delay_failback() {
     t.up_at(0, back + Duration::from_millis(300));
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("failback after a lost join SYN");
+    assert_eq!(
+        switch_list(&t),
+        vec![
+            (Some(1), 2, SwitchReason::InterfaceLost),
+            (Some(2), 1, SwitchReason::Failback)
+        ]
+    );
     let wifi_up = client_events(&t)
         .into_iter()
         .filter(|(at, e)| *at > back && matches!(e, Event::PathUp { path: 1, .. }))
@@ -319,6 +355,13 @@ fn lazy_backup_opens_only_on_trouble_and_closes_when_unused() {
     os_available(&mut t, KILL + Duration::from_secs(2), 1);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("lazy backup");
+    assert_eq!(
+        switch_list(&t),
+        vec![
+            (Some(1), 2, SwitchReason::InterfaceLost),
+            (Some(2), 1, SwitchReason::Failback)
+        ]
+    );
     let ev = client_events(&t);
     let cell_up = ev.iter().find(|(_, e)| {
         matches!(
@@ -362,6 +405,7 @@ fn subflow_is_recreated_after_a_flap() {
     os_available(&mut t, KILL + Duration::from_secs(1), 1);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("flap");
+    assert_eq!(switch_list(&t), vec![], "aggregate has no active path");
     let ups: Vec<Duration> = client_events(&t)
         .into_iter()
         .filter(|(_, e)| {
@@ -393,6 +437,7 @@ fn silent_flap_without_os_events_also_recreates_the_subflow() {
     t.up_at(0, KILL + Duration::from_secs(15));
     let r = t.run(Duration::from_secs(120));
     r.assert_intact("silent flap");
+    assert_eq!(switch_list(&t), vec![], "aggregate has no active path");
     let ev = client_events(&t);
     let wifi_down = ev.iter().find(|(_, e)| {
         matches!(
@@ -429,6 +474,8 @@ fn cellular_budget_stops_cellular_use() {
     let mut t = Transfer::build(9, &two_paths(), 40_000_000, 0, Some(cfg(policy)), None);
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("budget");
+    // Aggregate: cellular stops carrying data, but no active path moves.
+    assert_eq!(switch_list(&t), vec![]);
     let ev = client_events(&t);
     assert!(
         ev.iter()
@@ -490,8 +537,122 @@ fn live_policy_change_moves_traffic() {
     );
     let r = t.run(Duration::from_secs(60));
     r.assert_intact("policy changes");
+    // Aggregate has no active path: concentrating on one path and spreading out again
+    // move no traffic off a path, so neither is a switch.
+    assert_eq!(switch_list(&t), vec![]);
     let _: Option<ConnectionHandle> = None;
     let _: Option<&Sim<Host>> = None;
+}
+
+/// Handover with WiFi lost at `KILL` and back a second later (its subflow re-created) and
+/// failback far away, so traffic stays on cellular; runs until `KILL + 3 s`.
+fn on_cellular_with_wifi_back(seed: u64, mut policy: Policy) -> Transfer {
+    policy.failback_after = Duration::from_secs(600);
+    let mut t = Transfer::build(seed, &two_paths(), 120_000_000, 0, Some(cfg(policy)), None);
+    t.down_at(0, KILL);
+    os_lost(&mut t, KILL, 1);
+    t.up_at(0, KILL + Duration::from_secs(1));
+    os_available(&mut t, KILL + Duration::from_secs(1), 1);
+    t.sim.run_until(KILL + Duration::from_secs(3));
+    assert_eq!(
+        switch_list(&t),
+        vec![(Some(1), 2, SwitchReason::InterfaceLost)]
+    );
+    let conn = t.sim.node(t.client).ep.connection(t.handle).unwrap();
+    assert_eq!(conn.active_path(), Some(2), "still on cellular");
+    let wifi_up = conn
+        .stats()
+        .paths
+        .iter()
+        .any(|p| p.path == Some(1) && p.state == "established");
+    assert!(wifi_up, "the wifi subflow is back");
+    t
+}
+
+fn set_policy_now(t: &mut Transfer, change: impl FnOnce(&mut Policy)) -> Duration {
+    let (c, h) = (t.client, t.handle);
+    let now = t.sim.now();
+    let mut policy = t.sim.node(c).ep.connection(h).unwrap().policy().clone();
+    change(&mut policy);
+    t.sim.node_mut(c).ep.set_policy(now, h, policy);
+    now - t.sim.start()
+}
+
+#[test]
+fn disallowing_cellular_while_on_it_is_one_policy_change_switch() {
+    let mut t = on_cellular_with_wifi_back(14, Policy::new(ServiceType::Handover));
+    let at = set_policy_now(&mut t, |p| p.allow_cellular = false);
+    let cell_at_change = path_sent(&t, InterfaceKind::Cellular);
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("cellular disallowed");
+    assert_eq!(
+        switches(&t)[1..],
+        [(at, Some(2), 1, SwitchReason::PolicyChange)],
+        "one switch at the change, with its reason"
+    );
+    let cell_after = path_sent(&t, InterfaceKind::Cellular) - cell_at_change;
+    assert!(
+        cell_after < 200_000,
+        "cellular kept carrying {cell_after} bytes"
+    );
+}
+
+#[test]
+fn a_service_type_with_another_active_path_is_one_policy_change_switch() {
+    // Handover sits on cellular (failback far away); interactive starts on the preferred
+    // path, WiFi, which is healthy.
+    let mut t = on_cellular_with_wifi_back(15, Policy::new(ServiceType::Handover));
+    let at = set_policy_now(&mut t, |p| p.service = ServiceType::Interactive);
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("handover to interactive");
+    assert_eq!(
+        switches(&t)[1..],
+        [(at, Some(2), 1, SwitchReason::PolicyChange)]
+    );
+}
+
+#[test]
+fn a_policy_change_that_keeps_the_active_path_is_no_switch() {
+    let mut t = Transfer::build(
+        16,
+        &two_paths(),
+        40_000_000,
+        0,
+        Some(cfg(Policy::new(ServiceType::Handover))),
+        None,
+    );
+    t.sim.run_until(Duration::from_secs(2));
+    set_policy_now(&mut t, |p| p.service = ServiceType::Interactive);
+    t.sim.run_until(Duration::from_secs(3));
+    set_policy_now(&mut t, |p| p.rtt_threshold = Duration::from_millis(800));
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("policy kept wifi");
+    assert_eq!(switch_list(&t), vec![]);
+}
+
+#[test]
+fn a_cellular_budget_running_out_on_cellular_is_one_cost_control_switch() {
+    let mut policy = Policy::new(ServiceType::Handover);
+    policy.cellular_budget = Some(12_000_000);
+    let mut t = on_cellular_with_wifi_back(17, policy);
+    let r = t.run(Duration::from_secs(60));
+    r.assert_intact("budget on cellular");
+    let ev = client_events(&t);
+    let exhausted: Vec<Duration> = ev
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::BudgetExhausted { .. }))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(exhausted.len(), 1, "reported once: {ev:?}");
+    assert_eq!(
+        switches(&t)[1..],
+        [(exhausted[0], Some(2), 1, SwitchReason::CostControl)],
+        "one switch when the budget ran out"
+    );
+    let conn = t.sim.node(t.client).ep.connection(t.handle).unwrap();
+    assert_eq!(conn.active_path(), Some(1));
+    let cell = path_sent(&t, InterfaceKind::Cellular);
+    assert!(cell < 12_000_000 + 1_000_000, "cellular kept going: {cell}");
 }
 
 /// One-way latencies of interactive messages: (when sent, how long until complete arrival).
@@ -614,6 +775,7 @@ fn interactive_leaves_wifi_when_its_rtt_spikes() {
     let spiked = wifi_link().with_delay(Duration::from_millis(400));
     let (t, lat) = interactive_run(wifi_link(), Some((Duration::from_secs(3), spiked)));
     let sw = switches(&t);
+    assert_eq!(sw.len(), 1, "one switch, one event: {sw:?}");
     assert!(
         sw.iter().any(|s| s.2 == 2
             && matches!(
@@ -654,6 +816,8 @@ fn interactive_duplicates_small_writes_over_a_lossy_wifi() {
         switches(&t)
     );
     assert!(path_sent(&t, InterfaceKind::Cellular) > 0, "cellular used");
+    let sw = switches(&t);
+    assert_eq!(sw.len(), 1, "one switch, one event: {sw:?}");
     // Copies on both paths, both ways: most messages still arrive in WiFi's 10 ms, the
     // rest in cellular's 30 ms (moving everything to cellular would make the median 30 ms,
     // staying on WiFi alone would put retransmission timeouts in the tail).

@@ -51,9 +51,10 @@ pub enum SwitchReason {
     Failback,
     /// The subflow on the old path died.
     SubflowDied,
-    /// The application or the policy changed.
+    /// The application changed the policy and traffic moved with it (another service
+    /// type whose preferred path differs, or cellular disallowed while traffic was on it).
     PolicyChange,
-    /// The cellular byte budget ran out or cellular was disallowed.
+    /// The cellular byte budget ran out while traffic was on cellular.
     CostControl,
 }
 

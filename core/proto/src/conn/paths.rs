@@ -1,35 +1,14 @@
-//! The path manager: local paths (interfaces) the connection may use, remote addresses the
-//! peer announced, subflow (re-)creation, and the ADD_ADDR / REMOVE_ADDR signalling.
+//! Addresses: local paths (interfaces) the connection may use, remote addresses the peer
+//! announced, and the ADD_ADDR / REMOVE_ADDR signalling. Which of them carry subflows is
+//! the path manager's decision (`path_manager/`).
 
+use super::path_manager::{PathManager, PmEvent};
 use super::{Connection, Event, Role, SubflowEntry};
-use crate::path::{PathId, PathSpec};
-use crate::policy::{Policy, ServiceType};
 use crate::random::Random;
-use crate::subflow::CloseReason;
 use crate::wire::{self, AddAddr, MptcpOption, RemoveAddr};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// A local interface the connection may open subflows from.
-#[derive(Clone, Debug)]
-pub(crate) struct LocalPath {
-    pub spec: PathSpec,
-    pub addr_id: u8,
-    /// The interface is up (not reported lost).
-    pub available: bool,
-    /// Earliest time a new subflow may be attempted (back-off after failures).
-    pub retry_at: Option<Instant>,
-    pub failures: u32,
-    pub quality: super::steering::PathQuality,
-}
-
-/// A remote address: the one we connected to (id 0) or one the peer announced.
-#[derive(Clone, Debug)]
-pub(crate) struct RemoteAddr {
-    pub id: u8,
-    pub addr: SocketAddr,
-}
 
 /// An address we announce, until the peer echoes it.
 #[derive(Clone, Debug)]
@@ -45,86 +24,18 @@ struct Announcement {
 const ADD_ADDR_ATTEMPTS: u32 = 4;
 const ADD_ADDR_RETRY: Duration = Duration::from_millis(500);
 
-#[derive(Debug)]
-pub(crate) struct PathManager {
-    pub policy: Policy,
-    pub locals: Vec<LocalPath>,
-    pub remotes: Vec<RemoteAddr>,
+/// ADD_ADDR / REMOVE_ADDR signalling: our announcements until echoed, echoes of the peer's,
+/// and removals to send.
+#[derive(Debug, Default)]
+pub(crate) struct AddrSignals {
     announcements: Vec<Announcement>,
     echoes: VecDeque<AddAddr>,
     removals: VecDeque<u8>,
-    next_local_id: u8,
-    /// Forged ADD_ADDRs (bad HMAC) ignored.
-    pub rejected_add_addr: u64,
-    /// The path carrying data under handover and interactive service.
-    pub active: Option<PathId>,
-    pub switched_at: Option<Instant>,
-    /// Since when the preferred path has looked healthy (for failback).
-    pub healthy_since: Option<Instant>,
-    pub budget_exhausted: bool,
-    /// Backup flags the application set per path (`set_path_backup`).
-    pub pinned_backup: Vec<(PathId, bool)>,
-    /// The active path was lost with nowhere to go yet: reported when the next takes over.
-    pub left: Option<(PathId, super::SwitchReason)>,
-    /// Cellular bytes of subflows that are gone (still count against the budget).
-    pub cellular_closed_bytes: u64,
+    /// Forged or unacceptable ADD_ADDRs ignored.
+    rejected_add_addr: u64,
 }
 
-impl PathManager {
-    pub fn new(policy: &Policy) -> Self {
-        Self {
-            policy: policy.clone(),
-            locals: Vec::new(),
-            remotes: Vec::new(),
-            announcements: Vec::new(),
-            echoes: VecDeque::new(),
-            removals: VecDeque::new(),
-            next_local_id: 0,
-            rejected_add_addr: 0,
-            active: None,
-            switched_at: None,
-            healthy_since: None,
-            budget_exhausted: false,
-            left: None,
-            pinned_backup: Vec::new(),
-            cellular_closed_bytes: 0,
-        }
-    }
-
-    pub fn add_local(&mut self, _now: Instant, spec: PathSpec) -> u8 {
-        if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == spec.id) {
-            p.spec = spec;
-            p.available = true;
-            p.retry_at = None;
-            p.failures = 0;
-            let id = p.addr_id;
-            self.cancel_removal(id);
-            return id;
-        }
-        let addr_id = self.next_local_id;
-        self.next_local_id = self.next_local_id.wrapping_add(1);
-        self.locals.push(LocalPath {
-            spec,
-            addr_id,
-            available: true,
-            retry_at: None,
-            failures: 0,
-            quality: Default::default(),
-        });
-        addr_id
-    }
-
-    /// The interface is gone: no new subflows on it, and the peer is told to drop the
-    /// subflows from its address (REMOVE_ADDR) instead of waiting for them to time out.
-    pub fn remove_local(&mut self, _now: Instant, id: PathId) {
-        if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == id) {
-            if p.available && !self.removals.contains(&p.addr_id) {
-                self.removals.push_back(p.addr_id);
-            }
-            p.available = false;
-        }
-    }
-
+impl AddrSignals {
     /// Queues a REMOVE_ADDR for one of our address ids.
     pub fn announce_removal(&mut self, addr_id: u8) {
         if !self.removals.contains(&addr_id) {
@@ -133,12 +44,8 @@ impl PathManager {
     }
 
     /// The interface came back: a REMOVE_ADDR for it that has not gone out yet is moot.
-    fn cancel_removal(&mut self, addr_id: u8) {
+    pub fn cancel_removal(&mut self, addr_id: u8) {
         self.removals.retain(|&id| id != addr_id);
-    }
-
-    pub fn local(&self, id: PathId) -> Option<&LocalPath> {
-        self.locals.iter().find(|p| p.spec.id == id)
     }
 
     /// The address id a server uses for one of its addresses (0 unless announced).
@@ -149,40 +56,13 @@ impl PathManager {
             .map_or(0, |a| a.id)
     }
 
-    pub fn on_subflow_closed(
-        &mut self,
-        now: Instant,
-        path: Option<PathId>,
-        reason: Option<CloseReason>,
-    ) {
-        let Some(path) = path else { return };
-        let backoff = self.policy.recreate_backoff;
-        if let Some(p) = self.locals.iter_mut().find(|p| p.spec.id == path) {
-            if reason != Some(CloseReason::Finished) {
-                p.failures += 1;
-            }
-            let shift = p.failures.min(6);
-            p.retry_at = Some(now + backoff * (1 << shift) / 2);
-        }
-    }
-
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let retry = self
-            .locals
-            .iter()
-            .filter(|p| p.available)
-            .filter_map(|p| p.retry_at)
-            .min();
-        let announce = self
-            .announcements
+    /// When an unechoed ADD_ADDR is due again.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.announcements
             .iter()
             .filter(|a| !a.echoed && a.attempts < ADD_ADDR_ATTEMPTS)
             .filter_map(|a| a.sent_at.map(|t| t + ADD_ADDR_RETRY))
-            .min();
-        match (retry, announce) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .min()
     }
 
     /// Queues an ADD_ADDR for `addr` (server side, or a client announcing a new address).
@@ -207,7 +87,7 @@ impl PathManager {
     }
 
     /// An ADD_ADDR, echo or REMOVE_ADDR is waiting to go out.
-    pub fn has_signal(&self) -> bool {
+    pub fn pending(&self) -> bool {
         !self.echoes.is_empty()
             || !self.removals.is_empty()
             || self.due_announcement(None).is_some()
@@ -225,26 +105,15 @@ impl PathManager {
         })
     }
 
-    /// Marks announcements whose retransmission time came as due again, and lets paths
-    /// whose back-off ended be tried (`retry_at` None means "may try now").
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Marks an announcement whose retransmission time came as due again.
+    pub fn timeout(&mut self, now: Instant) {
         if let Some(i) = self.due_announcement(Some(now)) {
             self.announcements[i].sent_at = None;
-        }
-        for p in &mut self.locals {
-            if p.retry_at.is_some_and(|t| t <= now) {
-                p.retry_at = None;
-            }
         }
     }
 
     /// The next signalling option to send. `local_key`/`remote_key` authenticate ADD_ADDR.
-    pub fn next_signal(
-        &mut self,
-        now: Instant,
-        local_key: u64,
-        remote_key: u64,
-    ) -> Option<MptcpOption> {
+    pub fn next(&mut self, now: Instant, local_key: u64, remote_key: u64) -> Option<MptcpOption> {
         if let Some(echo) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr(echo));
         }
@@ -264,144 +133,62 @@ impl PathManager {
             hmac: Some(hmac),
         }))
     }
+}
 
-    /// Cellular may carry data: allowed and within budget.
-    pub fn cellular_allowed(&self) -> bool {
-        self.policy.allow_cellular && !self.budget_exhausted
+/// What other parts of the connection ask the path manager about addresses and signals.
+impl PathManager {
+    pub fn server_addr_id(&self, local: SocketAddr) -> u8 {
+        self.signals.server_addr_id(local)
     }
 
-    /// What the policy allows on this subflow for data now: cost rules, and under handover
-    /// and interactive service only the active path (the caller falls back to any usable
-    /// subflow when the active one has none).
+    pub fn has_signal(&self) -> bool {
+        self.signals.pending()
+    }
+
+    pub fn next_signal(
+        &mut self,
+        now: Instant,
+        local_key: u64,
+        remote_key: u64,
+    ) -> Option<MptcpOption> {
+        self.signals.next(now, local_key, remote_key)
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    /// What the policy allows on this subflow for data now (see `carries_data`).
     pub fn data_allowed(&self, e: &SubflowEntry) -> bool {
-        if e.kind.is_cellular() && !self.cellular_allowed() {
-            return false;
-        }
-        match (self.policy.service, self.active, e.path) {
-            (ServiceType::Handover | ServiceType::Interactive, Some(a), Some(p)) => a == p,
-            _ => true,
-        }
+        self.carries_data(e.kind, e.path)
     }
 }
 
 impl Connection {
-    /// Paths waiting for a subflow get one (client side).
+    /// Paths waiting for a subflow get one (client side): the path manager's decisions,
+    /// opening included, applied. Called after every input; cheap when nothing is due.
     pub(crate) fn manage_paths(&mut self, now: Instant, rng: &mut dyn Random) {
-        if self.role != Role::Client
-            || !self.is_mptcp()
-            || self.keys.remote.is_none()
-            || !self.fully_established_for_joins()
-            || self.state != super::ConnState::Established
-        {
+        let facts = self.path_facts();
+        if !(facts.open && self.paths.open_due() || facts.steer && self.paths.steer_due()) {
             return;
         }
-        let live = self.subflows.iter().filter(|e| !e.sf.is_closed()).count();
-        let mut budget = self.cfg.max_subflows.saturating_sub(live);
-        let remotes: Vec<(u8, SocketAddr)> = std::iter::once((0u8, self.remote))
-            .chain(
-                self.paths
-                    .remotes
-                    .iter()
-                    .filter(|_| self.cfg.join_announced)
-                    .map(|r| (r.id, r.addr)),
-            )
-            .collect();
-        let locals: Vec<LocalPath> = self.paths.locals.clone();
-        for lp in locals.iter().filter(|p| p.available) {
-            if lp.retry_at.is_some_and(|t| t > now) {
-                continue;
-            }
-            // A due retry is consumed whether or not a subflow can be opened now; the next
-            // segment or timer looks again.
-            if let Some(p) = self
-                .paths
-                .locals
-                .iter_mut()
-                .find(|p| p.spec.id == lp.spec.id)
-            {
-                p.retry_at = None;
-            }
-            if !self.wants_subflow(lp.spec.id, now) {
-                continue;
-            }
-            for &(rid, raddr) in &remotes {
-                if budget == 0 {
-                    return;
-                }
-                // Announced addresses are joined from the first local path only.
-                if rid != 0 && locals.first().map(|p| p.spec.id) != Some(lp.spec.id) {
-                    continue;
-                }
-                if raddr.is_ipv4() != lp.spec.local.is_ipv4() {
-                    continue;
-                }
-                let exists = self.subflows.iter().any(|e| {
-                    !e.sf.is_closed() && e.path == Some(lp.spec.id) && e.sf.remote == raddr
-                });
-                if exists {
-                    continue;
-                }
-                let backup = self.wants_backup(lp);
-                let local = self.join_local_addr(lp);
-                self.open_join(
-                    now,
-                    lp.spec.id,
-                    lp.spec.kind,
-                    local,
-                    raddr,
-                    lp.addr_id,
-                    backup,
-                    rng,
-                );
-                if let Some(p) = self
-                    .paths
-                    .locals
-                    .iter_mut()
-                    .find(|p| p.spec.id == lp.spec.id)
-                {
-                    p.retry_at = None;
-                }
-                budget -= 1;
-            }
-        }
+        self.run_path_manager(now, None, Some(rng));
     }
 
-    fn fully_established_for_joins(&self) -> bool {
-        // A join needs the peer to know our key; the client knows the server has it once
-        // the server sent a DSS (RFC 8684 §3.2 has the same precondition).
+    /// Whether the peer can take a join: it knows our key once it sent a DSS (client
+    /// side; RFC 8684 §3.2 has the same precondition).
+    pub(super) fn fully_established_for_joins(&self) -> bool {
         self.fully_established || self.role == Role::Server
     }
 
-    /// The backup flag a new subflow on `lp` asks for: under handover everything but the
-    /// active path is a backup.
-    fn wants_backup(&self, lp: &LocalPath) -> bool {
-        match self.paths.policy.service {
-            ServiceType::Handover => {
-                let active = self
-                    .paths
-                    .active
-                    .or_else(|| self.paths.locals.first().map(|p| p.spec.id));
-                active != Some(lp.spec.id)
-            }
-            _ => false,
-        }
-    }
-
-    /// Local address for a new subflow on `lp`. The path's own port is used when it is
-    /// free (UDP carrier: one socket per path); otherwise the carrier gave port 0 and the
-    /// runtime picks.
-    fn join_local_addr(&self, lp: &LocalPath) -> SocketAddr {
-        lp.spec.local
-    }
-
     /// ADD_ADDR from the peer: authenticate, echo, remember, maybe join.
-    pub(crate) fn on_add_addr(&mut self, _now: Instant, a: &AddAddr) {
+    pub(crate) fn on_add_addr(&mut self, now: Instant, a: &AddAddr) {
         let Some(remote_key) = self.keys.remote else {
             return;
         };
         if a.is_echo() {
             // Our own announcement coming back.
-            for ann in &mut self.paths.announcements {
+            for ann in &mut self.paths.signals.announcements {
                 if ann.id == a.addr_id && ann.addr.ip() == a.addr {
                     ann.echoed = true;
                 }
@@ -412,31 +199,32 @@ impl Connection {
             wire::verify_add_addr_hmac(remote_key, self.keys.local, a.addr_id, a.addr, a.port, h)
         });
         if !ok {
-            self.paths.rejected_add_addr += 1;
+            self.paths.signals.rejected_add_addr += 1;
             return;
         }
         let addr = SocketAddr::new(a.addr, a.port.unwrap_or(self.remote.port()));
-        self.paths.echoes.push_back(AddAddr {
+        self.paths.signals.echoes.push_back(AddAddr {
             addr_id: a.addr_id,
             addr: a.addr,
             port: a.port,
             hmac: None,
         });
-        let known = self.paths.remotes.iter().any(|r| r.id == a.addr_id);
+        let known = self.paths.remote_known(a.addr_id);
         let acceptable =
-            join_target_allowed(self.remote, addr) && self.paths.remotes.len() < MAX_REMOTES;
+            join_target_allowed(self.remote, addr) && self.paths.remote_count() < MAX_REMOTES;
         if !known && !acceptable {
             // A (possibly malicious) server must not make us connect anywhere: only
             // addresses like its own, and only a few (see docs/ARCHITECTURE.md, "Security").
-            self.paths.rejected_add_addr += 1;
+            self.paths.signals.rejected_add_addr += 1;
             return;
         }
         if !known {
-            self.paths.remotes.push(super::paths::RemoteAddr {
+            self.events.push_back(Event::AddressAnnounced { addr });
+            let event = PmEvent::AddAddr {
                 id: a.addr_id,
                 addr,
-            });
-            self.events.push_back(Event::AddressAnnounced { addr });
+            };
+            self.paths.handle(now, event, &mut []);
         }
     }
 
@@ -445,7 +233,8 @@ impl Connection {
     /// not answer within an RTO are closed (RFC 8684 §3.4.2). One that still answers is
     /// used again: the address is evidently still there.
     pub(crate) fn on_remove_addr(&mut self, now: Instant, ids: &[u8]) {
-        self.paths.remotes.retain(|r| !ids.contains(&r.id));
+        self.paths
+            .handle(now, PmEvent::RemoveAddr(ids.to_vec()), &mut []);
         let alone = self.subflows.len() <= 1;
         let mut moved = Vec::new();
         for e in &mut self.subflows {
@@ -480,14 +269,14 @@ impl Connection {
 
     /// Announces one of our addresses to the peer (ADD_ADDR).
     pub fn announce_address(&mut self, id: u8, addr: SocketAddr) {
-        self.paths.announce(id, addr);
+        self.paths.signals.announce(id, addr);
     }
 
     /// Withdraws an announced address (REMOVE_ADDR).
     /// Our subflows on that address are reset too: the peer checks a REMOVE_ADDR by probing
     /// the subflows it names, and keeps any that still answers.
     pub fn withdraw_address(&mut self, addr: SocketAddr) {
-        self.paths.withdraw(addr);
+        self.paths.signals.withdraw(addr);
         let now = self.last_input;
         for i in 0..self.subflows.len() {
             let e = &self.subflows[i];

@@ -244,7 +244,11 @@ impl Connection {
             (self.data_nxt, end - self.data_nxt, false)
         };
         self.persist_at = None;
-        let idx = self.pick_subflow(now)?;
+        let idx = if from_reinject {
+            self.pick_for_reinjection(now)?
+        } else {
+            self.pick_for_new_data(now)?
+        };
         let t = self.send_chunk(now, idx, start, avail, buf)?;
         self.probe_window = false;
         let sent = *self.subflows[idx].sf.sent.back()?;
@@ -401,17 +405,33 @@ impl Connection {
         ))
     }
 
-    /// Chooses the subflow for shared data (new or reinjected) among those allowed.
-    fn pick_subflow(&mut self, now: Instant) -> Option<usize> {
+    /// Chooses the subflow for the next chunk of new data.
+    fn pick_for_new_data(&mut self, now: Instant) -> Option<usize> {
         let mut views = [SchedView::default(); MAX_SCHED];
+        let n = self.data_candidates(now, &mut views);
+        self.pick_among(&views[..n])
+    }
+
+    /// Chooses the subflow for data sent again after its first subflow failed or stalled
+    /// (kept apart from new data, as the kernel's `get_retrans` is from `get_send`; today
+    /// both choose the same way).
+    fn pick_for_reinjection(&mut self, now: Instant) -> Option<usize> {
+        let mut views = [SchedView::default(); MAX_SCHED];
+        let n = self.data_candidates(now, &mut views);
+        self.pick_among(&views[..n])
+    }
+
+    /// Fills `views` with the subflows that may carry shared data now and returns how many:
+    /// usable, allowed by the fallback and by the path manager (the active path and the
+    /// cost rules). If the active path has nothing usable, any usable subflow the cost rules
+    /// allow will do.
+    fn data_candidates(&mut self, now: Instant, views: &mut [SchedView; MAX_SCHED]) -> usize {
         let only = self.fallback.map(|f| f.subflow);
-        // Candidates: usable, allowed by the fallback and the policy. If the policy's
-        // active path has nothing usable, any usable subflow the cost rules allow will do.
         let eligible = |e: &SubflowEntry, strict: bool| {
             e.usable()
                 && only.is_none_or(|id| id == e.id)
                 && if strict {
-                    self.paths.data_allowed(e)
+                    self.paths.carries_data(e.kind, e.path)
                 } else {
                     self.paths.cellular_allowed() || !e.kind.is_cellular()
                 }
@@ -463,10 +483,15 @@ impl Connection {
                 v.room = 0;
             }
         }
-        let views = &views[..n];
+        n
+    }
+
+    /// The scheduler's pick among `views`: fresh subflows first when some are stale.
+    fn pick_among(&mut self, views: &[SchedView]) -> Option<usize> {
         let ctx = SchedContext {
             send_window: self.peer_wnd_end.saturating_sub(self.data_nxt),
         };
+        let n = views.len();
         let fresh: usize = views.iter().filter(|v| !v.stale).count();
         let pick = if fresh > 0 && fresh < n {
             let mut only_fresh = [SchedView::default(); MAX_SCHED];

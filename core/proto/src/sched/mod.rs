@@ -1,8 +1,9 @@
 //! Packet schedulers: which subflow gets the next chunk of data.
 //!
-//! The connection filters the candidates first (usable subflows; backups only when no regular
-//! subflow is usable; stale subflows only when nothing fresh is left) and the scheduler picks
-//! among what remains.
+//! The connection filters the candidates first (usable subflows the path manager lets carry
+//! data; backups only when no regular subflow is usable; stale subflows only when nothing fresh
+//! is left) and the scheduler picks among what remains. `Scheduler::pick` sees nothing else: it
+//! is the same for new and reinjected data (docs/ARCHITECTURE.md, "Paths and service types").
 
 use std::time::Duration;
 
