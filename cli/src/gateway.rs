@@ -3,12 +3,14 @@
 use crate::error::{Failure, Result};
 use crate::{CarrierArg, parse_secs};
 use braid::gateway::metrics::{self, WorkerView};
-use braid::gateway::{Gateway, GatewayConfig, Tokens};
+use braid::gateway::{GatewayConfig, GatewayStats, Tokens};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod workers;
 
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
@@ -66,6 +68,17 @@ pub struct GatewayArgs {
     /// up to SECS, then closes those left (MP_FASTCLOSE, RST) and exits 0.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub drain_timeout: Duration,
+    /// Gateways in this process (default 1), each on its own thread with its own endpoint,
+    /// sharing --listen's port (SO_REUSEPORT; UDP carrier only). The connection limits are
+    /// shared out between them. A client's MP_JOINs land on the worker owning their
+    /// connection only one time in N (the others are refused): for single-path clients, or
+    /// to measure.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Each worker's own address, where it also listens: one ADDR:PORT is the base (worker i
+    /// gets PORT+i), or repeat it once per worker. Unique per instance behind a balancer.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub announce: Vec<SocketAddr>,
 }
 
 pub async fn run(a: GatewayArgs) -> Result<i32> {
@@ -107,14 +120,35 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
         ..GatewayConfig::default()
     };
     let bound = cfg.memory_bound();
-    let gw = match a.carrier {
-        CarrierArg::Udp => Gateway::bind(a.listen, cfg).await?,
-        // Genuine MPTCP on the wire: kernel MPTCP clients can use this gateway too.
-        CarrierArg::Raw => {
-            Gateway::bind_raw(a.listen, cfg, braid::raw::RawConfig::default()).await?
-        }
+    let n = match a.workers {
+        Some(0) => return Err(Failure::usage("--workers must be at least 1")),
+        Some(n) => n,
+        // Until the engine announces each worker's address (and sets the C flag), a join
+        // lands on the worker owning its connection only one time in N: one worker unless
+        // asked.
+        None => 1,
     };
-    let addr = gw.local_addr();
+    if n > 1 {
+        log::warn!(
+            "--workers {n}: a client's additional subflows (MP_JOIN) reach the worker that owns              their connection only one time in {n}; the others are refused              (braid_gateway_joins_refused_total)"
+        );
+    }
+    let announce = workers::announce_plan(&a.announce, n)?;
+    // The limits are the whole gateway's: each worker holds its share.
+    let cfg = GatewayConfig {
+        max_connections: a.max_connections.div_ceil(n),
+        max_half_open: a.max_half_open.div_ceil(n),
+        ..cfg
+    };
+    let bind = workers::Bind {
+        listen: a.listen,
+        cfg,
+        // Genuine MPTCP on the wire: kernel MPTCP clients can use this gateway too.
+        raw: (a.carrier == CarrierArg::Raw).then(braid::raw::RawConfig::default),
+        drain_timeout: a.drain_timeout,
+    };
+    let gw = workers::Workers::start(bind, announce)?;
+    let addr = gw.addr;
     let proto = match a.carrier {
         CarrierArg::Udp => "udp",
         CarrierArg::Raw => "tcp (raw carrier, MPTCP)",
@@ -139,12 +173,22 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
         },
         bound >> 20
     );
-    let stats = gw.stats();
+    for (i, own) in gw.announced.iter().enumerate() {
+        match own {
+            Some(own) => log::info!("worker {i}: announces {own}"),
+            None if n > 1 => log::info!("worker {i}: announces nothing (no --announce)"),
+            None => {}
+        }
+    }
+    if n > 1 {
+        log::info!("{n} workers share {addr} (SO_REUSEPORT)");
+    }
+    let all_stats = gw.stats();
     if let Some(at) = a.metrics {
-        serve_metrics(at, vec![gw.metrics_view()]).await?;
+        serve_metrics(at, gw.views.clone()).await?;
     }
     let sigterm = sigterm()?;
-    let run = gw.run_until(sigterm, a.drain_timeout);
+    let run = gw.run_until(sigterm);
     let ended = tokio::select! {
         report = run => match report {
             None => return Err(Failure::new("the gateway's endpoint stopped")),
@@ -162,22 +206,27 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
             "stopping"
         }
     };
-    use std::sync::atomic::Ordering::Relaxed;
+    let sum = |f: fn(&GatewayStats) -> &std::sync::atomic::AtomicU64| -> u64 {
+        all_stats
+            .iter()
+            .map(|s| f(s).load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    };
     log::info!(
         "{ended}: {} connections accepted, {} relayed, {} refused ({} without a token, \
          {} with a wrong one, {} over the per-source limit, {} Convert timeouts), {} idle \
          resets; up {} B, down {} B; GSO fell back on {}",
-        stats.accepted.load(Relaxed),
-        stats.relayed.load(Relaxed),
-        stats.refused.load(Relaxed),
-        stats.token_missing.load(Relaxed),
-        stats.token_rejected.load(Relaxed),
-        stats.source_limited.load(Relaxed),
-        stats.convert_timeouts.load(Relaxed),
-        stats.idle_timeouts.load(Relaxed),
-        stats.bytes_up.load(Relaxed),
-        stats.bytes_down.load(Relaxed),
-        stats.gso_fallbacks.load(Relaxed),
+        sum(|s| &s.accepted),
+        sum(|s| &s.relayed),
+        sum(|s| &s.refused),
+        sum(|s| &s.token_missing),
+        sum(|s| &s.token_rejected),
+        sum(|s| &s.source_limited),
+        sum(|s| &s.convert_timeouts),
+        sum(|s| &s.idle_timeouts),
+        sum(|s| &s.bytes_up),
+        sum(|s| &s.bytes_down),
+        sum(|s| &s.gso_fallbacks),
     );
     Ok(0)
 }

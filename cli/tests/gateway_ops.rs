@@ -337,3 +337,68 @@ fn a_drain_closes_what_is_left_at_its_timeout() {
     );
     drop(stdin);
 }
+
+#[test]
+fn workers_share_the_listening_port_and_each_answers_at_its_own_address() {
+    let echo = tcp_echo();
+    let own = [free_udp_port(), free_udp_port()];
+    let gw = gateway_with(
+        &[echo.to_string()],
+        &[
+            "--workers",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+            "--announce",
+            &format!("127.0.0.1:{}", own[0]),
+            "--announce",
+            &format!("127.0.0.1:{}", own[1]),
+        ],
+    );
+    let at = metrics_addr(&gw);
+    let through = |gateway: SocketAddr, i: usize| {
+        let payload = format!("connection {i}\n");
+        let out = run(
+            &[
+                "connect",
+                &gateway.to_string(),
+                "--target",
+                &echo.to_string(),
+                "--connect-timeout",
+                "5",
+            ],
+            payload.as_bytes(),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{i}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), payload);
+    };
+    let served = |body: &str, w: usize| {
+        value(
+            body,
+            &format!("braid_gateway_worker_datagrams_total{{worker=\"{w}\",direction=\"in\"}}"),
+        )
+    };
+    // Each connection comes from a new port: the kernel hashes them over both workers.
+    for i in 0..16 {
+        through(gw.addr, i);
+    }
+    let spread = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+    // At least one on each worker (all 16 on one: 1 in 2^15).
+    assert!(
+        served(&spread, 0) > 0.0 && served(&spread, 1) > 0.0,
+        "{spread}"
+    );
+    // And each worker answers at its own address.
+    for (w, port) in own.iter().enumerate() {
+        let before = served(&scrape_raw(at, "GET /metrics HTTP/1.1").1, w);
+        through(SocketAddr::from(([127, 0, 0, 1], *port)), 100 + w);
+        let after = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+        assert!(
+            served(&after, w) > before,
+            "worker {w} did not serve its own address"
+        );
+    }
+    let body = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+    assert_eq!(value(&body, "braid_gateway_accepted_total"), 18.0);
+}

@@ -249,6 +249,7 @@ impl ClientBuilder {
                     opts: SocketOptions {
                         send_buffer: self.socket_buffer,
                         recv_buffer: self.socket_buffer,
+                        reuse_port: false,
                     },
                     raw: (self.carrier == Carrier::Raw).then_some(self.raw),
                 }),

@@ -77,6 +77,13 @@ pub struct GatewayConfig {
     pub dss_checksum: bool,
     /// GSO batches towards clients (see [`ServerConfig::gso`]); `--no-gso` turns them off.
     pub gso: bool,
+    /// Share the listening port with other gateways on this host (SO_REUSEPORT; UDP
+    /// carrier): the workers of `braid gateway --workers N`.
+    pub reuse_port: bool,
+    /// This gateway's own address, unique to it among those sharing the listening address:
+    /// it listens there too (UDP carrier), so joins sent there reach the endpoint that
+    /// owns their connection.
+    pub announce: Option<SocketAddr>,
 }
 
 impl Default for GatewayConfig {
@@ -95,6 +102,8 @@ impl Default for GatewayConfig {
             connection_buffer: 1 << 20,
             dss_checksum: false,
             gso: true,
+            reuse_port: false,
+            announce: None,
         }
     }
 }
@@ -197,6 +206,8 @@ impl Drop for GaugeGuard<'_> {
 /// A Braid-to-TCP gateway.
 pub struct Gateway {
     server: Server,
+    /// Where it also listens (its own address), when configured.
+    announced: Option<SocketAddr>,
     allow: Arc<Allowlist>,
     cfg: Arc<GatewayConfig>,
     stats: Arc<GatewayStats>,
@@ -231,17 +242,33 @@ impl Gateway {
             max_half_open: cfg.max_half_open,
             backlog: cfg.max_half_open.max(16),
             gso: cfg.gso,
+            reuse_port: cfg.reuse_port,
             ..ServerConfig::default()
         }
         .with_buffers(cfg.connection_buffer);
         server_cfg.connection.checksum = cfg.dss_checksum;
+        if cfg.announce.is_some() && raw.is_some() {
+            return Err(Error::InvalidArgument(
+                "an announced address needs the UDP carrier".into(),
+            ));
+        }
+        let socket_buffer = server_cfg.socket_buffer;
         let server = match raw {
             None => Server::bind(addr, server_cfg)?,
             Some(raw) => Server::bind_raw(addr, server_cfg, raw)?,
         };
         log::info!("gateway listening on {}", server.local_addr());
+        let announced = match cfg.announce {
+            None => None,
+            Some(a) => {
+                let bound = server.listen_also(a, socket_buffer)?;
+                log::info!("gateway also listening on {bound} (its announced address)");
+                Some(bound)
+            }
+        };
         Ok(Gateway {
             server,
+            announced,
             allow: Arc::new(allow),
             cfg: Arc::new(cfg),
             stats: Arc::new(GatewayStats::default()),
@@ -250,6 +277,11 @@ impl Gateway {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// Its own address (see [`GatewayConfig::announce`]), as bound.
+    pub fn announced_addr(&self) -> Option<SocketAddr> {
+        self.announced
     }
 
     pub fn stats(&self) -> Arc<GatewayStats> {

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// off sends one datagram per call everywhere (`--no-gso`). Even when on, a path whose
     /// batches keep getting lost falls back to single datagrams by itself.
     pub gso: bool,
+    /// Share the listening port with other servers (SO_REUSEPORT, UDP carrier): each gets
+    /// the flows the kernel hashes to it. Gateway workers do this.
+    pub reuse_port: bool,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             socket_buffer: 8 << 20,
             linger: Duration::from_secs(30),
             gso: true,
+            reuse_port: false,
         }
     }
 }
@@ -110,6 +114,7 @@ impl Server {
         SocketOptions {
             send_buffer: cfg.socket_buffer,
             recv_buffer: cfg.socket_buffer,
+            reuse_port: cfg.reuse_port,
         }
     }
 
@@ -142,6 +147,25 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Listens on `addr` too (UDP carrier; not shared with other servers): connections and
+    /// joins arriving there reach this same endpoint. A gateway worker's own announced
+    /// address. Returns the bound address (port 0 picks one).
+    pub fn listen_also(&self, addr: SocketAddr, socket_buffer: usize) -> Result<SocketAddr> {
+        let opts = SocketOptions {
+            send_buffer: socket_buffer,
+            recv_buffer: socket_buffer,
+            reuse_port: false,
+        };
+        let (sock, local) = open_listen_socket(addr, opts)?;
+        let shared = &self.endpoint.shared;
+        shared
+            .lock()
+            .add_socket(&shared.wake, NewSocket::Udp(sock), local, None)
+            .map_err(|e| Error::Listen { addr, source: e })?;
+        shared.wake.wake_driver();
+        Ok(local)
     }
 
     /// The next established connection; `None` once the endpoint has stopped.

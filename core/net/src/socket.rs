@@ -173,6 +173,9 @@ pub(crate) fn interface_index(iface: &Interface) -> io::Result<Option<NonZeroU32
 pub(crate) struct SocketOptions {
     pub send_buffer: usize,
     pub recv_buffer: usize,
+    /// SO_REUSEPORT on a listening socket: several endpoints (gateway workers) share its
+    /// port, the kernel spreading flows over them by a hash of the 4-tuple.
+    pub reuse_port: bool,
 }
 
 /// Turns an OS error while binding into the error the application sees.
@@ -292,6 +295,9 @@ pub(crate) fn open_listen_socket(
     if domain == Domain::IPV6 {
         let _ = sock.set_only_v6(true);
     }
+    if opts.reuse_port {
+        set_reuse_port(&sock).map_err(|e| Error::Listen { addr, source: e })?;
+    }
     sock.bind(&addr.into())
         .map_err(|e| Error::Listen { addr, source: e })?;
     configure(&sock, opts);
@@ -301,6 +307,19 @@ pub(crate) fn open_listen_socket(
         .and_then(|a| a.as_socket())
         .unwrap_or(addr);
     Ok((sock.into(), local))
+}
+
+#[cfg(unix)]
+fn set_reuse_port(sock: &Socket) -> io::Result<()> {
+    sock.set_reuse_port(true)
+}
+
+#[cfg(not(unix))]
+fn set_reuse_port(_: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT exists on Unix only",
+    ))
 }
 
 fn configure(sock: &Socket, opts: SocketOptions) {
