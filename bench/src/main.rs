@@ -3,11 +3,15 @@
 //! 128 KiB writes), run back to back in one invocation as separate processes, repeated, with
 //! min / median / max and the ratio. `cpu --markdown` prints the BENCHMARKS.md section.
 //!
+//! `braid-bench gateway-rate`: new connections per second through a `braid gateway` with 1
+//! and N workers (see `gateway_rate`).
+//!
 //! `braid-bench attack`: floods and forged segments against an in-process gateway (see
 //! `braid_bench::attack`); `attack --markdown` prints the "Under attack" section.
 
 mod attack_main;
 mod cpu;
+mod gateway_rate;
 
 use std::process::ExitCode;
 
@@ -18,10 +22,13 @@ fn main() -> ExitCode {
         Some("run-braid") => cpu::run_one(cpu::Stack::Braid, &args[1..]),
         Some("run-quinn") => cpu::run_one(cpu::Stack::Quinn, &args[1..]),
         Some("attack") => attack_main::run(&args[1..]),
+        Some("gateway-rate") => gateway_rate::run(&args[1..]),
         _ => Err(
             "usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]\n       \
              braid-bench attack [--seconds N] [--repeats N] [--bytes N] [--rate N] \
-             [--syn-rate N] [--markdown]"
+             [--syn-rate N] [--markdown]\n       \
+             braid-bench gateway-rate --braid PATH [--workers 1,2] [--seconds N] \
+             [--concurrency N] [--repeats N] [--markdown]"
                 .into(),
         ),
     };
