@@ -117,13 +117,15 @@ fn server_files(dir: &Path, big: u64) -> Vec<u8> {
         .unwrap();
     assert!(ok.success(), "openssl req failed");
     let d = dir.display();
+    // Also on the server's WiFi address, for curl straight over TCP (the numbers test).
+    let wifi_addr = Link::Wifi.addr(Side::Server);
     let conf = format!(
         "daemon off;\nuser root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 512; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
            types {{ application/octet-stream big; }}\n  default_type text/plain;\n\
-           server {{\n    listen {NGINX_ADDR} ssl http2;\n    server_name localhost;\n\
+           server {{\n    listen {NGINX_ADDR} ssl http2;\n    listen {wifi_addr}:8443 ssl http2;\n    server_name localhost;\n\
              ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n\
              root {d}/www;\n    location / {{ }}\n  }}\n}}\n"
     );
@@ -166,9 +168,21 @@ struct Download {
     version: String,
 }
 
-/// Downloads /big through the proxy, WiFi going down after a third.
-fn download(tb: &Testbed, dir: &Path, via: Via, http2: bool, big: u64) -> Download {
-    let mut c = curl(tb, dir, via, http2, "/big");
+/// Downloads /big through the proxy, WiFi going down after a third when `kill_wifi`.
+fn download(
+    tb: &Testbed,
+    dir: &Path,
+    via: Via,
+    http2: bool,
+    big: u64,
+    kill_wifi: bool,
+) -> Download {
+    let c = curl(tb, dir, via, http2, "/big");
+    fetch(tb, c, big, kill_wifi)
+}
+
+/// Runs a curl command, reading its body as it comes.
+fn fetch(tb: &Testbed, mut c: Command, big: u64, kill_wifi: bool) -> Download {
     let mut child = Kid(c
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -201,7 +215,7 @@ fn download(tb: &Testbed, dir: &Path, via: Via, http2: bool, big: u64) -> Downlo
         last = now;
         sha.update(&buf[..n]);
         bytes += n as u64;
-        if killed.is_none() && bytes >= big / 3 {
+        if kill_wifi && killed.is_none() && bytes >= big / 3 {
             tb.link_down(Link::Wifi).unwrap();
             killed = Some(Instant::now());
             last = Instant::now();
@@ -209,11 +223,8 @@ fn download(tb: &Testbed, dir: &Path, via: Via, http2: bool, big: u64) -> Downlo
     }
     let status = child.0.wait().unwrap();
     let err = err_text.join().unwrap();
-    assert!(
-        status.success(),
-        "curl {via:?} http2={http2}: {status}: {err}"
-    );
-    assert!(killed.is_some(), "WiFi never went down");
+    assert!(status.success(), "curl: {status}: {err}");
+    assert_eq!(killed.is_some(), kill_wifi, "WiFi went down when asked");
     let version = err
         .lines()
         .find_map(|l| l.strip_prefix("version="))
@@ -228,11 +239,28 @@ fn download(tb: &Testbed, dir: &Path, via: Via, http2: bool, big: u64) -> Downlo
     }
 }
 
-#[test]
-fn curl_through_braid_proxy_survives_wifi_going_down() {
-    if !root_or_skip("curl_through_braid_proxy_survives_wifi_going_down") {
-        return;
+/// The running setup: testbed, nginx and the gateway in the server namespace (plus a plain
+/// TCP source on port 9000 for the raw comparisons), `braid proxy` in the phone namespace.
+struct Bed {
+    // Field order is drop order: processes before the testbed.
+    _kids: Vec<Kid>,
+    proxy_log: mpsc::Receiver<String>,
+    tb: Testbed,
+    dir: PathBuf,
+    want_sha: Vec<u8>,
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Port of the plain TCP source (sends the asked-for bytes on each connection, then closes).
+const SOURCE_PORT: u16 = 9000;
+
+/// Whether the tools are here; a skip outside CI, a failure under CI=true.
+fn tools_present() -> bool {
     for tool in ["nginx", "curl", "openssl"] {
         if !have(tool) {
             assert!(
@@ -240,27 +268,28 @@ fn curl_through_braid_proxy_survives_wifi_going_down() {
                 "{tool} is missing and CI=true (cargo xtask ci installs it)"
             );
             eprintln!("\n*** SKIPPED: {tool} is not installed (apt-get install {tool}) ***\n");
-            return;
+            return false;
         }
     }
-    let big: u64 = std::env::var("BRAID_PROXY_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000_000);
+    true
+}
+
+fn bed(big: u64, policy: &str, source_bytes: u64) -> Bed {
     let dir = PathBuf::from(format!("/tmp/braid-proxy-netns-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let want_sha = server_files(&dir, big);
     let tb = Testbed::up(TestbedConfig::default()).unwrap();
+    let mut kids = Vec::new();
 
-    // Server namespace: nginx, then the gateway allowing only it.
+    // Server namespace: nginx, a plain TCP source, then the gateway allowing only those.
     let mut nginx = tb.command(Side::Server, "nginx");
     nginx
         .arg("-p")
         .arg(&dir)
         .arg("-c")
         .arg(dir.join("nginx.conf"));
-    let (_nginx, _nginx_log) = spawn_logged(nginx);
+    kids.push(spawn_logged(nginx).0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tb
         .run_in(Side::Server, || std::net::TcpStream::connect(NGINX_ADDR))
@@ -273,35 +302,81 @@ fn curl_through_braid_proxy_survives_wifi_going_down() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let source = tb
+        .run_in(Side::Server, || {
+            std::net::TcpListener::bind(("0.0.0.0", SOURCE_PORT))
+        })
+        .unwrap();
+    std::thread::spawn(move || {
+        for s in source.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let buf = vec![0x5au8; 1 << 16];
+                let mut left = source_bytes;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let _ = s.read_to_end(&mut Vec::new());
+            });
+        }
+    });
     let mut gw = tb.command(Side::Server, BRAID);
     gw.args(["gateway", "--listen", &format!("0.0.0.0:{GATEWAY_PORT}")])
-        .args(["--allow", NGINX_ADDR]);
-    let (_gw, gw_log) = spawn_logged(gw);
+        .args(["--allow", NGINX_ADDR])
+        .args(["--allow", &format!("127.0.0.1:{SOURCE_PORT}")]);
+    let (gw, gw_log) = spawn_logged(gw);
+    kids.push(gw);
     wait_line(&gw_log, "braid gateway on udp", Duration::from_secs(10)).expect("gateway up");
+    // Its log is not read further: a thread drains it so that it never blocks.
+    std::thread::spawn(move || while gw_log.recv().is_ok() {});
 
     // Phone namespace: the proxy over both interfaces.
-    let via = format!("{}:{GATEWAY_PORT}", Link::Wifi.addr(Side::Server));
     let mut proxy = tb.command(Side::Phone, BRAID);
     proxy
-        .args([
-            "proxy",
-            "--listen",
-            PROXY,
-            "--via",
-            &via,
-            "--policy",
-            "aggregate",
-        ])
-        .args([
-            "--interface",
-            &format!("{}:wifi", Link::Wifi.iface(Side::Phone)),
-        ])
-        .args([
-            "--interface",
-            &format!("{}:cellular", Link::Cell.iface(Side::Phone)),
-        ]);
-    let (_proxy, proxy_log) = spawn_logged(proxy);
+        .args(["proxy", "--listen", PROXY, "--via", &gateway_addr()])
+        .args(["--policy", policy])
+        .args(phone_interfaces());
+    let (proxy, proxy_log) = spawn_logged(proxy);
+    kids.push(proxy);
     wait_line(&proxy_log, "braid proxy on", Duration::from_secs(10)).expect("proxy up");
+    Bed {
+        _kids: kids,
+        proxy_log,
+        tb,
+        dir,
+        want_sha,
+    }
+}
+
+fn gateway_addr() -> String {
+    format!("{}:{GATEWAY_PORT}", Link::Wifi.addr(Side::Server))
+}
+
+fn phone_interfaces() -> [String; 4] {
+    [
+        "--interface".into(),
+        format!("{}:wifi", Link::Wifi.iface(Side::Phone)),
+        "--interface".into(),
+        format!("{}:cellular", Link::Cell.iface(Side::Phone)),
+    ]
+}
+
+#[test]
+fn curl_through_braid_proxy_survives_wifi_going_down() {
+    if !root_or_skip("curl_through_braid_proxy_survives_wifi_going_down") || !tools_present() {
+        return;
+    }
+    let big: u64 = std::env::var("BRAID_PROXY_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000_000);
+    let bed = bed(big, "aggregate", 0);
+    let (tb, dir, want_sha, proxy_log) = (&bed.tb, &bed.dir, &bed.want_sha, &bed.proxy_log);
 
     let mut finished = 0;
     for (via, http2) in [
@@ -313,7 +388,7 @@ fn curl_through_braid_proxy_survives_wifi_going_down() {
         tb.link_up(Link::Wifi).unwrap();
         // The proxy learns of the interface through rtnetlink.
         std::thread::sleep(Duration::from_millis(500));
-        let d = download(&tb, &dir, via, http2, big);
+        let d = download(tb, dir, via, http2, big, true);
         println!(
             "{via:?} HTTP/{}: {} B in {:.2} s ({:.1} Mbit/s), WiFi down after a third, longest \
              stall after it {} ms",
@@ -324,11 +399,11 @@ fn curl_through_braid_proxy_survives_wifi_going_down() {
             d.stall_after_kill.as_millis()
         );
         assert_eq!(d.bytes, big, "{via:?} http2={http2}: length");
-        assert_eq!(d.sha, want_sha, "{via:?} http2={http2}: SHA-256");
+        assert_eq!(&d.sha, want_sha, "{via:?} http2={http2}: SHA-256");
         assert_eq!(d.version, if http2 { "2" } else { "1.1" }, "{via:?}");
         finished += 1;
         let line = wait_line(
-            &proxy_log,
+            proxy_log,
             "-> localhost:8443: finished",
             Duration::from_secs(10),
         )
@@ -355,7 +430,7 @@ fn curl_through_braid_proxy_survives_wifi_going_down() {
             } else {
                 Via::HttpConnect
             };
-            let mut c = curl(&tb, &dir, via, i % 4 < 2, &format!("/small/{i}"));
+            let mut c = curl(tb, dir, via, i % 4 < 2, &format!("/small/{i}"));
             let k = c
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -382,6 +457,202 @@ fn curl_through_braid_proxy_survives_wifi_going_down() {
         "{SMALL} parallel small requests answered in {:.2} s",
         start.elapsed().as_secs_f64()
     );
-    drop(tb);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// curl straight to nginx over TCP on the WiFi link alone (no proxy, no Braid).
+fn curl_direct(tb: &Testbed, dir: &Path, path: &str) -> Command {
+    let mut c = tb.command(Side::Phone, "curl");
+    c.args(["-sS", "--fail", "--max-time", "120", "--http1.1"])
+        .arg("--cacert")
+        .arg(dir.join("cert.pem"))
+        .args(["-w", "%{stderr}version=%{http_version}\n"])
+        .args([
+            "--resolve",
+            &format!("localhost:8443:{}", Link::Wifi.addr(Side::Server)),
+        ])
+        .arg(format!("https://localhost:8443{path}"));
+    c
+}
+
+/// Time to first byte as curl measures it (`time_starttransfer`: from the start, name
+/// lookup, connects and TLS included).
+fn ttfb(mut c: Command) -> Duration {
+    let out = c
+        .args(["-o", "/dev/null", "-w", "%{time_starttransfer}"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    Duration::from_secs_f64(text.trim().parse().expect("a number of seconds"))
+}
+
+/// A hand-written SOCKS5 client in the phone namespace: CONNECT to the plain TCP source
+/// through the proxy, read to the end. Bytes and time from connect to the last byte.
+fn socks_raw(tb: &Testbed) -> (u64, Duration) {
+    tb.run_in(Side::Phone, || {
+        let start = Instant::now();
+        let mut s = std::net::TcpStream::connect(PROXY)?;
+        s.write_all(&[5, 1, 0])?;
+        let mut m = [0u8; 2];
+        s.read_exact(&mut m)?;
+        let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+        req.extend_from_slice(&SOURCE_PORT.to_be_bytes());
+        s.write_all(&req)?;
+        let mut reply = [0u8; 10];
+        s.read_exact(&mut reply)?;
+        assert_eq!(reply[1], 0, "SOCKS5 reply");
+        s.shutdown(std::net::Shutdown::Write)?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            match s.read(&mut buf)? {
+                0 => break,
+                k => n += k as u64,
+            }
+        }
+        Ok((n, start.elapsed()))
+    })
+    .unwrap()
+}
+
+/// `braid connect` through the gateway to the plain TCP source: bytes and time from spawn to
+/// the last byte.
+fn connect_raw(tb: &Testbed, policy: &str) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut c = tb.command(Side::Phone, BRAID);
+    let mut child = Kid(c
+        .args(["connect", &gateway_addr(), "--target"])
+        .arg(format!("127.0.0.1:{SOURCE_PORT}"))
+        .args(["--policy", policy])
+        .args(phone_interfaces())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("braid connect"));
+    let mut out = child.0.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        match out.read(&mut buf).unwrap() {
+            0 => break,
+            k => n += k as u64,
+        }
+    }
+    let elapsed = start.elapsed();
+    assert!(child.0.wait().unwrap().success());
+    (n, elapsed)
+}
+
+fn mbit(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 * 8.0 / d.as_secs_f64() / 1e6
+}
+
+/// "min / median / max" of samples.
+fn spread(mut v: Vec<f64>, digits: usize) -> String {
+    v.sort_by(f64::total_cmp);
+    format!(
+        "{:.digits$} / {:.digits$} / {:.digits$}",
+        v[0],
+        v[v.len() / 2],
+        v[v.len() - 1]
+    )
+}
+
+/// The numbers of BENCHMARKS.md, "Through the proxy". Run as root:
+/// `cargo test --release -p braid-cli --test proxy_netns -- --ignored --nocapture`
+/// (`BRAID_PROXY_BENCH_BYTES`, `BRAID_PROXY_BENCH_RUNS` change the size and the runs).
+#[test]
+#[ignore = "a benchmark: run it by name with --ignored"]
+fn proxy_numbers() {
+    if !root_or_skip("proxy_numbers") || !tools_present() {
+        return;
+    }
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let size = env("BRAID_PROXY_BENCH_BYTES", 20_000_000);
+    let runs = env("BRAID_PROXY_BENCH_RUNS", 3) as usize;
+    let policy = "aggregate";
+    let bed = bed(size, policy, size);
+    let (tb, dir) = (&bed.tb, &bed.dir);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (mut raw_proxy, mut raw_connect, mut https_proxy, mut https_tcp) =
+        (vec![], vec![], vec![], vec![]);
+    let (mut ttfb_proxy, mut ttfb_tcp, mut stalls, mut stall_goodput) =
+        (vec![], vec![], vec![], vec![]);
+    for run in 0..runs {
+        // Interleaved, so that a slow moment of the machine hits every kind alike.
+        let (n, d) = socks_raw(tb);
+        assert_eq!(n, size);
+        raw_proxy.push(mbit(n, d));
+        let (n, d) = connect_raw(tb, policy);
+        assert_eq!(n, size);
+        raw_connect.push(mbit(n, d));
+        let dl = download(tb, dir, Via::Socks5Hostname, false, size, false);
+        assert_eq!(dl.sha, bed.want_sha);
+        https_proxy.push(mbit(dl.bytes, dl.elapsed));
+        let dl = fetch(tb, curl_direct(tb, dir, "/big"), size, false);
+        assert_eq!(dl.sha, bed.want_sha);
+        https_tcp.push(mbit(dl.bytes, dl.elapsed));
+        for _ in 0..3 {
+            ttfb_proxy.push(
+                ttfb(curl(tb, dir, Via::Socks5Hostname, false, "/small/0")).as_secs_f64() * 1e3,
+            );
+            ttfb_tcp.push(ttfb(curl_direct(tb, dir, "/small/0")).as_secs_f64() * 1e3);
+        }
+        let dl = download(tb, dir, Via::Socks5Hostname, false, size, true);
+        assert_eq!(dl.sha, bed.want_sha);
+        stalls.push(dl.stall_after_kill.as_secs_f64() * 1e3);
+        stall_goodput.push(mbit(dl.bytes, dl.elapsed));
+        tb.link_up(Link::Wifi).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        eprintln!("run {} of {runs} done", run + 1);
+    }
+    let ratio: Vec<f64> = raw_proxy
+        .iter()
+        .zip(&raw_connect)
+        .map(|(p, c)| p / c)
+        .collect();
+    let mb = size as f64 / 1e6;
+    println!("| measure ({runs} runs; min / median / max) | value |");
+    println!("|---|---|");
+    println!(
+        "| {mb:.0} MB plain TCP download, hand-written SOCKS5 client through `braid proxy` ({policy}), Mbit/s | {} |",
+        spread(raw_proxy, 1)
+    );
+    println!(
+        "| the same download with `braid connect` ({policy}), Mbit/s | {} |",
+        spread(raw_connect, 1)
+    );
+    println!("| proxy / connect, per run | {} |", spread(ratio, 2));
+    println!(
+        "| {mb:.0} MB HTTPS download, curl `--socks5-hostname` through `braid proxy` ({policy}), Mbit/s | {} |",
+        spread(https_proxy, 1)
+    );
+    println!(
+        "| the same, curl straight over TCP on WiFi alone, Mbit/s | {} |",
+        spread(https_tcp, 1)
+    );
+    println!(
+        "| time to first byte of a small HTTPS request through `braid proxy`, ms | {} |",
+        spread(ttfb_proxy, 1)
+    );
+    println!(
+        "| the same straight over TCP on WiFi, ms | {} |",
+        spread(ttfb_tcp, 1)
+    );
+    println!(
+        "| longest gap in curl's received bytes after WiFi went down (through the proxy), ms | {} |",
+        spread(stalls, 0)
+    );
+    println!(
+        "| goodput of those downloads, Mbit/s | {} |",
+        spread(stall_goodput, 1)
+    );
 }
