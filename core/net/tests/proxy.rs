@@ -499,7 +499,11 @@ async fn stop_closes_the_listener_and_bad_configs_fail() {
     let mut back = [0u8; 10];
     live.read_exact(&mut back).await.unwrap();
     let st = proxy.stats();
-    assert_eq!((st.active, st.bytes_up, st.bytes_down), (1, 10, 10), "{st:?}");
+    assert_eq!(
+        (st.active, st.bytes_up, st.bytes_down),
+        (1, 10, 10),
+        "{st:?}"
+    );
     proxy.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(TcpStream::connect(p).await.is_err(), "no longer accepting");
