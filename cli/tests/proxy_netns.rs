@@ -275,7 +275,10 @@ fn tools_present() -> bool {
 }
 
 fn bed(big: u64, policy: &str, source_bytes: u64) -> Bed {
-    let dir = PathBuf::from(format!("/tmp/braid-proxy-netns-{}", std::process::id()));
+    // One directory per setup: the tests of this file may run at once (--include-ignored).
+    static SETUPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SETUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = PathBuf::from(format!("/tmp/braid-proxy-netns-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let want_sha = server_files(&dir, big);
