@@ -4,13 +4,15 @@
 //! min / median / max and the ratio. `cpu --markdown` prints the BENCHMARKS.md section.
 //!
 //! `braid-bench gateway-rate`: new connections per second through a `braid gateway` with 1
-//! and N workers (see `gateway_rate`).
+//! and N workers (see `gateway_rate`). `braid-bench gateway-idle`: memory per idle relayed
+//! connection and bulk goodput beside them (see `gateway_idle`).
 //!
 //! `braid-bench attack`: floods and forged segments against an in-process gateway (see
 //! `braid_bench::attack`); `attack --markdown` prints the "Under attack" section.
 
 mod attack_main;
 mod cpu;
+mod gateway_idle;
 mod gateway_rate;
 
 use std::process::ExitCode;
@@ -23,12 +25,15 @@ fn main() -> ExitCode {
         Some("run-quinn") => cpu::run_one(cpu::Stack::Quinn, &args[1..]),
         Some("attack") => attack_main::run(&args[1..]),
         Some("gateway-rate") => gateway_rate::run(&args[1..]),
+        Some("gateway-idle") => gateway_idle::run(&args[1..]),
         _ => Err(
             "usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]\n       \
              braid-bench attack [--seconds N] [--repeats N] [--bytes N] [--rate N] \
              [--syn-rate N] [--markdown]\n       \
              braid-bench gateway-rate --braid PATH [--workers 1,2] [--seconds N] \
-             [--concurrency N] [--repeats N] [--markdown]"
+             [--concurrency N] [--repeats N] [--markdown]\n       \
+             braid-bench gateway-idle --braid PATH [--connections 1000,10000] [--paths N] \
+             [--bulk-bytes N] [--markdown]"
                 .into(),
         ),
     };
