@@ -19,6 +19,9 @@ struct Args {
     concurrency: usize,
     repeats: usize,
     markdown: bool,
+    /// Concurrent bulk uploads for the bytes-per-CPU-second measurement (0: skip it).
+    bulk: usize,
+    bulk_bytes: u64,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -29,6 +32,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
         concurrency: 32,
         repeats: 3,
         markdown: false,
+        bulk: 0,
+        bulk_bytes: 4_000_000,
     };
     let mut it = args.iter();
     while let Some(k) = it.next() {
@@ -51,6 +56,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--repeats" => a.repeats = num("--repeats", val("--repeats")?)?.max(1) as usize,
             "--markdown" => a.markdown = true,
+            "--bulk" => a.bulk = num("--bulk", val("--bulk")?)? as usize,
+            "--bulk-bytes" => a.bulk_bytes = num("--bulk-bytes", val("--bulk-bytes")?)?,
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -80,16 +87,24 @@ fn start_gateway(
     workers: usize,
     echo: SocketAddr,
 ) -> Result<(GatewayProc, SocketAddr), String> {
+    start_gateway_with(braid, workers, &[echo])
+}
+
+fn start_gateway_with(
+    braid: &str,
+    workers: usize,
+    allow: &[SocketAddr],
+) -> Result<(GatewayProc, SocketAddr), String> {
     let port = free_udp_port()?;
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
     let child = Command::new(braid)
         .args(["--log", "warn", "gateway", "--listen", &listen.to_string()])
-        .args([
-            "--allow",
-            &echo.to_string(),
-            "--workers",
-            &workers.to_string(),
-        ])
+        .args(
+            allow
+                .iter()
+                .flat_map(|a| ["--allow".to_string(), a.to_string()]),
+        )
+        .args(["--workers", &workers.to_string()])
         // Every connection comes from 127.0.0.1: the per-source Convert limit would
         // measure itself.
         .args(["--max-connections", "100000", "--max-half-open", "8192"])
@@ -103,6 +118,89 @@ fn start_gateway(
     // Bound once it answers a connection; the first measurement waits for that.
     std::thread::sleep(Duration::from_millis(300));
     Ok((gw, listen))
+}
+
+/// CPU time a process has used so far (user + system), from /proc.
+fn cpu_of(pid: u32) -> Result<Duration, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64, String> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or("bad /proc stat".into())
+    };
+    // utime and stime are fields 14 and 15 of the line: from field 3 on after the name.
+    let t = ticks(11)? + ticks(12)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_micros(t * 1_000_000 / hz))
+}
+
+/// A discard server on loopback (reads to the end, then closes).
+async fn sink_server() -> std::io::Result<SocketAddr> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut b = vec![0u8; 128 * 1024];
+                while let Ok(n) = s.read(&mut b).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// `n` concurrent uploads of `bytes` each through the gateway: bytes relayed per second of
+/// the gateway's CPU time.
+async fn bulk(
+    gw: SocketAddr,
+    pid: u32,
+    sink: SocketAddr,
+    n: usize,
+    bytes: u64,
+) -> Result<f64, String> {
+    let client = braid::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let target = sink.to_string();
+    let cpu0 = cpu_of(pid)?;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, target) = (client.clone(), target.clone());
+        set.spawn(async move {
+            let mut conn = client
+                .connect_via(gw, &target)
+                .await
+                .map_err(|e| e.to_string())?;
+            let chunk = vec![0xa5u8; 64 * 1024];
+            let mut left = bytes;
+            while left > 0 {
+                let k = left.min(chunk.len() as u64) as usize;
+                conn.write_all(&chunk[..k])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                left -= k as u64;
+            }
+            conn.shutdown().await.map_err(|e| e.to_string())?;
+            let mut b = [0u8; 16];
+            while conn.read(&mut b).await.map_err(|e| e.to_string())? > 0 {}
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    let cpu = cpu_of(pid)?.saturating_sub(cpu0).as_secs_f64().max(1e-3);
+    Ok((n as u64 * bytes) as f64 / cpu)
 }
 
 /// One-byte echo server on loopback.
@@ -196,7 +294,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let echo = rt.block_on(echo_server()).map_err(|e| e.to_string())?;
+    let sink = rt.block_on(sink_server()).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
+    let mut bulk_rows = Vec::new();
     for &w in &a.workers {
         let mut rates = Vec::new();
         for rep in 0..a.repeats {
@@ -210,6 +310,52 @@ pub fn run(args: &[String]) -> Result<(), String> {
             rates.push(rate);
         }
         rows.push((w, median(&mut rates)));
+        if a.bulk == 0 {
+            continue;
+        }
+        let mut per_cpu = Vec::new();
+        for rep in 0..a.repeats {
+            let (gw, addr) = start_gateway_with(&a.braid, w, &[echo, sink])?;
+            let pid = gw.0.id();
+            // Waits until the gateway answers.
+            rt.block_on(measure(addr, echo, 1, 1))?;
+            let v = rt.block_on(bulk(addr, pid, sink, a.bulk, a.bulk_bytes))?;
+            drop(gw);
+            eprintln!(
+                "workers {w}, bulk run {}: {:.0} MB per gateway CPU-second",
+                rep + 1,
+                v / 1e6
+            );
+            per_cpu.push(v);
+        }
+        bulk_rows.push((w, median(&mut per_cpu)));
+    }
+    if !bulk_rows.is_empty() {
+        let base = bulk_rows[0].1.1;
+        if a.markdown {
+            println!(
+                "| workers | MB relayed per gateway CPU-second, min | median | max | median vs {} |",
+                bulk_rows[0].0
+            );
+            println!("|---|---|---|---|---|");
+        }
+        for (w, (lo, med, hi)) in &bulk_rows {
+            let line = format!(
+                "| {w} | {:.0} | {:.0} | {:.0} | {:.2}× |",
+                lo / 1e6,
+                med / 1e6,
+                hi / 1e6,
+                med / base
+            );
+            if a.markdown {
+                println!("{line}");
+            } else {
+                eprintln!("bulk {line}");
+            }
+        }
+        if a.markdown {
+            println!();
+        }
     }
     let base = rows.first().map(|r| r.1.1).unwrap_or(1.0);
     if a.markdown {
