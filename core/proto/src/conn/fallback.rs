@@ -3,7 +3,7 @@
 //! seen, or after a DSS checksum failure on the only subflow (MP_FAIL and the infinite
 //! mapping). Afterwards the data stream is one subflow's byte stream, offset by a constant.
 
-use super::{Connection, Event, SubflowId};
+use super::{Connection, Event, SubflowId, Timer};
 
 /// How the data stream maps onto the one remaining subflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,8 @@ impl Connection {
             infinite_at: announce.then_some(snd_nxt),
             rx,
         });
+        // Plain TCP ends with the subflow FIN: no DATA_FIN is resent.
+        self.timers.stop(Timer::DataFinRtx);
         self.data_nxt = dsn;
         self.reinject.clear();
         for e in &mut self.subflows {

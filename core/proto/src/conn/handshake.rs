@@ -2,7 +2,9 @@
 //! (token + HMACs both ways), and the fallback to plain TCP when the peer or a middlebox does
 //! not carry MPTCP.
 
-use super::{ConnState, Connection, Event, Fallback, JoinState, Role, SubflowEntry, SubflowId};
+use super::{
+    ConnState, Connection, Event, Fallback, JoinState, Role, SubflowEntry, SubflowId, Timer,
+};
 use crate::path::{InterfaceKind, PathId};
 use crate::random::Random;
 use crate::subflow::{State, Subflow};
@@ -42,9 +44,7 @@ impl Connection {
         if !self.cfg.mptcp {
             self.fallback = Some(Fallback::from_start(id));
         }
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         id
     }
 
@@ -72,9 +72,7 @@ impl Connection {
                 self.fallback = Some(Fallback::from_start(id));
             }
         }
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         id
     }
 
@@ -110,9 +108,7 @@ impl Connection {
             third_ack_at: None,
             attempts: 0,
         });
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         id
     }
 
@@ -170,9 +166,7 @@ impl Connection {
             third_ack_at: None,
             attempts: 0,
         });
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         Ok(id)
     }
 
@@ -336,6 +330,7 @@ impl Connection {
         let id = self.subflows[idx].id;
         self.mptcp = false;
         self.fallback = Some(Fallback::from_start(id));
+        self.timers.stop(Timer::DataFinRtx);
         self.fell_back_reported = true;
         self.events.push_back(Event::FellBackToTcp);
     }
@@ -357,7 +352,7 @@ impl Connection {
                 e.sf.request_ack();
             }
         }
-        self.no_path_since = None;
+        self.timers.stop(Timer::NoPath);
         self.report_path_up(idx);
     }
 

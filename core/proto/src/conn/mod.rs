@@ -17,6 +17,7 @@ mod recv_buf;
 mod rx;
 mod send_buf;
 mod steering;
+mod timer_table;
 mod timers;
 mod tx;
 
@@ -39,6 +40,7 @@ use paths::PathManager;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use timer_table::{Timer, TimerTable};
 
 /// Identifies a subflow within its connection (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,6 +213,24 @@ impl SubflowEntry {
     }
 }
 
+/// What a connection tells its endpoint; the endpoint drains these after every call into
+/// the connection (docs/ARCHITECTURE.md, "Timers and the endpoint").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndpointEvent {
+    /// Segments on this address pair go to subflow `id`.
+    TupleAdded {
+        local: SocketAddr,
+        remote: SocketAddr,
+        id: SubflowId,
+    },
+    /// Subflow `id` is gone: its address pair no longer leads to it.
+    TupleRemoved {
+        local: SocketAddr,
+        remote: SocketAddr,
+        id: SubflowId,
+    },
+}
+
 /// MPTCP keys and what derives from them.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Keys {
@@ -264,10 +284,7 @@ pub struct Connection {
     pub(crate) app_closed: bool,
     /// Our DATA_FIN went out at least once (a DATA_ACK may then cover it).
     pub(crate) data_fin_sent: bool,
-    /// When our DATA_FIN is due again if not acknowledged (None: send it when possible).
-    pub(crate) data_fin_rtx_at: Option<Instant>,
     pub(crate) data_fin_acked: bool,
-    pub(crate) persist_at: Option<Instant>,
     /// Send one segment past the peer's window to learn whether it reopened.
     pub(crate) probe_window: bool,
 
@@ -287,8 +304,9 @@ pub struct Connection {
     /// Time of the last segment that passed its subflow's checks (idle timeouts count from
     /// here: junk that fails the checks does not keep a connection alive).
     pub(crate) last_valid_input: Instant,
-    /// Deadlines at or before this were already handled (see `poll_timeout`).
-    pub(crate) timer_floor: Option<Instant>,
+    /// Named timers (docs/ARCHITECTURE.md, "Timers and the endpoint"). `DataFinRtx` armed:
+    /// our DATA_FIN is not due again yet; stopped: send it when possible.
+    pub(crate) timers: TimerTable,
 
     pub(crate) subflows: Vec<SubflowEntry>,
     pub(crate) next_subflow_id: u32,
@@ -298,16 +316,10 @@ pub struct Connection {
     pub(crate) stats: ConnectionStats,
     /// Final statistics of subflows that are gone (most recent last, bounded).
     pub(crate) closed_paths: Vec<PathStats>,
-    /// When the last subflow went away (for `no_path_timeout`).
-    pub(crate) no_path_since: Option<Instant>,
-    /// Subflows opened/closed or addresses changed since the endpoint last looked.
-    pub(crate) tuples_changed: bool,
+    /// What the endpoint must learn (address pairs to route), drained after every call.
+    pub(crate) endpoint_events: VecDeque<EndpointEvent>,
     pub(crate) rr_cursor: usize,
     pub(crate) was_writable: bool,
-    /// Queued in the endpoint's ready list.
-    pub(crate) queued: bool,
-    /// The application released its handle: the endpoint may drop the connection once closed.
-    pub(crate) released_by_app: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -410,9 +422,7 @@ impl Connection {
             reinject: RangeSet::new(),
             app_closed: false,
             data_fin_sent: false,
-            data_fin_rtx_at: None,
             data_fin_acked: false,
-            persist_at: None,
             probe_window: false,
             recv: Reassembly::new(1, cfg.receive_buffer),
             peer_fin: None,
@@ -422,7 +432,7 @@ impl Connection {
             sent_high: 1,
             last_input: now,
             last_valid_input: now,
-            timer_floor: None,
+            timers: TimerTable::default(),
             subflows: Vec::new(),
             next_subflow_id: 0,
             scheduler,
@@ -430,12 +440,9 @@ impl Connection {
             events: VecDeque::new(),
             stats: ConnectionStats::default(),
             closed_paths: Vec::new(),
-            no_path_since: None,
-            tuples_changed: true,
+            endpoint_events: VecDeque::new(),
             rr_cursor: 0,
             was_writable: true,
-            queued: false,
-            released_by_app: false,
             cfg,
         }
     }
@@ -618,6 +625,8 @@ impl Connection {
             return;
         }
         self.state = ConnState::Closed;
+        // Only subflows still finishing need time now.
+        self.timers.stop_all_but(Timer::Subflows);
         self.close_error = Some(err.clone());
         self.events.push_back(Event::Closed(err));
     }
@@ -636,86 +645,64 @@ impl Connection {
         self.data_una >= self.data_end() && (!self.app_closed || self.data_fin_acked)
     }
 
-    /// Earliest timer of the connection (never at or before the last `handle_timeout`:
-    /// a timer that stays due after being handled would make the caller spin).
+    /// Earliest timer of the connection (as of the last call into it).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.next_timer();
-        match (t, self.timer_floor) {
-            (Some(t), Some(floor)) if t <= floor => Some(floor + Duration::from_millis(1)),
-            (t, _) => t,
-        }
+        self.timers.next()
     }
 
-    /// Records that timers up to `now` were handled; a deadline still due afterwards is a
-    /// bug (caught in debug builds) and is pushed a millisecond out instead of spinning.
-    pub(crate) fn timers_handled(&mut self, now: Instant) {
-        self.timer_floor = None;
-        if let Some(t) = self.next_timer() {
-            if t <= now {
-                debug_assert!(
-                    false,
-                    "timer still due after handle_timeout:\n{}",
-                    self.debug_timers()
-                );
-                self.timer_floor = Some(now);
-            }
-        }
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        if self.state == ConnState::Closed {
-            // Only subflows still finishing (RST, FIN, TIME_WAIT) need time.
-            return self
-                .subflows
-                .iter()
-                .filter_map(|e| e.sf.poll_timeout())
-                .min();
-        }
-        let mut t = self
+    /// Re-reads the timers that are derived from subflow and path state (see
+    /// `timer_table`); the endpoint calls it after every call into the connection. Once
+    /// the connection is closed only subflows still finishing (RST, FIN, TIME_WAIT) need
+    /// time.
+    pub(crate) fn refresh_timers(&mut self) {
+        let subflows = self
             .subflows
             .iter()
             .filter_map(|e| e.sf.poll_timeout())
             .min();
-        let mut consider = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t: Instant| t.min(x)));
-            }
-        };
-        consider(self.persist_at);
-        consider(self.data_fin_retransmit_at());
-        consider(self.no_path_since.map(|s| s + self.cfg.no_path_timeout));
-        for e in &self.subflows {
-            if let Some(j) = e.join {
-                if j.awaiting_ack {
-                    consider(j.third_ack_at.map(|t| t + e.sf.rtt.rto()));
-                }
-            }
+        self.timers.set_or_stop(Timer::Subflows, subflows);
+        if self.state == ConnState::Closed {
+            self.timers.stop_all_but(Timer::Subflows);
+            return;
         }
-        consider(self.paths.poll_timeout());
-        consider(self.steering_deadline());
-        consider(self.silence_deadline());
-        consider(self.dead_subflow_deadline());
-        consider(self.peer_silence_deadline());
-        for e in &self.subflows {
-            consider(e.remove_probe.map(|(_, deadline)| deadline));
-        }
-        t
+        let join_ack = self
+            .subflows
+            .iter()
+            .filter_map(|e| {
+                let j = e.join.filter(|j| j.awaiting_ack)?;
+                Some(j.third_ack_at? + e.sf.rtt.rto())
+            })
+            .min();
+        self.timers.set_or_stop(Timer::JoinAck, join_ack);
+        let remove_probe = self
+            .subflows
+            .iter()
+            .filter_map(|e| e.remove_probe.map(|(_, deadline)| deadline))
+            .min();
+        self.timers.set_or_stop(Timer::RemoveProbe, remove_probe);
+        self.timers
+            .set_or_stop(Timer::PeerSilence, self.peer_silence_deadline());
+        let paths = [
+            self.paths.poll_timeout(),
+            self.steering_deadline(),
+            self.silence_deadline(),
+            self.dead_subflow_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        self.timers.set_or_stop(Timer::Paths, paths);
     }
 
     #[doc(hidden)]
     pub fn debug_timers(&self) -> String {
-        let mut out = format!(
-            "persist {:?} datafin {:?} nopath {:?} paths {:?}\n",
-            self.persist_at,
-            self.data_fin_retransmit_at(),
-            self.no_path_since,
-            self.paths.poll_timeout()
-        ) + &format!(
-            "recv rcv_nxt {} reinject {:?} peer_wnd_end {}\n",
-            self.recv.rcv_nxt(),
-            self.reinject.first(),
-            self.peer_wnd_end
-        );
+        let mut out = format!("timers {:?}\n", self.timers)
+            + &format!(
+                "recv rcv_nxt {} reinject {:?} peer_wnd_end {}\n",
+                self.recv.rcv_nxt(),
+                self.reinject.first(),
+                self.peer_wnd_end
+            );
         for e in &self.subflows {
             out += &format!(
                 "  sf {:?} {:?} join {:?} t {:?} rcv_nxt {} checked {:?} carried {:?}\n",
@@ -733,13 +720,6 @@ impl Connection {
         out
     }
 
-    fn data_fin_retransmit_at(&self) -> Option<Instant> {
-        if self.data_fin_acked || self.fallback.is_some() {
-            return None;
-        }
-        self.data_fin_rtx_at
-    }
-
     /// Records that the DATA_FIN went out: it is due again after an RTO unless acknowledged.
     pub(crate) fn on_data_fin_sent(&mut self, now: Instant) {
         let rto = self
@@ -749,7 +729,9 @@ impl Connection {
             .min()
             .unwrap_or(Duration::from_secs(1));
         self.data_fin_sent = true;
-        self.data_fin_rtx_at = Some(now + rto);
+        if !self.data_fin_acked && self.fallback.is_none() {
+            self.timers.set(Timer::DataFinRtx, now + rto);
+        }
     }
 
     /// Statistics, with one entry per subflow.
@@ -764,14 +746,48 @@ impl Connection {
         s
     }
 
-    /// The (local, remote) address pairs of live subflows, for the endpoint's demultiplexer.
+    /// The (local, remote) address pairs of every subflow, for the endpoint's demultiplexer.
     pub(crate) fn tuples(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, SubflowId)> + '_ {
-        // A replacement join shares its address pair with the subflow it replaces, which
-        // keeps the pair until the join is verified (`route` picks between them).
         self.subflows
             .iter()
-            .filter(|e| e.replaces.is_none())
             .map(|e| (e.sf.local, e.sf.remote, e.id))
+    }
+
+    /// The next thing the endpoint must learn.
+    pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// Adds a subflow; the endpoint routes its address pair to it, unless it is a
+    /// replacement join: that shares its pair with the subflow it replaces, which keeps the
+    /// pair until the join is verified (`route` picks between them).
+    pub(crate) fn push_subflow(&mut self, e: SubflowEntry) {
+        let routed = e.replaces.is_none();
+        self.subflows.push(e);
+        self.stats.subflows_opened += 1;
+        if routed {
+            self.route_to_subflow(self.subflows.len() - 1);
+        }
+    }
+
+    /// Tells the endpoint to route subflow `idx`'s address pair to it.
+    pub(crate) fn route_to_subflow(&mut self, idx: usize) {
+        let e = &self.subflows[idx];
+        self.endpoint_events.push_back(EndpointEvent::TupleAdded {
+            local: e.sf.local,
+            remote: e.sf.remote,
+            id: e.id,
+        });
+    }
+
+    /// Removes subflow `idx`; the endpoint stops routing its address pair to it.
+    pub(crate) fn remove_subflow(&mut self, idx: usize) {
+        let e = self.subflows.remove(idx);
+        self.endpoint_events.push_back(EndpointEvent::TupleRemoved {
+            local: e.sf.local,
+            remote: e.sf.remote,
+            id: e.id,
+        });
     }
 
     /// The subflow a segment on subflow `id`'s address pair belongs to: a pending
@@ -817,16 +833,8 @@ impl Connection {
                 e.sf.drop_pending_rst();
             }
             self.on_subflow_closed(now, i);
-            self.subflows.remove(i);
-            self.tuples_changed = true;
+            self.remove_subflow(i);
         }
-    }
-
-    /// Every subflow has finished (or been reset) and sent what it had to.
-    pub(crate) fn subflows_done(&self) -> bool {
-        self.subflows
-            .iter()
-            .all(|e| e.sf.is_closed() && e.sf.next_control().is_none())
     }
 
     /// Paths the connection may use (client side); same as `interface_available`.

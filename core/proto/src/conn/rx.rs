@@ -3,7 +3,7 @@
 //! sequence number.
 
 use super::handshake::Verdict;
-use super::{CloseError, ConnState, Connection, Event, RxMapping};
+use super::{CloseError, ConnState, Connection, Event, RxMapping, Timer};
 use crate::cc::{Coupling, PathState};
 use crate::seq::unwrap32;
 use crate::subflow::{CloseReason, RxOutcome};
@@ -103,7 +103,9 @@ impl Connection {
         }
         if let Some(old) = replaced {
             self.drop_subflow(now, old);
-            self.tuples_changed = true;
+            if let Some(i) = self.index_of(id) {
+                self.route_to_subflow(i);
+            }
         }
         self.steer(now);
         self.after_input(now);
@@ -307,6 +309,7 @@ impl Connection {
             let end = self.data_end();
             if self.app_closed && fin_sent && ack > end {
                 self.data_fin_acked = true;
+                self.timers.stop(Timer::DataFinRtx);
             }
             self.data_una = ack.min(end);
             self.reinject.remove_below(self.data_una);
@@ -428,7 +431,6 @@ impl Connection {
             self.paths.cellular_closed_bytes +=
                 e.sf.counters.bytes_sent + e.sf.counters.bytes_received;
         }
-        self.tuples_changed = true;
         let e = &self.subflows[idx];
         if e.reported_up {
             if let Some(path) = e.path {
@@ -455,8 +457,9 @@ impl Connection {
             .subflows
             .iter()
             .any(|e| !e.sf.is_closed() && e.sf.state.is_synchronized());
-        if !any_live && self.no_path_since.is_none() {
-            self.no_path_since = Some(now);
+        if !any_live && !self.timers.is_set(Timer::NoPath) {
+            self.timers
+                .set(Timer::NoPath, now + self.cfg.no_path_timeout);
         }
     }
 

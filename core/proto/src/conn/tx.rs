@@ -1,7 +1,7 @@
 //! Sending: control segments, subflow retransmissions, data chosen by the scheduler, pure
 //! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
 
-use super::{CloseError, Connection, SubflowEntry};
+use super::{CloseError, Connection, SubflowEntry, Timer};
 use crate::sched::{SchedContext, SchedView};
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{self, DataSeq, Dss, DssMapping, TcpFlags, TcpRepr};
@@ -74,11 +74,14 @@ impl Connection {
 
     /// Removes subflows that are closed and have nothing left to say.
     fn reap_subflows(&mut self) {
-        let before = self.subflows.len();
-        self.subflows
-            .retain(|e| !(e.sf.is_closed() && e.sf.next_control().is_none() && e.closed_handled));
-        if self.subflows.len() != before {
-            self.tuples_changed = true;
+        let mut i = 0;
+        while i < self.subflows.len() {
+            let e = &self.subflows[i];
+            if e.sf.is_closed() && e.sf.next_control().is_none() && e.closed_handled {
+                self.remove_subflow(i);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -243,7 +246,7 @@ impl Connection {
             }
             (self.data_nxt, end - self.data_nxt, false)
         };
-        self.persist_at = None;
+        self.timers.stop(Timer::Persist);
         let idx = self.pick_subflow(now)?;
         let t = self.send_chunk(now, idx, start, avail, buf)?;
         self.probe_window = false;
@@ -360,7 +363,7 @@ impl Connection {
         if self.data_nxt < self.data_end() || !self.reinject.is_empty() {
             return None;
         }
-        if self.data_fin_rtx_at.is_some() {
+        if self.timers.is_set(Timer::DataFinRtx) {
             // Sent and not yet due again.
             return None;
         }
@@ -487,14 +490,14 @@ impl Connection {
     fn arm_persist(&mut self, now: Instant) {
         let waiting = self.data_nxt < self.data_end();
         let idle = self.subflows.iter().all(|e| e.sf.in_flight() == 0);
-        if waiting && idle && self.persist_at.is_none() {
+        if waiting && idle && !self.timers.is_set(Timer::Persist) {
             let rto = self
                 .subflows
                 .iter()
                 .map(|e| e.sf.rtt.rto())
                 .min()
                 .unwrap_or(std::time::Duration::from_secs(1));
-            self.persist_at = Some(now + rto);
+            self.timers.set(Timer::Persist, now + rto);
         }
     }
 
