@@ -114,6 +114,19 @@ pub(crate) struct JoinState {
     pub attempts: u32,
 }
 
+/// A subflow's lifecycle as the connection reports it (the TCP states are the subflow's
+/// own `State`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SubflowPhase {
+    /// Handshake, or join confirmation, in progress.
+    Opening,
+    /// Reported up (`Event::PathUp`).
+    Up,
+    /// Its end was accounted for: what it carried reinjected, `Event::PathDown` if it was
+    /// up.
+    Closed { was_up: bool },
+}
+
 /// A subflow with the MPTCP state that belongs to it.
 pub(crate) struct SubflowEntry {
     pub id: SubflowId,
@@ -145,10 +158,8 @@ pub(crate) struct SubflowEntry {
     pub rst_reason: Option<TcpRstReason>,
     /// The RST carries MP_FASTCLOSE (connection abort).
     pub fastclose: bool,
-    /// Counted as up (PathUp was reported).
-    pub reported_up: bool,
-    /// `on_subflow_closed` already ran for it.
-    pub closed_handled: bool,
+    /// Where the subflow stands as the application sees it.
+    pub phase: SubflowPhase,
     /// The silence (last segment received at this time) whose outstanding data was already
     /// reinjected elsewhere.
     pub silence_handled: Option<Instant>,
@@ -197,8 +208,7 @@ impl SubflowEntry {
             fail_pending: None,
             rst_reason: None,
             fastclose: false,
-            reported_up: false,
-            closed_handled: false,
+            phase: SubflowPhase::Opening,
             silence_handled: None,
             remove_probe: None,
             replaces: None,
@@ -242,6 +252,79 @@ pub(crate) struct Keys {
     pub remote_idsn: u64,
 }
 
+/// Whether the connection speaks MPTCP (RFC 8684 §3.1, §3.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// MP_CAPABLE offered (client) or accepted (server); the peer's key is not known yet.
+    Negotiating,
+    /// Both keys known: data goes with DSS mappings on any subflow.
+    Mptcp,
+    /// Plain TCP on one subflow. `options_read`: the peer still sends MPTCP options there
+    /// (the fallback followed an MP_FAIL, whose answer is the peer's infinite mapping);
+    /// false when it never did or a middlebox strips them.
+    Fallback { fb: Fallback, options_read: bool },
+}
+
+impl Mode {
+    /// Plain TCP on subflow `id` from its first byte.
+    pub(crate) fn plain(id: SubflowId) -> Self {
+        Mode::Fallback {
+            fb: Fallback::from_start(id),
+            options_read: false,
+        }
+    }
+
+    pub(crate) fn fallback(&self) -> Option<Fallback> {
+        match self {
+            Mode::Fallback { fb, .. } => Some(*fb),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn fallback_mut(&mut self) -> Option<&mut Fallback> {
+        match self {
+            Mode::Fallback { fb, .. } => Some(fb),
+            _ => None,
+        }
+    }
+
+    /// The peer's MPTCP options are read.
+    pub(crate) fn reads_options(&self) -> bool {
+        !matches!(
+            self,
+            Mode::Fallback {
+                options_read: false,
+                ..
+            }
+        )
+    }
+}
+
+/// How far the sending direction has closed (RFC 8684 §3.3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendClose {
+    /// The application may write.
+    Open,
+    /// `shutdown` was called: a DATA_FIN follows the buffered data.
+    FinQueued,
+    /// Our DATA_FIN went out at least once (a DATA_ACK may now cover it).
+    FinSent,
+    /// The peer acknowledged our DATA_FIN.
+    FinAcked,
+}
+
+impl SendClose {
+    /// The application closed its sending direction.
+    pub(crate) fn app_closed(self) -> bool {
+        self != SendClose::Open
+    }
+
+    /// A DATA_ACK may cover our DATA_FIN.
+    pub(crate) fn fin_sent(self) -> bool {
+        matches!(self, SendClose::FinSent | SendClose::FinAcked)
+    }
+}
+
 /// Connection-level state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnState {
@@ -259,10 +342,9 @@ pub struct Connection {
     pub(crate) state: ConnState,
     pub(crate) close_error: Option<CloseError>,
     pub(crate) keys: Keys,
-    /// MPTCP negotiated on the initial subflow (false for plain TCP from the start).
-    pub(crate) mptcp: bool,
+    /// MPTCP being negotiated, in use, or given up for plain TCP.
+    pub(crate) mode: Mode,
     pub(crate) checksum: bool,
-    pub(crate) fallback: Option<Fallback>,
     /// The peer has shown it holds our key: it sent a DSS (client side) or the third ACK /
     /// first data carried both keys (server side).
     pub(crate) fully_established: bool,
@@ -281,10 +363,7 @@ pub struct Connection {
     pub(crate) peer_wnd_end: u64,
     /// Ranges any subflow may (re)send: data stranded on a dead subflow.
     pub(crate) reinject: RangeSet,
-    pub(crate) app_closed: bool,
-    /// Our DATA_FIN went out at least once (a DATA_ACK may then cover it).
-    pub(crate) data_fin_sent: bool,
-    pub(crate) data_fin_acked: bool,
+    pub(crate) send_close: SendClose,
     /// Send one segment past the peer's window to learn whether it reopened.
     pub(crate) probe_window: bool,
 
@@ -327,7 +406,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("role", &self.role)
             .field("state", &self.state)
-            .field("mptcp", &self.mptcp)
+            .field("mptcp", &self.mode.reads_options())
             .field("data_una", &self.data_una)
             .field("data_nxt", &self.data_nxt)
             .field("subflows", &self.subflows.len())
@@ -409,9 +488,9 @@ impl Connection {
             state: ConnState::Connecting,
             close_error: None,
             keys,
-            mptcp: cfg.mptcp,
+            // A plain TCP connection becomes `Mode::Fallback` with its first subflow.
+            mode: Mode::Negotiating,
             checksum: cfg.checksum,
-            fallback: None,
             fully_established: false,
             seen_dss: false,
             remote,
@@ -420,9 +499,7 @@ impl Connection {
             data_una: 1,
             peer_wnd_end: 1,
             reinject: RangeSet::new(),
-            app_closed: false,
-            data_fin_sent: false,
-            data_fin_acked: false,
+            send_close: SendClose::Open,
             probe_window: false,
             recv: Reassembly::new(1, cfg.receive_buffer),
             peer_fin: None,
@@ -467,7 +544,7 @@ impl Connection {
 
     /// Whether MPTCP is in use (false: plain TCP, from the start or after a fallback).
     pub fn is_mptcp(&self) -> bool {
-        self.mptcp && self.fallback.is_none()
+        matches!(self.mode, Mode::Negotiating | Mode::Mptcp)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -505,7 +582,7 @@ impl Connection {
         if let Some(e) = &self.close_error {
             return Err(WriteError::ConnectionLost(e.clone()));
         }
-        if self.app_closed {
+        if self.send_close.app_closed() {
             return Err(WriteError::Closed);
         }
         if data.is_empty() {
@@ -562,7 +639,7 @@ impl Connection {
     }
 
     fn fallback_peer_finished(&self) -> bool {
-        let Some(fb) = self.fallback else {
+        let Some(fb) = self.mode.fallback() else {
             return false;
         };
         self.index_of(fb.subflow)
@@ -584,16 +661,21 @@ impl Connection {
 
     /// Closes the sending direction: a DATA_FIN follows the buffered data.
     pub fn shutdown(&mut self) {
-        if self.app_closed || self.close_error.is_some() {
+        if self.send_close.app_closed() || self.close_error.is_some() {
             return;
         }
-        self.app_closed = true;
+        self.send_close = SendClose::FinQueued;
     }
 
     /// Plain TCP: the subflow FIN ends the stream, once every byte before it was sent.
     pub(crate) fn fallback_fin_if_done(&mut self) {
-        let Some(fb) = self.fallback else { return };
-        if !self.app_closed || self.data_nxt < self.data_end() || !self.reinject.is_empty() {
+        let Some(fb) = self.mode.fallback() else {
+            return;
+        };
+        if !self.send_close.app_closed()
+            || self.data_nxt < self.data_end()
+            || !self.reinject.is_empty()
+        {
             return;
         }
         if let Some(i) = self.index_of(fb.subflow) {
@@ -642,7 +724,8 @@ impl Connection {
 
     /// Everything we wrote (and the DATA_FIN) is acknowledged.
     pub fn all_acked(&self) -> bool {
-        self.data_una >= self.data_end() && (!self.app_closed || self.data_fin_acked)
+        self.data_una >= self.data_end()
+            && matches!(self.send_close, SendClose::Open | SendClose::FinAcked)
     }
 
     /// Earliest timer of the connection (as of the last call into it).
@@ -728,8 +811,11 @@ impl Connection {
             .map(|e| e.sf.rtt.rto())
             .min()
             .unwrap_or(Duration::from_secs(1));
-        self.data_fin_sent = true;
-        if !self.data_fin_acked && self.fallback.is_none() {
+        if self.send_close == SendClose::FinAcked {
+            return;
+        }
+        self.send_close = SendClose::FinSent;
+        if self.mode.fallback().is_none() {
             self.timers.set(Timer::DataFinRtx, now + rto);
         }
     }

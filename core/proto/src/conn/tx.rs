@@ -1,7 +1,7 @@
 //! Sending: control segments, subflow retransmissions, data chosen by the scheduler, pure
 //! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
 
-use super::{CloseError, Connection, SubflowEntry, Timer};
+use super::{CloseError, Connection, SendClose, SubflowEntry, SubflowPhase, Timer};
 use crate::sched::{SchedContext, SchedView};
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{self, DataSeq, Dss, DssMapping, TcpFlags, TcpRepr};
@@ -77,7 +77,8 @@ impl Connection {
         let mut i = 0;
         while i < self.subflows.len() {
             let e = &self.subflows[i];
-            if e.sf.is_closed() && e.sf.next_control().is_none() && e.closed_handled {
+            let accounted = matches!(e.phase, SubflowPhase::Closed { .. });
+            if e.sf.is_closed() && e.sf.next_control().is_none() && accounted {
                 self.remove_subflow(i);
             } else {
                 i += 1;
@@ -130,11 +131,12 @@ impl Connection {
             ),
         };
         let mut repr = repr;
-        self.add_mptcp_options(now, idx, &mut repr, kind);
+        let sent = self.add_mptcp_options(now, idx, &mut repr, kind);
         if matches!(kind, Seg::PureAck | Seg::Fin) {
             self.subflows[idx].sf.add_sack_blocks(&mut repr);
         }
         let t = self.encode(idx, &repr, &[], buf)?;
+        self.commit_mptcp_options(idx, &sent);
         self.subflows[idx].sf.on_control_sent(now, control);
         Some(t)
     }
@@ -153,7 +155,7 @@ impl Connection {
     /// MPTCP signals (MP_PRIO, ADD_ADDR, ...) go out only once segments carry DSS options,
     /// i.e. after the MP_CAPABLE exchange is complete, and not after a fallback.
     fn signals_allowed(&self) -> bool {
-        self.fully_established && self.fallback.is_none() && self.keys.remote.is_some()
+        self.fully_established && self.mode.fallback().is_none() && self.keys.remote.is_some()
     }
 
     /// The subflow that carries ADD_ADDR/REMOVE_ADDR: the first usable one.
@@ -204,12 +206,14 @@ impl Connection {
         } else {
             Seg::Fin
         };
-        self.add_mptcp_options(now, idx, &mut repr, kind);
+        let sent = self.add_mptcp_options(now, idx, &mut repr, kind);
         let len = seg.len as usize;
         let send_buf = &self.send_buf;
-        self.encode_with(idx, &repr, len, buf, |out| {
+        let t = self.encode_with(idx, &repr, len, buf, |out| {
             send_buf.copy_out(seg.dsn, out);
-        })
+        })?;
+        self.commit_mptcp_options(idx, &sent);
+        Some(t)
     }
 
     /// New data, reinjected data, or a subflow's own queue, on the subflow the scheduler
@@ -286,18 +290,18 @@ impl Connection {
         let e = &self.subflows[idx];
         let ssn = e.sf.next_seq();
         let mut repr = e.sf.header(now, TcpFlags::ACK, ssn, window);
-        // Options first (their size limits the payload); the mapping length is patched below.
-        self.add_mptcp_options(
-            now,
+        // Options first (their size limits the payload): planned for one byte, only to
+        // be measured; the segment's own are built below.
+        self.plan_mptcp_options(
             idx,
-            &mut repr,
             Seg::Data {
                 dsn,
                 ssn,
                 len: 1,
                 data_fin: false,
             },
-        );
+        )
+        .write(&mut repr);
         let e = &self.subflows[idx];
         let opt_len = repr.options.len();
         let mss = (e.sf.effective_mss() as usize)
@@ -319,14 +323,16 @@ impl Connection {
         if !self.bytes_held(dsn, len as u64) {
             return None;
         }
-        let data_fin = self.app_closed && end == self.data_end() && self.fallback.is_none();
+        let data_fin = self.send_close.app_closed()
+            && end == self.data_end()
+            && self.mode.fallback().is_none();
         let mut repr = self.subflows[idx]
             .sf
             .header(now, TcpFlags::ACK, ssn, window);
         if end == self.data_end() {
             repr.flags.insert(TcpFlags::PSH);
         }
-        self.add_mptcp_options(
+        let sent = self.add_mptcp_options(
             now,
             idx,
             &mut repr,
@@ -341,6 +347,7 @@ impl Connection {
         let t = self.encode_with(idx, &repr, len as usize, buf, |out| {
             send_buf.copy_out(dsn, out);
         })?;
+        self.commit_mptcp_options(idx, &sent);
         let e = &mut self.subflows[idx];
         e.sf.on_data_sent(now, len, dsn, data_fin);
         e.carried.insert(dsn..end);
@@ -357,7 +364,10 @@ impl Connection {
     /// DATA_FIN on a pure ACK, when no data segment can carry it (all data already sent)
     /// or it needs retransmission.
     fn send_data_fin_alone(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        if !self.app_closed || self.data_fin_acked || self.fallback.is_some() || !self.is_mptcp() {
+        if !matches!(self.send_close, SendClose::FinQueued | SendClose::FinSent)
+            || self.mode.fallback().is_some()
+            || !self.is_mptcp()
+        {
             return None;
         }
         if self.data_nxt < self.data_end() || !self.reinject.is_empty() {
@@ -407,7 +417,7 @@ impl Connection {
     /// Chooses the subflow for shared data (new or reinjected) among those allowed.
     fn pick_subflow(&mut self, now: Instant) -> Option<usize> {
         let mut views = [SchedView::default(); MAX_SCHED];
-        let only = self.fallback.map(|f| f.subflow);
+        let only = self.mode.fallback().map(|f| f.subflow);
         // Candidates: usable, allowed by the fallback and the policy. If the policy's
         // active path has nothing usable, any usable subflow the cost rules allow will do.
         let eligible = |e: &SubflowEntry, strict: bool| {
