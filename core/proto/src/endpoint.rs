@@ -442,7 +442,7 @@ impl Endpoint {
             return Err(Dropped::NoConnection);
         }
         let half_open = self.half_open.len();
-        let from_source = self.half_open.from_source(remote.ip());
+        let from_source = self.half_open.count_from(remote.ip());
         if half_open >= self.cfg.max_half_open / 2 || from_source >= HALF_OPEN_PER_SOURCE {
             // Under pressure (a flood, or one source opening many): no state until the
             // client proves it can receive our SYN/ACK.

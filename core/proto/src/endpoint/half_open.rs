@@ -51,7 +51,7 @@ impl HalfOpen {
         self.members.len()
     }
 
-    pub(crate) fn from_source(&self, source: IpAddr) -> usize {
+    pub(crate) fn count_from(&self, source: IpAddr) -> usize {
         self.by_source.get(&source).copied().unwrap_or(0)
     }
 
@@ -80,11 +80,11 @@ mod tests {
         q.insert(ConnectionHandle(2), b);
         q.insert(ConnectionHandle(3), a);
         q.insert(ConnectionHandle(3), a); // twice: counted once
-        assert_eq!((q.len(), q.from_source(a), q.from_source(b)), (3, 2, 1));
+        assert_eq!((q.len(), q.count_from(a), q.count_from(b)), (3, 2, 1));
         assert_eq!(q.oldest(), Some(ConnectionHandle(1)));
         q.remove(ConnectionHandle(1));
         q.remove(ConnectionHandle(1)); // already gone: no change
-        assert_eq!((q.len(), q.from_source(a)), (2, 1));
+        assert_eq!((q.len(), q.count_from(a)), (2, 1));
         assert_eq!(q.oldest(), Some(ConnectionHandle(2)));
         assert!(!q.contains(ConnectionHandle(1)) && q.contains(ConnectionHandle(3)));
     }
@@ -98,6 +98,6 @@ mod tests {
             q.remove(ConnectionHandle(i));
         }
         assert!(q.fifo.len() <= 64 + 1);
-        assert_eq!((q.len(), q.from_source(a), q.oldest()), (0, 0, None));
+        assert_eq!((q.len(), q.count_from(a), q.oldest()), (0, 0, None));
     }
 }
