@@ -238,6 +238,10 @@ impl Endpoint {
                 conn.abort();
             }
             self.by_token.remove(&conn.local_token());
+            // Pairs of subflows already gone, then those of the ones left.
+            while let Some(ev) = conn.poll_endpoint_event() {
+                route(&mut self.by_tuple, h, ev);
+            }
             for (l, r, _) in conn.tuples() {
                 if self.by_tuple.get(&(l, r)).is_some_and(|v| v.0 == h) {
                     self.by_tuple.remove(&(l, r));
@@ -283,16 +287,7 @@ impl Endpoint {
         slot.touched = false;
         let c = &mut slot.conn;
         while let Some(ev) = c.poll_endpoint_event() {
-            match ev {
-                EndpointEvent::TupleAdded { local, remote, id } => {
-                    self.by_tuple.insert((local, remote), (h, id));
-                }
-                EndpointEvent::TupleRemoved { local, remote, id } => {
-                    if self.by_tuple.get(&(local, remote)) == Some(&(h, id)) {
-                        self.by_tuple.remove(&(local, remote));
-                    }
-                }
-            }
+            route(&mut self.by_tuple, h, ev);
         }
         while let Some(e) = c.poll_event() {
             self.events.push_back((h, e));
@@ -775,5 +770,24 @@ impl Endpoint {
             .paths
             .local(path)
             .map(|p| p.spec.kind)
+    }
+}
+
+/// Applies what connection `h` said about its address pairs to the demultiplexer.
+fn route(
+    by_tuple: &mut HashMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
+    h: ConnectionHandle,
+    ev: EndpointEvent,
+) {
+    match ev {
+        EndpointEvent::TupleAdded { local, remote, id } => {
+            by_tuple.insert((local, remote), (h, id));
+        }
+        EndpointEvent::TupleRemoved { local, remote, id } => {
+            // A replacement join may have taken the pair over already.
+            if by_tuple.get(&(local, remote)) == Some(&(h, id)) {
+                by_tuple.remove(&(local, remote));
+            }
+        }
     }
 }

@@ -851,6 +851,8 @@ impl Connection {
         let routed = e.replaces.is_none();
         self.subflows.push(e);
         self.stats.subflows_opened += 1;
+        // A subflow exists again: the no-path timeout restarts if it fails too.
+        self.timers.stop(Timer::NoPath);
         if routed {
             self.route_to_subflow(self.subflows.len() - 1);
         }

@@ -457,10 +457,8 @@ impl Connection {
             self.close(CloseError::ConnectFailed);
             return;
         }
-        let any_live = self
-            .subflows
-            .iter()
-            .any(|e| !e.sf.is_closed() && e.sf.state.is_synchronized());
+        // No subflow left, not even one still connecting (a new one stops the timer).
+        let any_live = self.subflows.iter().any(|e| !e.sf.is_closed());
         if !any_live && !self.timers.is_set(Timer::NoPath) {
             self.timers
                 .set(Timer::NoPath, now + self.cfg.no_path_timeout);
