@@ -13,6 +13,8 @@ impl Connection {
     /// later, so none stays due), then lets the paths react as after any input.
     pub(crate) fn handle_timeout(&mut self, now: Instant, rng: &mut dyn Random) {
         self.last_input = now;
+        // A subflow may have closed outside a timer (a RST sent, say): account for it first.
+        self.account_closed_subflows(now);
         let due: Vec<Timer> = self.timers.expired(now).collect();
         for timer in due {
             self.timers.stop(timer);
@@ -42,16 +44,18 @@ impl Connection {
         self.finish_remove_probes(now);
         self.reinject_silent(now);
         self.reap_dead_subflows(now);
-        // A subflow may have closed outside a timer (a RST sent, say): account for it.
+        self.steer(now);
+        self.manage_paths(now, rng);
+        self.after_input(now);
+        self.refresh_timers();
+    }
+
+    fn account_closed_subflows(&mut self, now: Instant) {
         for i in 0..self.subflows.len() {
             if self.subflows[i].sf.is_closed() {
                 self.on_subflow_closed(now, i);
             }
         }
-        self.steer(now);
-        self.manage_paths(now, rng);
-        self.after_input(now);
-        self.refresh_timers();
     }
 
     /// The `Subflows` timer: each subflow handles its own expired timers.
