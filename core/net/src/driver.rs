@@ -839,7 +839,7 @@ impl Driver {
         }
     }
 
-    fn next_deadline(st: &State) -> Option<Instant> {
+    fn next_deadline(st: &mut State) -> Option<Instant> {
         let linger = st.conns.values().filter_map(|rt| rt.linger_until).min();
         match (st.ep.poll_timeout(), linger) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -890,8 +890,9 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
 
-            // A timer the engine left in the past would spin the driver: look again in 1 ms.
-            let deadline = Self::next_deadline(&st).map(|t| t.max(now + Duration::from_millis(1)));
+            // The engine's timers are never left due after `handle_timeout` (each one fired
+            // is stopped or moved), so its deadline is taken as it is.
+            let deadline = Self::next_deadline(&mut st);
             if deadline != this.timer_at {
                 this.timer_at = deadline;
                 if let Some(t) = deadline {
