@@ -4,7 +4,8 @@
 //!   path (TCP-in-UDP), directly to a Braid server or through a [`gateway::Gateway`].
 //! - [`Connection`] is a tokio `AsyncRead + AsyncWrite` byte stream with path events.
 //! - [`Server`] accepts Braid connections; [`gateway`] relays them to TCP servers (RFC 8803).
-//! - [`tls`] runs rustls over a connection; [`emulator`] fakes WiFi and cellular on loopback.
+//! - [`tls`] runs rustls over a connection; `emulator` (feature `emulator`) fakes WiFi and
+//!   cellular on loopback for tests, benchmarks and the demo.
 //! - [`raw`]: the raw carrier (Linux): genuine TCP on raw IP sockets, for interoperating with
 //!   the kernel's MPTCP ([`Carrier::Raw`], [`Server::bind_raw`]).
 //!
@@ -16,6 +17,7 @@ pub mod client;
 pub mod connection;
 pub mod convert;
 mod driver;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
 pub mod event;
