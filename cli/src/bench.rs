@@ -14,11 +14,12 @@ use crate::error::{Failure, Result};
 use crate::json::Json;
 use crate::progress::{bytes, mbps};
 use crate::report::{self, PathNames};
-use crate::stream::{Sampler, Samples, Stall};
 use crate::{CarrierArg, ClientOpts, PolicyArg, parse_secs};
 use braid::emulator::PathEmulator;
 use braid::{Client, Connection, Interface, InterfaceKind, Monitor, PathId, Server, ServerConfig};
 use braid_proto::sim::link::LinkConfig;
+use braid_testkit::stall::{Stall, Trace};
+use braid_testkit::transfer::Sampler;
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -349,7 +350,7 @@ async fn sink<R: AsyncRead + Unpin>(r: &mut R, count: &AtomicU64) -> std::io::Re
 }
 
 /// Report: bytes u64, samples u32, then (microseconds u64, bytes u64) each; big endian.
-fn encode_report(received: u64, s: &Samples) -> Vec<u8> {
+fn encode_report(received: u64, s: &Trace) -> Vec<u8> {
     let mut v = Vec::with_capacity(12 + 16 * s.points.len());
     v.extend_from_slice(&received.to_be_bytes());
     v.extend_from_slice(&(s.points.len() as u32).to_be_bytes());
@@ -360,13 +361,13 @@ fn encode_report(received: u64, s: &Samples) -> Vec<u8> {
     v
 }
 
-fn decode_report(v: &[u8]) -> Option<(u64, Samples)> {
+fn decode_report(v: &[u8]) -> Option<(u64, Trace)> {
     let received = u64::from_be_bytes(v.get(0..8)?.try_into().ok()?);
     let n = u32::from_be_bytes(v.get(8..12)?.try_into().ok()?) as usize;
     if v.len() != 12 + 16 * n {
         return None;
     }
-    let mut s = Samples::default();
+    let mut s = Trace::default();
     for i in 0..n {
         let at = 12 + 16 * i;
         let t = u64::from_be_bytes(v[at..at + 8].try_into().ok()?);
@@ -381,7 +382,7 @@ fn decode_report(v: &[u8]) -> Option<(u64, Samples)> {
 /// One direction's result.
 struct DirResult {
     bytes: u64,
-    samples: Samples,
+    samples: Trace,
 }
 
 impl DirResult {
@@ -749,7 +750,7 @@ async fn measure(
         if dir == Direction::Echo {
             echo_replies(&mut r, echo_size, start, &echo_sent, &echo_latency, &rx)
                 .await
-                .map(|n| (n, (0, Samples::default())))
+                .map(|n| (n, (0, Trace::default())))
         } else {
             read_frames(&mut r, &rx).await
         }
@@ -852,7 +853,7 @@ fn collect_paths(m: &Monitor, paths: &mut BTreeMap<PathId, PathTotals>) {
 async fn read_frames<R: AsyncRead + Unpin>(
     r: &mut R,
     count: &AtomicU64,
-) -> std::io::Result<(u64, (u64, Samples))> {
+) -> std::io::Result<(u64, (u64, Trace))> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let mut buf = vec![0u8; CHUNK];
     let mut got = 0u64;
@@ -1156,7 +1157,7 @@ mod tests {
 
     #[test]
     fn report_round_trip_and_rejects_garbage() {
-        let s = Samples {
+        let s = Trace {
             points: vec![
                 (Duration::from_millis(10), 5),
                 (Duration::from_millis(20), 9),
@@ -1228,7 +1229,7 @@ mod tests {
             let n = send_frames(&mut a, Instant::now() + Duration::from_millis(50))
                 .await
                 .unwrap();
-            let rep = encode_report(123, &Samples::default());
+            let rep = encode_report(123, &Trace::default());
             a.write_all(&[FRAME_REPORT]).await.unwrap();
             a.write_all(&(rep.len() as u32).to_be_bytes())
                 .await

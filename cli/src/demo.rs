@@ -9,13 +9,13 @@
 use crate::error::{Failure, Result};
 use crate::progress::{self, Display, bar, bytes, mbps};
 use crate::report::{self, PathNames};
-use crate::stream::{self, Amount, Outcome, Sampler};
 use crate::svg::{Chart, Marker, Series};
 use crate::{PolicyArg, parse_secs};
 use braid::emulator::PathEmulator;
 use braid::gateway::{Gateway, GatewayConfig};
 use braid::{Client, ConnectionEvent, Interface, InterfaceKind};
 use braid_proto::sim::link::LinkConfig;
+use braid_testkit::transfer::{self as stream, Amount, Outcome, Sampler};
 use clap::{Args, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -114,7 +114,7 @@ async fn tcp_server(
             let (mut r, mut w) = s.into_split();
             let amount = amount_for();
             let writer = tokio::spawn(async move { stream::send(&mut w, SEED_DOWN, amount).await });
-            let received = stream::recv(&mut r, &rx_count, true).await?;
+            let received = stream::recv(&mut r, Some(&rx_count), true).await?;
             let sent = writer.await.map_err(std::io::Error::other)??;
             Ok(ServerSide { received, sent })
         }
@@ -240,7 +240,7 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
     };
     let reader = {
         let c = down_rx.clone();
-        tokio::spawn(async move { stream::recv(&mut r, &c, true).await })
+        tokio::spawn(async move { stream::recv(&mut r, Some(&c), true).await })
     };
     let sampler = Sampler::spawn(
         vec![up_rx.clone(), down_rx.clone()],
@@ -456,7 +456,7 @@ pub async fn run(a: DemoArgs) -> Result<i32> {
             bytes(b),
             mbps(b, secs),
             if ok { "match" } else { "MISMATCH" },
-            got.map(|o| stream::hex(&o.sha)[..16].to_string())
+            got.map(|o| braid_testkit::hex(&o.sha)[..16].to_string())
                 .unwrap_or_default()
         )
     };

@@ -17,7 +17,6 @@ mod json;
 mod logger;
 mod progress;
 mod report;
-mod stream;
 mod svg;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -526,14 +526,14 @@ fn message_latencies(t: &mut Transfer, until: Duration) -> Latencies {
     for k in 0..n {
         t.sim.at(sent_at(k, false), move |sim| {
             let mut msg = vec![0u8; MSG as usize];
-            braid_proto::harness::fill_stream(CLIENT_SEED, k * MSG, &mut msg);
+            braid_testkit::pattern::fill(CLIENT_SEED, k * MSG, &mut msg);
             if let Some(conn) = sim.node_mut(c).ep.connection_mut(h) {
                 let _ = conn.write(&msg);
             }
         });
         t.sim.at(sent_at(k, true), move |sim| {
             let mut msg = vec![0u8; MSG as usize];
-            braid_proto::harness::fill_stream(SERVER_SEED, k * MSG, &mut msg);
+            braid_testkit::pattern::fill(SERVER_SEED, k * MSG, &mut msg);
             let node = sim.node_mut(s);
             let Some(sh) = node.apps.first().map(|a| a.handle) else {
                 return;
