@@ -84,22 +84,16 @@ pub async fn send_async(
 }
 
 /// Reads to EOF with SHA-256 and 10 ms progress samples.
-pub async fn receive_async(
-    r: &mut (impl AsyncRead + Unpin),
+pub async fn receive_async<R: AsyncRead + Unpin>(
+    r: &mut R,
     progress: Option<&AtomicU64>,
 ) -> io::Result<ReceiveReport> {
-    let mut rx = Incoming::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = r.read(&mut buf).await.map_err(|e| rx.read_error(e))?;
-        if n == 0 {
-            return Ok(rx.finish());
-        }
-        let total = rx.record(&buf[..n]);
+    receive_with(r, |_, total| {
         if let Some(p) = progress {
             p.store(total, Ordering::Relaxed);
         }
-    }
+    })
+    .await
 }
 
 /// What the Braid end of an exchange saw.
@@ -343,21 +337,21 @@ pub fn describe_paths(stats: &ConnectionStats) -> String {
         .join(" ")
 }
 
-/// Reads a Braid connection to EOF with SHA-256 and samples, calling `hook(conn, total)`
-/// after every read (to act on the connection while it receives).
-pub async fn receive_with(
-    conn: &mut braid::Connection,
-    mut hook: impl FnMut(&braid::Connection, u64),
+/// Reads to EOF with SHA-256 and samples, calling `hook(reader, total)` after every read
+/// (to act on a Braid connection while it receives).
+pub async fn receive_with<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut hook: impl FnMut(&R, u64),
 ) -> io::Result<ReceiveReport> {
     let mut rx = Incoming::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = conn.read(&mut buf).await.map_err(|e| rx.read_error(e))?;
+        let n = r.read(&mut buf).await.map_err(|e| rx.read_error(e))?;
         if n == 0 {
             return Ok(rx.finish());
         }
         let total = rx.record(&buf[..n]);
-        hook(conn, total);
+        hook(r, total);
     }
 }
 
