@@ -42,10 +42,7 @@ pub(super) fn report(
     let server = match server_done {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
-            out.line(&format!(
-                "  TCP server failed: {}",
-                crate::error::io_msg(e)
-            ));
+            out.line(&format!("  TCP server failed: {}", crate::error::io_msg(e)));
             None
         }
         None => None,
