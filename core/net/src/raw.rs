@@ -2,7 +2,7 @@
 //! Multipath TCP on the wire and interoperates with the Linux kernel's MPTCP.
 //!
 //! - One raw socket (`socket(AF_INET{,6}, SOCK_RAW, IPPROTO_TCP)`) per path, bound to the
-//!   path's interface (`SO_BINDTOIFINDEX`, through the [`SocketBinder`]) and local address;
+//!   path's interface (`SO_BINDTOIFINDEX`, through the [`SocketBinder`](crate::SocketBinder)) and local address;
 //!   a listening server has one, bound to its listen address.
 //! - Sent segments are the engine's `Framing::Tcp` output, checksum included; the kernel adds
 //!   the IP header. Every segment carries the mark [`RawConfig::mark`] (`SO_MARK`).
