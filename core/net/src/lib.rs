@@ -12,6 +12,8 @@
 //! Each endpoint (client or server) runs one driver task that owns the engine, the sockets
 //! and the timer; connection handles share the engine with it behind a mutex.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod access;
 pub mod client;
 pub mod connection;

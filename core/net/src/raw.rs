@@ -49,7 +49,9 @@ pub enum FirewallBackend {
     /// `nft` when installed, else `iptables`/`ip6tables`.
     #[default]
     Auto,
+    /// `nft` only.
     Nft,
+    /// `iptables`/`ip6tables` only.
     Iptables,
 }
 
@@ -60,7 +62,9 @@ pub struct RawConfig {
     pub mark: u32,
     /// Local TCP ports of client paths.
     pub ports: RangeInclusive<u16>,
+    /// Whether to install the firewall rule or only check that it is there.
     pub firewall: FirewallMode,
+    /// Which tool manages the rule.
     pub backend: FirewallBackend,
 }
 
@@ -76,21 +80,25 @@ impl Default for RawConfig {
 }
 
 impl RawConfig {
+    /// With this `SO_MARK`.
     pub fn with_mark(mut self, mark: u32) -> Self {
         self.mark = mark;
         self
     }
 
+    /// With these local ports for client paths.
     pub fn with_ports(mut self, ports: RangeInclusive<u16>) -> Self {
         self.ports = ports;
         self
     }
 
+    /// With this way of handling the firewall rule.
     pub fn with_firewall(mut self, mode: FirewallMode) -> Self {
         self.firewall = mode;
         self
     }
 
+    /// With this firewall tool.
     pub fn with_backend(mut self, backend: FirewallBackend) -> Self {
         self.backend = backend;
         self

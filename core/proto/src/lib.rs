@@ -11,6 +11,8 @@
 //! - `sim` and `harness` (feature `testing` only): a deterministic network simulator and a
 //!   bulk-transfer application for tests, benchmarks and the demo; not in the shipped library.
 
+#![forbid(unsafe_code)]
+
 pub mod addr_scope;
 pub mod cc;
 pub mod conn;
