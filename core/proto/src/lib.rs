@@ -12,6 +12,9 @@
 //!   bulk-transfer application for tests, benchmarks and the demo; not in the shipped library.
 
 #![forbid(unsafe_code)]
+// TODO(issue 19): `#![warn(missing_docs, unreachable_pub)]` for the whole crate once conn/,
+// subflow/, endpoint.rs, sched/, policy.rs, path.rs and wire/ document every public item;
+// until then the modules that do carry the lint themselves (`#![warn(...)]` at their top).
 
 pub mod addr_scope;
 pub mod cc;
