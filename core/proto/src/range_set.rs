@@ -197,7 +197,7 @@ mod tests {
             for _ in 0..20 {
                 let a = rng.next_u64() % 64;
                 let b = (a + rng.next_u64() % 10).min(64);
-                if rng.next_u64() % 3 == 0 {
+                if rng.next_u64().is_multiple_of(3) {
                     s.remove(a..b);
                     model[a as usize..b as usize].fill(false);
                 } else {

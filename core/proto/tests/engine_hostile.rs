@@ -322,7 +322,7 @@ fn spoofed_syn_flood_leaves_honest_clients_connecting_over_a_long_rtt() {
 
 /// Leaves most segments alone (one in 16 is rewritten).
 fn rng_skip(repr: &mut TcpRepr) -> bool {
-    repr.seq.0 % 16 != 0
+    !repr.seq.0.is_multiple_of(16)
 }
 
 /// An on-path attacker (or a broken peer) that sees the real sequence numbers: it raises
