@@ -194,10 +194,13 @@ impl ConnRt {
 /// Counters of the runtime (the engine keeps its own).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
+    /// Datagrams (or raw segments) received.
     pub datagrams_in: u64,
+    /// Datagrams (or raw segments) sent.
     pub datagrams_out: u64,
     /// Send calls (a GSO batch counts once).
     pub send_calls: u64,
+    /// Receive calls (a GRO batch counts once).
     pub recv_calls: u64,
     /// Datagrams the engine rejected (malformed, unknown connection, refused).
     pub dropped_in: u64,

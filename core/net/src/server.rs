@@ -15,6 +15,7 @@ use std::time::Duration;
 /// Settings of a [`Server`].
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// Settings of each accepted connection.
     pub connection: ConnectionConfig,
     /// Most connections at once (the engine refuses more with a RST).
     pub max_connections: usize,
@@ -140,6 +141,7 @@ impl Server {
         Ok(Server { endpoint, local })
     }
 
+    /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
