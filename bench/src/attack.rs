@@ -19,6 +19,7 @@ use braid_proto::wire::{
     RemoveAddr, SeqNum, TcpFlags, TcpOptions, TcpRepr,
 };
 use braid_proto::{Endpoint, EndpointConfig, Event, PathSpec};
+use braid_testkit::pattern;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -755,15 +756,13 @@ async fn one_forged_transfer(
     let start = Instant::now();
     let (mut rd, mut wr) = conn.into_split();
     // The echo server returns the stream: the client checks it byte for byte.
-    let pattern = |i: u64| (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+    const SEED: u64 = 11;
     let writer = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut at = 0u64;
         while at < len {
             let n = ((len - at) as usize).min(buf.len());
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = pattern(at + i as u64);
-            }
+            pattern::fill(SEED, at, &mut buf[..n]);
             wr.write_all(&buf[..n]).await?;
             at += n as u64;
         }
@@ -778,9 +777,7 @@ async fn one_forged_transfer(
             if n == 0 {
                 return Ok::<_, std::io::Error>((at, intact));
             }
-            for (i, b) in buf[..n].iter().enumerate() {
-                intact &= *b == pattern(at + i as u64);
-            }
+            intact &= pattern::first_mismatch(SEED, at, &buf[..n]).is_none();
             at += n as u64;
         }
     });

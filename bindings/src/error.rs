@@ -92,6 +92,8 @@ impl From<braid::Error> for BraidError {
             E::Unsupported(what) => BraidError::Unsupported(what.to_string()),
             E::Io(io) => from_io(io),
             E::Tls(_) | E::TooManyConnections => BraidError::ConnectFailed(msg),
+            // An error a newer runtime adds before this mapping names it.
+            _ => BraidError::Internal(msg),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! Nothing may panic across the boundary: every fallible call returns [`BraidError`], and
 //! every foreign callback returns a `Result` so a throwing callback becomes an error, not a
 //! panic. Should Braid itself panic, the fallible calls turn it into `BraidError::Internal`
-//! ([`guard`], and [`runtime::run`] for async work); the infallible ones are caught by
+//! (`guard`, and `runtime::run` for async work); the infallible ones are caught by
 //! uniffi's own `catch_unwind` (an internal-error exception). Both need unwinding, so the
 //! `mobile` profile keeps `panic = "unwind"`: a bug in Braid must not abort the host app.
 

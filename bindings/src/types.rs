@@ -387,6 +387,8 @@ impl BraidEvent {
             },
             // GSO falling back to single datagrams changes nothing the app can act on.
             E::GsoDisabled { .. } => return None,
+            // An event a newer runtime adds before the mobile API carries it (logged).
+            _ => return None,
         })
     }
 }

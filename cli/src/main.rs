@@ -19,7 +19,6 @@ mod logger;
 mod progress;
 mod proxy;
 mod report;
-mod stream;
 mod svg;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -73,6 +73,8 @@ pub fn event(e: &ConnectionEvent, names: &PathNames) -> String {
                 .unwrap_or_default()
         ),
         ConnectionEvent::Closed(e) => format!("closed: {e}"),
+        // Events a newer runtime adds: shown as they debug-print until named here.
+        other => format!("{other:?}"),
     }
 }
 

@@ -77,18 +77,12 @@ fn server_files(dir: &Path, big: u64) -> Vec<u8> {
     let www = dir.join("www");
     std::fs::create_dir_all(www.join("small")).unwrap();
     let mut f = std::fs::File::create(www.join("big")).unwrap();
-    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut sha = braid_testkit::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut left = big;
     while left > 0 {
         let n = left.min(buf.len() as u64) as usize;
-        for chunk in buf[..n].chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
+        braid_testkit::pattern::fill(1, big - left, &mut buf[..n]);
         f.write_all(&buf[..n]).unwrap();
         sha.update(&buf[..n]);
         left -= n as u64;
@@ -130,7 +124,7 @@ fn server_files(dir: &Path, big: u64) -> Vec<u8> {
              root {d}/www;\n    location / {{ }}\n  }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    sha.finish().as_ref().to_vec()
+    sha.finish().to_vec()
 }
 
 fn small_body(i: usize) -> String {
@@ -197,7 +191,7 @@ fn fetch(tb: &Testbed, mut c: Command, big: u64, kill_wifi: bool) -> Download {
         s
     });
     let start = Instant::now();
-    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut sha = braid_testkit::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut bytes = 0u64;
     let mut killed: Option<Instant> = None;
@@ -232,7 +226,7 @@ fn fetch(tb: &Testbed, mut c: Command, big: u64, kill_wifi: bool) -> Download {
         .to_string();
     Download {
         bytes,
-        sha: sha.finish().as_ref().to_vec(),
+        sha: sha.finish().to_vec(),
         elapsed: start.elapsed(),
         stall_after_kill: stall,
         version,

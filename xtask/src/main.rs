@@ -9,6 +9,7 @@ mod ffi;
 mod foreign;
 mod fuzz;
 mod sh;
+mod size;
 mod swift;
 mod swift_check;
 
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
         "apple" => apple::run(rest),
         "release-apple" => apple::release(rest),
         "android" => android::run(rest),
-        "size" => ffi::size(rest),
+        "size" => size::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 /// One allowlist entry: addresses (a prefix) and a port (or any).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowRule {
+    /// The network address of the prefix.
     pub net: IpAddr,
+    /// Prefix length in bits.
     pub prefix: u8,
+    /// The port (`None`: any port).
     pub port: Option<u16>,
 }
 
@@ -379,10 +382,12 @@ impl Tokens {
         )
     }
 
+    /// Whether no secret is configured.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
 
+    /// How many secrets are configured.
     pub fn len(&self) -> usize {
         self.secrets.len()
     }

@@ -94,6 +94,7 @@ impl ClientBuilder {
         self
     }
 
+    /// Which carrier the paths use (TCP-in-UDP or raw TCP).
     pub fn carrier(mut self, carrier: Carrier) -> Self {
         self.carrier = carrier;
         self
@@ -296,6 +297,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// A builder: interfaces, service type, carrier, timeouts.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
     }

@@ -290,6 +290,7 @@ impl Connection {
         self.inner.events()
     }
 
+    /// The connection's counters (engine and paths).
     pub fn stats(&self) -> ConnectionStats {
         self.inner.stats()
     }
@@ -510,6 +511,7 @@ write_half!(OwnedWriteHalf);
 write_half!(WriteHalf<'_>);
 
 impl OwnedWriteHalf {
+    /// Resets the connection (RST on every subflow, MP_FASTCLOSE) without waiting for buffered data.
     pub fn abort(&self) {
         Connection {
             inner: self.inner.clone(),
@@ -517,6 +519,7 @@ impl OwnedWriteHalf {
         .abort();
     }
 
+    /// The connection's counters (engine and paths).
     pub fn stats(&self) -> ConnectionStats {
         self.inner.stats()
     }
@@ -536,6 +539,7 @@ impl OwnedReadHalf {
         }
     }
 
+    /// The connection's events (a new subscription).
     pub fn events(&self) -> Events {
         self.inner.events()
     }
@@ -553,6 +557,7 @@ impl Monitor {
         self.inner.upgrade().map(|c| c.stats())
     }
 
+    /// The connection's events (a new subscription), if it still exists.
     pub fn events(&self) -> Option<Events> {
         self.inner.upgrade().map(|c| c.events())
     }
@@ -564,6 +569,7 @@ impl Monitor {
 }
 
 impl OwnedWriteHalf {
+    /// A handle to watch the connection's statistics and events after the halves are gone.
     pub fn monitor(&self) -> Monitor {
         Monitor {
             inner: Arc::downgrade(&self.inner),

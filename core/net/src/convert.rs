@@ -21,9 +21,13 @@
 use braid_proto::wire::crypto::hmac_sha256;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+/// The Convert protocol version (RFC 8803 §4).
 pub const VERSION: u8 = 1;
+/// TLV type: Info.
 pub const TLV_INFO: u8 = 1;
+/// TLV type: Connect (the target address).
 pub const TLV_CONNECT: u8 = 10;
+/// TLV type: Error.
 pub const TLV_ERROR: u8 = 30;
 /// The client token (RFC 8803 §8.1: 192-255 are for private use).
 pub const TLV_TOKEN: u8 = 192;
@@ -48,20 +52,32 @@ pub const MAX_LEN: usize = 255 * 4;
 /// RFC 8803 §8.4 error codes (IANA "Convert Errors").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// 0: the version is not supported.
     UnsupportedVersion,
+    /// 1: the message does not parse.
     MalformedMessage,
+    /// 2: the message is not supported.
     UnsupportedMessage,
+    /// 3: a cookie was expected and is missing.
     MissingCookie,
+    /// 32: the client may not reach this target.
     NotAuthorized,
+    /// 33: a TCP option the converter cannot relay.
     UnsupportedTcpOption,
+    /// 64: the converter is out of resources.
     ResourceExceeded,
+    /// 65: the network failed reaching the target.
     NetworkFailure,
+    /// 96: the target reset the connection.
     ConnectionReset,
+    /// 97: the target is unreachable.
     DestinationUnreachable,
+    /// A code this implementation does not name.
     Other(u8),
 }
 
 impl ErrorCode {
+    /// The code on the wire.
     pub fn to_u8(self) -> u8 {
         match self {
             ErrorCode::UnsupportedVersion => 0,
@@ -78,6 +94,7 @@ impl ErrorCode {
         }
     }
 
+    /// The code from the wire.
     pub fn from_u8(c: u8) -> Self {
         match c {
             0 => ErrorCode::UnsupportedVersion,
@@ -115,12 +132,16 @@ impl std::fmt::Display for ErrorCode {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// A Convert message that cannot be used.
 pub enum ConvertError {
     #[error("unsupported Convert version {0}")]
+    /// The version byte is not 1.
     UnsupportedVersion(u8),
     #[error("malformed Convert message: {0}")]
+    /// The message is cut short or its TLVs do not parse.
     Malformed(&'static str),
     #[error("Convert message has no Connect TLV")]
+    /// No Connect TLV, so no target.
     NoConnect,
     /// A host name that cannot be sent (checked before sending and on receipt).
     #[error("invalid host name: {0}")]
@@ -142,7 +163,9 @@ impl ConvertError {
 /// A decoded Convert message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The target (Connect TLV).
     pub connect: Option<SocketAddr>,
+    /// The error (Error TLV): code and value.
     pub error: Option<(ErrorCode, u8)>,
     /// The client token, if the client sent one.
     pub token: Option<[u8; TOKEN_LEN]>,
@@ -155,6 +178,7 @@ pub struct Message {
 pub struct HostPort {
     /// A checked host name ([`check_host`]).
     pub host: String,
+    /// The destination port.
     pub port: u16,
 }
 

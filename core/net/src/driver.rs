@@ -194,10 +194,13 @@ impl ConnRt {
 /// Counters of the runtime (the engine keeps its own).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
+    /// Datagrams (or raw segments) received.
     pub datagrams_in: u64,
+    /// Datagrams (or raw segments) sent.
     pub datagrams_out: u64,
     /// Send calls (a GSO batch counts once).
     pub send_calls: u64,
+    /// Receive calls (a GRO batch counts once).
     pub recv_calls: u64,
     /// Datagrams the engine rejected (malformed, unknown connection, refused).
     pub dropped_in: u64,
@@ -839,7 +842,7 @@ impl Driver {
         }
     }
 
-    fn next_deadline(st: &State) -> Option<Instant> {
+    fn next_deadline(st: &mut State) -> Option<Instant> {
         let linger = st.conns.values().filter_map(|rt| rt.linger_until).min();
         match (st.ep.poll_timeout(), linger) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -890,8 +893,9 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
 
-            // A timer the engine left in the past would spin the driver: look again in 1 ms.
-            let deadline = Self::next_deadline(&st).map(|t| t.max(now + Duration::from_millis(1)));
+            // The engine's timers are never left due after `handle_timeout` (each one fired
+            // is stopped or moved), so its deadline is taken as it is.
+            let deadline = Self::next_deadline(&mut st);
             if deadline != this.timer_at {
                 this.timer_at = deadline;
                 if let Some(t) = deadline {

@@ -6,44 +6,64 @@ use tokio::sync::broadcast;
 
 /// A change in a connection's paths or state.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ConnectionEvent {
     /// The handshake completed.
     Connected,
     /// The peer does not speak MPTCP: plain TCP on one path from now on.
     FellBackToTcp,
+    /// A subflow on this path completed its handshake and may carry data.
     PathUp {
+        /// The path.
         path: PathId,
+        /// Its interface kind.
         kind: InterfaceKind,
     },
+    /// The path's subflow closed or failed; its data moved to the other paths.
     PathDown {
+        /// The path.
         path: PathId,
+        /// Its interface kind.
         kind: InterfaceKind,
     },
+    /// New data now goes on another path.
     PathSwitched {
+        /// The path that carried data before (`None`: none did).
         from: Option<PathId>,
+        /// The path that carries it now.
         to: PathId,
+        /// Why.
         reason: SwitchReason,
     },
+    /// A path became a backup (used only when no other path works) or stopped being one.
     BackupChanged {
+        /// The path.
         path: PathId,
+        /// Whether it is a backup now.
         backup: bool,
     },
     /// The peer announced an address the connection may join.
     AddressAnnounced {
+        /// The address and port.
         addr: SocketAddr,
     },
     /// The cellular byte budget is used up.
     BudgetExhausted {
+        /// The budget that was used up, in bytes.
         bytes: u64,
     },
     /// Datagrams sent in GSO batches to `remote` kept getting lost while single ones got
     /// through: that path (`None` on a listener's connections) sends unbatched from now on.
     /// `reason` gives the counts.
     GsoDisabled {
+        /// The path.
         path: Option<PathId>,
+        /// Where its datagrams go.
         remote: SocketAddr,
+        /// The loss counts that led to it.
         reason: String,
     },
+    /// The connection is over, and how it ended.
     Closed(CloseError),
 }
 

@@ -140,13 +140,18 @@ impl GatewayConfig {
 /// Counters of a gateway.
 #[derive(Debug, Default)]
 pub struct GatewayStats {
+    /// Connections accepted.
     pub accepted: AtomicU64,
+    /// Connections relayed to their target.
     pub relayed: AtomicU64,
     /// Connections refused or dropped before relaying, for any reason (the counters below
     /// say why for some).
     pub refused: AtomicU64,
+    /// Connections open now.
     pub active: AtomicU64,
+    /// Bytes relayed from clients to targets.
     pub bytes_up: AtomicU64,
+    /// Bytes relayed from targets to clients.
     pub bytes_down: AtomicU64,
     /// Clients without a token, while tokens are required.
     pub token_missing: AtomicU64,
@@ -278,6 +283,7 @@ impl Gateway {
         })
     }
 
+    /// The address the gateway listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
@@ -287,6 +293,7 @@ impl Gateway {
         self.announced
     }
 
+    /// The gateway's counters (live).
     pub fn stats(&self) -> Arc<GatewayStats> {
         self.stats.clone()
     }

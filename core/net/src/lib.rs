@@ -6,18 +6,22 @@
 //! - [`Server`] accepts Braid connections; [`gateway`] relays them to TCP servers (RFC 8803).
 //! - [`Proxy`]: a local SOCKS5 / HTTP CONNECT proxy turning an app's TCP connections into
 //!   Braid connections through a gateway.
-//! - [`tls`] runs rustls over a connection; [`emulator`] fakes WiFi and cellular on loopback.
+//! - [`tls`] runs rustls over a connection; `emulator` (feature `emulator`) fakes WiFi and
+//!   cellular on loopback for tests, benchmarks and the demo.
 //! - [`raw`]: the raw carrier (Linux): genuine TCP on raw IP sockets, for interoperating with
 //!   the kernel's MPTCP ([`Carrier::Raw`], [`Server::bind_raw`]).
 //!
 //! Each endpoint (client or server) runs one driver task that owns the engine, the sockets
 //! and the timer; connection handles share the engine with it behind a mutex.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod access;
 pub mod client;
 pub mod connection;
 pub mod convert;
 mod driver;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
 pub mod event;

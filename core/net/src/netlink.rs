@@ -12,23 +12,41 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 // Kernel ABI values (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h).
+/// An error or acknowledgement.
 pub const NLMSG_ERROR: u16 = 2;
+/// The end of a multipart dump.
 pub const NLMSG_DONE: u16 = 3;
+/// A link appeared or changed.
 pub const RTM_NEWLINK: u16 = 16;
+/// A link went away.
 pub const RTM_DELLINK: u16 = 17;
+/// Request: dump the links.
 pub const RTM_GETLINK: u16 = 18;
+/// An address was added.
 pub const RTM_NEWADDR: u16 = 20;
+/// An address was removed.
 pub const RTM_DELADDR: u16 = 21;
+/// Request: dump the addresses.
 pub const RTM_GETADDR: u16 = 22;
+/// Link attribute: the interface name.
 pub const IFLA_IFNAME: u16 = 3;
+/// Address attribute: the (peer) address.
 pub const IFA_ADDRESS: u16 = 1;
+/// Address attribute: the local address.
 pub const IFA_LOCAL: u16 = 2;
+/// Link flag: administratively up.
 pub const IFF_UP: u32 = 0x1;
+/// Link flag: carrier present (operationally up).
 pub const IFF_RUNNING: u32 = 0x40;
+/// Address family IPv4.
 pub const AF_INET: u8 = 2;
+/// Address family IPv6.
 pub const AF_INET6: u8 = 10;
+/// Multicast group: link changes.
 pub const RTMGRP_LINK: u32 = 0x1;
+/// Multicast group: IPv4 address changes.
 pub const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+/// Multicast group: IPv6 address changes.
 pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
@@ -37,16 +55,26 @@ const IFADDRMSG_LEN: usize = 8;
 /// One rtnetlink message, as far as Braid cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
+    /// A link (interface) and its state.
     Link {
+        /// Interface index.
         index: u32,
+        /// Interface name, when the message carries it.
         name: Option<String>,
+        /// `IFF_*` flags.
         flags: u32,
+        /// Whether the link went away (`RTM_DELLINK`).
         deleted: bool,
     },
+    /// An address on an interface.
     Addr {
+        /// Interface index.
         index: u32,
+        /// The address.
         addr: IpAddr,
+        /// Its prefix length.
         prefix: u8,
+        /// Whether it was removed (`RTM_DELADDR`).
         deleted: bool,
     },
     /// The end of a dump.
@@ -201,13 +229,20 @@ pub fn dump_request(ty: u16, seq: u32) -> Vec<u8> {
 /// What happened to a watched interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
+    /// The interface can no longer carry traffic.
     Lost {
+        /// Interface index.
         index: u32,
+        /// Interface name.
         name: String,
+        /// Why (link down, address gone…).
         why: &'static str,
     },
+    /// The interface can carry traffic (again).
     Available {
+        /// Interface index.
         index: u32,
+        /// Interface name.
         name: String,
     },
 }
@@ -381,12 +416,12 @@ mod sys {
     use tokio::sync::mpsc;
 
     /// A NETLINK_ROUTE socket subscribed to link and address changes.
-    pub struct NetlinkSocket {
+    pub(crate) struct NetlinkSocket {
         fd: AsyncFd<OwnedFd>,
     }
 
     impl NetlinkSocket {
-        pub fn open() -> io::Result<Self> {
+        pub(crate) fn open() -> io::Result<Self> {
             // SAFETY: plain socket(2) call; the result is checked before use.
             let raw = unsafe {
                 libc::socket(
@@ -422,7 +457,7 @@ mod sys {
             Ok(Self { fd })
         }
 
-        pub fn send(&self, msg: &[u8]) -> io::Result<()> {
+        pub(crate) fn send(&self, msg: &[u8]) -> io::Result<()> {
             // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
             let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
             sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -445,7 +480,7 @@ mod sys {
         }
 
         /// One datagram (possibly several messages).
-        pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
             loop {
                 let mut guard = self.fd.readable().await?;
                 let r = guard.try_io(|fd| {
@@ -496,7 +531,7 @@ mod sys {
         }
 
         /// Dumps links, then addresses, bringing the watcher up to date.
-        pub async fn sync(
+        pub(crate) async fn sync(
             &self,
             watcher: &mut Watcher,
             tx: &mpsc::UnboundedSender<Change>,

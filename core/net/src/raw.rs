@@ -2,7 +2,7 @@
 //! Multipath TCP on the wire and interoperates with the Linux kernel's MPTCP.
 //!
 //! - One raw socket (`socket(AF_INET{,6}, SOCK_RAW, IPPROTO_TCP)`) per path, bound to the
-//!   path's interface (`SO_BINDTOIFINDEX`, through the [`SocketBinder`]) and local address;
+//!   path's interface (`SO_BINDTOIFINDEX`, through the [`SocketBinder`](crate::SocketBinder)) and local address;
 //!   a listening server has one, bound to its listen address.
 //! - Sent segments are the engine's `Framing::Tcp` output, checksum included; the kernel adds
 //!   the IP header. Every segment carries the mark [`RawConfig::mark`] (`SO_MARK`).
@@ -49,7 +49,9 @@ pub enum FirewallBackend {
     /// `nft` when installed, else `iptables`/`ip6tables`.
     #[default]
     Auto,
+    /// `nft` only.
     Nft,
+    /// `iptables`/`ip6tables` only.
     Iptables,
 }
 
@@ -60,7 +62,9 @@ pub struct RawConfig {
     pub mark: u32,
     /// Local TCP ports of client paths.
     pub ports: RangeInclusive<u16>,
+    /// Whether to install the firewall rule or only check that it is there.
     pub firewall: FirewallMode,
+    /// Which tool manages the rule.
     pub backend: FirewallBackend,
 }
 
@@ -76,21 +80,25 @@ impl Default for RawConfig {
 }
 
 impl RawConfig {
+    /// With this `SO_MARK`.
     pub fn with_mark(mut self, mark: u32) -> Self {
         self.mark = mark;
         self
     }
 
+    /// With these local ports for client paths.
     pub fn with_ports(mut self, ports: RangeInclusive<u16>) -> Self {
         self.ports = ports;
         self
     }
 
+    /// With this way of handling the firewall rule.
     pub fn with_firewall(mut self, mode: FirewallMode) -> Self {
         self.firewall = mode;
         self
     }
 
+    /// With this firewall tool.
     pub fn with_backend(mut self, backend: FirewallBackend) -> Self {
         self.backend = backend;
         self

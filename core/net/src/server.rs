@@ -15,6 +15,7 @@ use std::time::Duration;
 /// Settings of a [`Server`].
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// Settings of each accepted connection.
     pub connection: ConnectionConfig,
     /// Most connections at once (the engine refuses more with a RST).
     pub max_connections: usize,
@@ -145,6 +146,7 @@ impl Server {
         Ok(Server { endpoint, local })
     }
 
+    /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
@@ -236,12 +238,15 @@ pub struct ServerProbe {
 pub struct Census {
     /// Connections whose initial handshake is in progress.
     pub connecting: usize,
+    /// Connections established and open for the application.
     pub established: usize,
     /// Over for the application, subflows still finishing.
     pub closing: usize,
     /// Live subflows over all connections.
     pub subflows: usize,
+    /// The engine's counters.
     pub endpoint: EndpointStats,
+    /// The runtime's counters.
     pub driver: DriverStats,
 }
 

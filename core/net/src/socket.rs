@@ -19,6 +19,7 @@ pub struct Interface {
     pub name: Option<String>,
     /// OS interface index; found from `name` when only the name is given.
     pub index: Option<u32>,
+    /// What kind of network it is (decides which path is preferred).
     pub kind: InterfaceKind,
     /// Source address to use; learned from the OS routing for this interface when absent.
     pub local_addr: Option<IpAddr>,
@@ -29,6 +30,7 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// An interface of this kind; everything else found from the OS.
     pub fn new(kind: InterfaceKind) -> Self {
         Self {
             kind,
@@ -36,21 +38,25 @@ impl Interface {
         }
     }
 
+    /// Bound to the OS interface with this name.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
+    /// Bound to the OS interface with this index.
     pub fn with_index(mut self, index: u32) -> Self {
         self.index = Some(index);
         self
     }
 
+    /// With this source address.
     pub fn with_local_addr(mut self, ip: IpAddr) -> Self {
         self.local_addr = Some(ip);
         self
     }
 
+    /// Through this relay or emulator (see `via`).
     pub fn with_via(mut self, via: SocketAddr) -> Self {
         self.via = Some(via);
         self
@@ -70,7 +76,9 @@ impl Interface {
 /// What a [`SocketBinder`] is asked to bind a socket for.
 #[derive(Clone, Debug)]
 pub struct PathInfo {
+    /// The path the socket serves.
     pub id: PathId,
+    /// The interface it goes through.
     pub interface: Interface,
     /// Where the socket will send to (the remote, or the interface's `via`).
     pub remote: SocketAddr,
@@ -79,6 +87,7 @@ pub struct PathInfo {
 /// Binds a freshly created socket to the path's network before it is used. Android apps
 /// implement it with `Network.bindSocket` (the fd is a plain datagram socket).
 pub trait SocketBinder: Send + Sync {
+    /// Binds `fd` to the network of `path`; an error fails that path.
     fn bind(&self, fd: RawFd, path: &PathInfo) -> io::Result<()>;
 }
 

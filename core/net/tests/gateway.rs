@@ -216,7 +216,7 @@ async fn garbage_syn_flood_and_a_stalled_reader_do_not_hurt_others() {
             let _ = junk.send_to(&buf[..n], gw).await;
             sent += 1;
             junk_count.store(sent, Ordering::Relaxed);
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }

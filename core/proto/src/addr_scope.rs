@@ -2,6 +2,8 @@
 //! client, which joins only addresses of the server's own scope (docs/ARCHITECTURE.md,
 //! "Security"), and the gateway's allowlist, where wide rules skip these ranges.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::net::{IpAddr, Ipv6Addr};
 
 /// How far an address reaches.
@@ -9,10 +11,13 @@ use std::net::{IpAddr, Ipv6Addr};
 pub enum Scope {
     /// Never a peer: unspecified, "this network", multicast, reserved, broadcast.
     Unroutable,
+    /// 127.0.0.0/8 and ::1.
     Loopback,
+    /// 169.254.0.0/16 and fe80::/10: valid on one link only.
     LinkLocal,
     /// RFC 1918, carrier-grade NAT, unique-local and site-local space.
     Private,
+    /// Everything else: reachable across the Internet.
     Global,
 }
 

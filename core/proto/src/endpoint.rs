@@ -1,8 +1,16 @@
 //! The endpoint: owns connections, demultiplexes incoming segments to them (by address pair,
 //! or by token for MP_JOIN), accepts new connections when listening, and answers stray
 //! segments with RSTs.
+//!
+//! After every call into a connection the endpoint settles it (see `settle`): drains the
+//! events it queued for the endpoint (address pairs to route) and for the application, and
+//! files its earliest timer in `deadlines`, so nothing ever walks every connection
+//! (docs/ARCHITECTURE.md, "Timers and the endpoint").
 
-use crate::conn::{Connection, ConnectionConfig, Event, Role, SubflowId, Transmit};
+mod deadlines;
+mod half_open;
+
+use crate::conn::{Connection, ConnectionConfig, EndpointEvent, Event, Role, SubflowId, Transmit};
 use crate::frame::Framing;
 use crate::path::{InterfaceKind, PathSpec};
 use crate::random::Random;
@@ -11,6 +19,8 @@ use crate::syn_cookie::SynCookies;
 use crate::wire::{
     self, MpJoin, MpTcpRst, MptcpOption, SeqNum, TcpFlags, TcpOptions, TcpRepr, TcpRstReason,
 };
+use deadlines::Deadlines;
+use half_open::HalfOpen;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -72,6 +82,20 @@ pub struct EndpointStats {
     pub syn_cookies_sent: u64,
     /// Connections rebuilt from a valid cookie in the handshake's final ACK.
     pub syn_cookies_accepted: u64,
+    /// Times the endpoint re-read a connection's earliest timer (after a call into it):
+    /// proportional to the work done, not to the number of idle connections.
+    pub deadline_reads: u64,
+    /// Connections whose timers `handle_timeout` handled.
+    pub timer_wakes: u64,
+}
+
+/// A connection with the endpoint's bookkeeping about it.
+struct Slot {
+    conn: Connection,
+    /// In the `ready` queue.
+    queued: bool,
+    /// Touched since its deadline was last filed (see `touched`).
+    touched: bool,
 }
 
 /// Half-open connections one source address may hold before its further SYNs are answered
@@ -83,7 +107,14 @@ const MAX_QUEUED_COOKIES: usize = 256;
 pub struct Endpoint {
     cfg: EndpointConfig,
     rng: Box<dyn Random>,
-    conns: HashMap<ConnectionHandle, Connection>,
+    conns: HashMap<ConnectionHandle, Slot>,
+    /// Each connection's earliest timer.
+    deadlines: Deadlines,
+    /// Connections the application may have changed through `connection_mut` or that sent
+    /// since they were last settled.
+    touched: Vec<ConnectionHandle>,
+    /// Server connections still in their handshake.
+    half_open: HalfOpen,
     next_handle: u64,
     by_tuple: HashMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
     by_token: HashMap<u32, ConnectionHandle>,
@@ -110,6 +141,9 @@ impl Endpoint {
             cfg,
             rng,
             conns: HashMap::new(),
+            deadlines: Deadlines::default(),
+            touched: Vec::new(),
+            half_open: HalfOpen::default(),
             next_handle: 1,
             by_tuple: HashMap::new(),
             by_token: HashMap::new(),
@@ -165,22 +199,31 @@ impl Endpoint {
         let iss = self.rng.next_u32();
         conn.open_initial(now, Some(path.id), path.kind, path.local, iss);
         self.by_token.insert(conn.local_token(), h);
-        self.conns.insert(h, conn);
-        self.sync_tuples(h);
-        self.mark_ready(h);
+        self.insert(h, conn);
+        self.after_conn_input(h);
         h
     }
 
+    fn insert(&mut self, h: ConnectionHandle, conn: Connection) {
+        let slot = Slot {
+            conn,
+            queued: false,
+            touched: false,
+        };
+        self.conns.insert(h, slot);
+    }
+
     pub fn connection(&self, h: ConnectionHandle) -> Option<&Connection> {
-        self.conns.get(&h)
+        self.conns.get(&h).map(|s| &s.conn)
     }
 
     /// Mutable access for application reads and writes; the connection is then polled.
     pub fn connection_mut(&mut self, h: ConnectionHandle) -> Option<&mut Connection> {
         if self.conns.contains_key(&h) {
             self.mark_ready(h);
+            self.touch(h);
         }
-        self.conns.get_mut(&h)
+        self.conns.get_mut(&h).map(|s| &mut s.conn)
     }
 
     /// Connections accepted by a listening endpoint, oldest first.
@@ -190,37 +233,71 @@ impl Endpoint {
 
     /// Forgets a closed connection (its subflows are reset if still open).
     pub fn release(&mut self, h: ConnectionHandle) {
-        if let Some(mut c) = self.conns.remove(&h) {
-            if !c.is_closed() {
-                c.abort();
+        if let Some(Slot { mut conn, .. }) = self.conns.remove(&h) {
+            if !conn.is_closed() {
+                conn.abort();
             }
-            self.by_token.remove(&c.local_token());
-            self.by_tuple.retain(|_, v| v.0 != h);
+            self.by_token.remove(&conn.local_token());
+            // Pairs of subflows already gone, then those of the ones left.
+            while let Some(ev) = conn.poll_endpoint_event() {
+                route(&mut self.by_tuple, h, ev);
+            }
+            for (l, r, _) in conn.tuples() {
+                if self.by_tuple.get(&(l, r)).is_some_and(|v| v.0 == h) {
+                    self.by_tuple.remove(&(l, r));
+                }
+            }
+            self.deadlines.set(h, None);
+            self.half_open.remove(h);
         }
     }
 
     fn mark_ready(&mut self, h: ConnectionHandle) {
-        if let Some(c) = self.conns.get_mut(&h) {
-            if !c.queued {
-                c.queued = true;
+        if let Some(slot) = self.conns.get_mut(&h) {
+            if !slot.queued {
+                slot.queued = true;
                 self.ready.push_back(h);
             }
         }
     }
 
-    /// Re-reads a connection's subflow address pairs into the demultiplexer.
-    fn sync_tuples(&mut self, h: ConnectionHandle) {
-        let Some(c) = self.conns.get_mut(&h) else {
+    /// Notes that `h` changed outside the endpoint's sight: it is settled before the next
+    /// deadline is read.
+    fn touch(&mut self, h: ConnectionHandle) {
+        if let Some(slot) = self.conns.get_mut(&h) {
+            if !slot.touched {
+                slot.touched = true;
+                self.touched.push(h);
+            }
+        }
+    }
+
+    fn settle_touched(&mut self) {
+        for h in std::mem::take(&mut self.touched) {
+            self.settle(h);
+        }
+    }
+
+    /// Brings the endpoint's view of `h` up to date after a call into it: the address
+    /// pairs it routes, its events, whether it is still half-open, and its earliest timer.
+    fn settle(&mut self, h: ConnectionHandle) {
+        let Some(slot) = self.conns.get_mut(&h) else {
             return;
         };
-        if !c.tuples_changed {
-            return;
+        slot.touched = false;
+        let c = &mut slot.conn;
+        while let Some(ev) = c.poll_endpoint_event() {
+            route(&mut self.by_tuple, h, ev);
         }
-        c.tuples_changed = false;
-        self.by_tuple.retain(|_, v| v.0 != h);
-        for (l, r, id) in c.tuples() {
-            self.by_tuple.insert((l, r), (h, id));
+        while let Some(e) = c.poll_event() {
+            self.events.push_back((h, e));
         }
+        if c.state() != crate::conn::ConnState::Connecting {
+            self.half_open.remove(h);
+        }
+        c.refresh_timers();
+        self.stats.deadline_reads += 1;
+        self.deadlines.set(h, c.poll_timeout());
     }
 
     /// Handles one received datagram (TCP-in-UDP payload) or raw TCP segment sent by
@@ -246,18 +323,26 @@ impl Endpoint {
                 // The peer re-creates a subflow from the same address and port (UDP
                 // carrier: one socket per path). A closed old one goes at once; a live one
                 // stays until the new join's HMAC proves the SYN genuine.
-                let closed = self.conns.get(&h).is_some_and(|c| c.subflow_is_closed(id));
+                let closed = self
+                    .conns
+                    .get(&h)
+                    .map(|s| &s.conn)
+                    .is_some_and(|c| c.subflow_is_closed(id));
                 if closed {
-                    if let Some(c) = self.conns.get_mut(&h) {
+                    if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
                         c.drop_subflow(now, id);
                     }
-                    self.sync_tuples(h);
+                    self.settle(h);
                     return self.on_syn(now, local, remote, &repr, None);
                 }
                 return self.on_syn(now, local, remote, &repr, Some(id));
             }
-            let id = self.conns.get(&h).map_or(id, |c| c.route(id, &repr));
-            if let Some(c) = self.conns.get_mut(&h) {
+            let id = self
+                .conns
+                .get(&h)
+                .map(|s| &s.conn)
+                .map_or(id, |c| c.route(id, &repr));
+            if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
                 if c.subflow_is_closed(id) && !repr.flags.contains(TcpFlags::RST) {
                     // RFC 9293 §3.10.7.1: a closed subflow answers with a RST the sender
                     // accepts (a challenge ACK for our own RST lands here, say).
@@ -291,7 +376,7 @@ impl Endpoint {
         if !seg.flags.contains(TcpFlags::SYN) || seg.flags.contains(TcpFlags::ACK) {
             return false;
         }
-        let Some(c) = self.conns.get(&h) else {
+        let Some(c) = self.conns.get(&h).map(|s| &s.conn) else {
             return false;
         };
         let joins_us = seg.options.mptcp.iter().any(|o| {
@@ -300,18 +385,10 @@ impl Endpoint {
         joins_us && c.subflow_replaced_by_syn(id, seg.seq.0) && !c.replacement_pending(id)
     }
 
+    /// After a call into `h`: settled, and polled for something to send.
     fn after_conn_input(&mut self, h: ConnectionHandle) {
-        self.sync_tuples(h);
-        self.collect_events(h);
+        self.settle(h);
         self.mark_ready(h);
-    }
-
-    fn collect_events(&mut self, h: ConnectionHandle) {
-        if let Some(c) = self.conns.get_mut(&h) {
-            while let Some(e) = c.poll_event() {
-                self.events.push_back((h, e));
-            }
-        }
     }
 
     fn on_syn(
@@ -338,7 +415,7 @@ impl Endpoint {
                 return Err(Dropped::UnknownToken);
             };
             let rng = &mut *self.rng;
-            let Some(c) = self.conns.get_mut(&h) else {
+            let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) else {
                 return Err(Dropped::UnknownToken);
             };
             match c.accept_join(
@@ -359,35 +436,19 @@ impl Endpoint {
             self.queue_rst(local, remote, syn, 0, None);
             return Err(Dropped::NoConnection);
         }
-        let half_open = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.role() == Role::Server && c.state() == crate::conn::ConnState::Connecting
-            })
-            .map(|(h, _)| *h)
-            .collect::<Vec<_>>();
-        let from_source = half_open
-            .iter()
-            .filter(|h| {
-                self.conns
-                    .get(h)
-                    .is_some_and(|c| c.remote().ip() == remote.ip())
-            })
-            .count();
-        if half_open.len() >= self.cfg.max_half_open / 2 || from_source >= HALF_OPEN_PER_SOURCE {
+        let half_open = self.half_open.len();
+        let from_source = self.half_open.count_from(remote.ip());
+        if half_open >= self.cfg.max_half_open / 2 || from_source >= HALF_OPEN_PER_SOURCE {
             // Under pressure (a flood, or one source opening many): no state until the
             // client proves it can receive our SYN/ACK.
             self.send_cookie(now, local, remote, syn);
             return Ok(());
         }
-        if half_open.len() >= self.cfg.max_half_open && self.conns.len() < self.cfg.max_connections
-        {
+        if half_open >= self.cfg.max_half_open && self.conns.len() < self.cfg.max_connections {
             // A full SYN queue drops its oldest entry (RFC 4987 §3.4) rather than refuse: a
-            // flood of SYNs that never complete then cannot lock honest clients out. Handles
-            // grow with age.
-            if let Some(&old) = half_open.iter().min() {
-                if let Some(c) = self.conns.get_mut(&old) {
+            // flood of SYNs that never complete then cannot lock honest clients out.
+            if let Some(old) = self.half_open.oldest() {
+                if let Some(c) = self.conns.get_mut(&old).map(|s| &mut s.conn) {
                     c.abort();
                 }
                 self.after_conn_input(old);
@@ -441,7 +502,10 @@ impl Endpoint {
     fn install(&mut self, conn: Connection) -> ConnectionHandle {
         let h = self.new_handle();
         self.by_token.insert(conn.local_token(), h);
-        self.conns.insert(h, conn);
+        if conn.state() == crate::conn::ConnState::Connecting {
+            self.half_open.insert(h, conn.remote().ip());
+        }
+        self.insert(h, conn);
         self.stats.accepted += 1;
         self.accepted.push_back(h);
         h
@@ -517,7 +581,7 @@ impl Endpoint {
         conn.syn_ack_sent_statelessly(now);
         let h = self.install(conn);
         self.stats.syn_cookies_accepted += 1;
-        if let Some(c) = self.conns.get_mut(&h) {
+        if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
             c.handle_segment(now, id, seg, payload);
             c.manage_paths(now, &mut *self.rng);
         }
@@ -585,48 +649,35 @@ impl Endpoint {
             }
         }
         while let Some(h) = self.ready.pop_front() {
-            let Some(c) = self.conns.get_mut(&h) else {
+            let Some(slot) = self.conns.get_mut(&h) else {
                 continue;
             };
-            if let Some(t) = c.poll_transmit(now, buf) {
-                // Keep it at the back of the queue: it may have more.
+            if let Some(t) = slot.conn.poll_transmit(now, buf) {
+                // Keep it at the back of the queue: it may have more. Sending armed timers
+                // and may have retired subflows: settled before the next deadline is read.
                 self.ready.push_back(h);
                 self.stats.segments_out += 1;
-                self.sync_tuples(h);
+                self.touch(h);
                 return Some(t);
             }
-            c.queued = false;
-            self.sync_tuples(h);
-            self.collect_events(h);
-            self.maybe_reap(h);
+            slot.queued = false;
+            self.settle(h);
         }
         None
     }
 
-    /// Drops a connection that is closed with all subflows gone and nothing to report.
-    fn maybe_reap(&mut self, h: ConnectionHandle) {
-        let done = self
-            .conns
-            .get(&h)
-            .is_some_and(|c| c.is_closed() && c.subflows_done() && c.released_by_app);
-        if done {
-            self.release(h);
-        }
+    /// The earliest timer of any connection.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.settle_touched();
+        self.deadlines.next()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conns.values().filter_map(|c| c.poll_timeout()).min()
-    }
-
+    /// Handles the timers due at `now`; only connections with one due are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnectionHandle> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for h in due {
-            if let Some(c) = self.conns.get_mut(&h) {
+        self.settle_touched();
+        for h in self.deadlines.take_due(now) {
+            if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
+                self.stats.timer_wakes += 1;
                 c.handle_timeout(now, &mut *self.rng);
             }
             self.after_conn_input(h);
@@ -640,7 +691,7 @@ impl Endpoint {
 
     /// Adds a local path to a connection (a new interface); a subflow follows.
     pub fn add_path(&mut self, now: Instant, h: ConnectionHandle, path: PathSpec) {
-        if let Some(c) = self.conns.get_mut(&h) {
+        if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
             c.add_path(now, path);
             c.manage_paths(now, &mut *self.rng);
         }
@@ -649,7 +700,7 @@ impl Endpoint {
 
     /// The interface behind `path` is gone: its subflows are dropped at once.
     pub fn remove_path(&mut self, now: Instant, h: ConnectionHandle, path: crate::path::PathId) {
-        if let Some(c) = self.conns.get_mut(&h) {
+        if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
             c.remove_path(now, path);
             // A lazy backup may be needed now.
             c.manage_paths(now, &mut *self.rng);
@@ -665,7 +716,7 @@ impl Endpoint {
         path: crate::path::PathId,
         q: crate::conn::PathQuality,
     ) {
-        if let Some(c) = self.conns.get_mut(&h) {
+        if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
             c.interface_quality(now, path, q);
         }
         self.after_conn_input(h);
@@ -673,7 +724,7 @@ impl Endpoint {
 
     /// Changes the service type of a live connection.
     pub fn set_policy(&mut self, now: Instant, h: ConnectionHandle, policy: crate::policy::Policy) {
-        if let Some(c) = self.conns.get_mut(&h) {
+        if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
             c.set_policy(now, policy);
             c.manage_paths(now, &mut *self.rng);
         }
@@ -687,7 +738,7 @@ impl Endpoint {
         path: crate::path::PathId,
         backup: bool,
     ) {
-        if let Some(c) = self.conns.get_mut(&h) {
+        if let Some(c) = self.conns.get_mut(&h).map(|s| &mut s.conn) {
             c.set_path_backup(path, backup);
         }
         self.after_conn_input(h);
@@ -701,7 +752,7 @@ impl Endpoint {
         remote: SocketAddr,
     ) -> Option<(ConnectionHandle, Option<crate::path::PathId>)> {
         let (h, id) = *self.by_tuple.get(&(local, remote))?;
-        let c = self.conns.get(&h)?;
+        let c = self.conns.get(&h).map(|s| &s.conn)?;
         let path = c.index_of(id).and_then(|i| c.subflows[i].path);
         Some((h, path))
     }
@@ -713,6 +764,30 @@ impl Endpoint {
 
     /// Interface kind helper for callers that only know a name.
     pub fn kind_of(&self, h: ConnectionHandle, path: crate::path::PathId) -> Option<InterfaceKind> {
-        self.conns.get(&h)?.paths.local(path).map(|p| p.spec.kind)
+        self.conns
+            .get(&h)
+            .map(|s| &s.conn)?
+            .paths
+            .local(path)
+            .map(|p| p.spec.kind)
+    }
+}
+
+/// Applies what connection `h` said about its address pairs to the demultiplexer.
+fn route(
+    by_tuple: &mut HashMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
+    h: ConnectionHandle,
+    ev: EndpointEvent,
+) {
+    match ev {
+        EndpointEvent::TupleAdded { local, remote, id } => {
+            by_tuple.insert((local, remote), (h, id));
+        }
+        EndpointEvent::TupleRemoved { local, remote, id } => {
+            // A replacement join may have taken the pair over already.
+            if by_tuple.get(&(local, remote)) == Some(&(h, id)) {
+                by_tuple.remove(&(local, remote));
+            }
+        }
     }
 }

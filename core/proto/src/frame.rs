@@ -1,10 +1,13 @@
 //! How segments travel: TCP-in-UDP (the UDP header carries the ports) or genuine TCP on raw
 //! IP (with the pseudo-header checksum).
 
+#![warn(missing_docs, unreachable_pub)]
+
 use crate::wire::{self, TcpRepr, WireError};
 use std::net::SocketAddr;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a segment is carried between endpoints.
 pub enum Framing {
     /// TCP-in-UDP: the payload of a UDP datagram whose ports are the subflow's ports.
     #[default]

@@ -7,56 +7,10 @@ use crate::endpoint::{ConnectionHandle, Endpoint, EndpointConfig};
 use crate::path::{InterfaceKind, PathSpec};
 use crate::random::SeededRandom;
 use crate::sim::{LinkConfig, LinkId, Node, NodeId, Sim};
-use ring::digest;
+use braid_testkit::{Sha256, pattern, stall};
 use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// The byte at stream offset `i` of the test stream with `seed`: pseudo-random, so that
-/// misplaced data changes the hash, and computable at any offset.
-pub fn stream_byte(seed: u64, i: u64) -> u8 {
-    stream_word(seed, i / 8).to_le_bytes()[(i % 8) as usize]
-}
-
-/// Fills `dst` with the stream from offset `at`.
-pub fn fill_stream(seed: u64, at: u64, dst: &mut [u8]) {
-    let mut i = 0;
-    // Unaligned head, then whole 8-byte words, then the tail.
-    while i < dst.len() && (at + i as u64) % 8 != 0 {
-        dst[i] = stream_byte(seed, at + i as u64);
-        i += 1;
-    }
-    while i + 8 <= dst.len() {
-        let word = stream_word(seed, (at + i as u64) / 8);
-        dst[i..i + 8].copy_from_slice(&word.to_le_bytes());
-        i += 8;
-    }
-    while i < dst.len() {
-        dst[i] = stream_byte(seed, at + i as u64);
-        i += 1;
-    }
-}
-
-fn stream_word(seed: u64, w: u64) -> u64 {
-    let mut z = w.wrapping_add(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// SHA-256 of the first `len` bytes of the stream.
-pub fn stream_sha256(seed: u64, len: u64) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut at = 0;
-    while at < len {
-        let n = ((len - at) as usize).min(buf.len());
-        fill_stream(seed, at, &mut buf[..n]);
-        ctx.update(&buf[..n]);
-        at += n as u64;
-    }
-    ctx.finish().as_ref().try_into().unwrap_or([0; 32])
-}
 
 /// One side of a bulk transfer on one connection.
 pub struct App {
@@ -68,7 +22,7 @@ pub struct App {
     pub shutdown_sent: bool,
     pub received: u64,
     pub peer_finished: bool,
-    recv_hash: Option<digest::Context>,
+    recv_hash: Option<Sha256>,
     pub received_sha: Option<[u8; 32]>,
     /// (time, bytes received so far), sampled on every read.
     pub arrivals: Vec<(Instant, u64)>,
@@ -95,7 +49,7 @@ impl App {
             shutdown_sent: false,
             received: 0,
             peer_finished: false,
-            recv_hash: Some(digest::Context::new(&digest::SHA256)),
+            recv_hash: Some(Sha256::new()),
             received_sha: None,
             arrivals: Vec::new(),
             events: Vec::new(),
@@ -111,25 +65,12 @@ impl App {
 
     /// The longest time between two arrivals of new bytes, between `from` and `to`.
     pub fn longest_stall(&self, from: Instant, to: Instant) -> Duration {
-        let mut last = from;
-        let mut worst = Duration::ZERO;
-        for &(t, _) in &self.arrivals {
-            if t < from {
-                continue;
-            }
-            if t > to {
-                break;
-            }
-            worst = worst.max(t - last);
-            last = t;
-        }
-        worst.max(to.saturating_duration_since(last))
+        stall::longest_gap(&self.arrivals, from, to)
     }
 
     /// Bytes received by `t`.
     pub fn received_at(&self, t: Instant) -> u64 {
-        let i = self.arrivals.partition_point(|&(at, _)| at <= t);
-        if i == 0 { 0 } else { self.arrivals[i - 1].1 }
+        stall::received_at(&self.arrivals, t)
     }
 }
 
@@ -208,7 +149,7 @@ impl Host {
                 if n == 0 {
                     break;
                 }
-                fill_stream(app.stream_seed, app.sent, &mut app.scratch[..n]);
+                pattern::fill(app.stream_seed, app.sent, &mut app.scratch[..n]);
                 match conn.write(&app.scratch[..n]) {
                     Ok(k) => app.sent += k as u64,
                     Err(_) => break,
@@ -225,7 +166,7 @@ impl Host {
                         if !app.peer_finished {
                             app.peer_finished = true;
                             if let Some(ctx) = app.recv_hash.take() {
-                                app.received_sha = ctx.finish().as_ref().try_into().ok();
+                                app.received_sha = Some(ctx.finish());
                             }
                             if app.to_send == 0 && !app.shutdown_sent {
                                 conn.shutdown();
@@ -239,15 +180,8 @@ impl Host {
                             ctx.update(&self.scratch[..n]);
                         }
                         if let (Some(seed), None) = (app.expect_seed, app.first_mismatch) {
-                            let mut want = vec![0u8; n];
-                            fill_stream(seed, app.received, &mut want);
-                            if let Some(k) = want
-                                .iter()
-                                .zip(&self.scratch[..n])
-                                .position(|(a, b)| a != b)
-                            {
-                                app.first_mismatch = Some(app.received + k as u64);
-                            }
+                            app.first_mismatch =
+                                pattern::first_mismatch(seed, app.received, &self.scratch[..n]);
                         }
                         app.received += n as u64;
                         app.arrivals.push((now, app.received));
@@ -363,12 +297,12 @@ impl Outcome {
         );
         assert_eq!(
             self.server_sha,
-            Some(stream_sha256(CLIENT_SEED, self.c2s)),
+            Some(pattern::sha256(CLIENT_SEED, self.c2s)),
             "{what}: SHA-256 client->server"
         );
         assert_eq!(
             self.client_sha,
-            Some(stream_sha256(SERVER_SEED, self.s2c)),
+            Some(pattern::sha256(SERVER_SEED, self.s2c)),
             "{what}: SHA-256 server->client"
         );
     }

@@ -1,16 +1,21 @@
 //! Randomness is injected: a CSPRNG in production, a seeded generator in the simulator, so
 //! that every simulated run is reproducible from its seed.
 
+#![warn(missing_docs, unreachable_pub)]
+
 /// A source of random bytes for keys, nonces and initial sequence numbers.
 pub trait Random: Send {
+    /// Fills `dest` with random bytes.
     fn fill(&mut self, dest: &mut [u8]);
 
+    /// A random `u32`.
     fn next_u32(&mut self) -> u32 {
         let mut b = [0u8; 4];
         self.fill(&mut b);
         u32::from_le_bytes(b)
     }
 
+    /// A random `u64`.
     fn next_u64(&mut self) -> u64 {
         let mut b = [0u8; 8];
         self.fill(&mut b);
@@ -27,6 +32,7 @@ pub trait Random: Send {
 pub struct SystemRandom(ring::rand::SystemRandom);
 
 impl SystemRandom {
+    /// The OS generator.
     pub fn new() -> Self {
         Self(ring::rand::SystemRandom::new())
     }
@@ -57,6 +63,7 @@ pub struct SeededRandom {
 }
 
 impl SeededRandom {
+    /// A generator whose output is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
         let mut next = || {

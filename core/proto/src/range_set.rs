@@ -2,18 +2,23 @@
 //! sequence ranges and data-level reinjection queues. Sequence numbers inside the engine are
 //! unwrapped 64-bit offsets, so there is no wrap-around to care about here.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::ops::Range;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Disjoint half-open ranges, sorted.
 pub struct RangeSet {
     ranges: Vec<Range<u64>>,
 }
 
 impl RangeSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether the set holds no range.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -23,14 +28,17 @@ impl RangeSet {
         self.ranges.len()
     }
 
+    /// The ranges in ascending order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Range<u64>> + '_ {
         self.ranges.iter()
     }
 
+    /// The lowest range.
     pub fn first(&self) -> Option<Range<u64>> {
         self.ranges.first().cloned()
     }
 
+    /// The highest range.
     pub fn last(&self) -> Option<Range<u64>> {
         self.ranges.last().cloned()
     }
@@ -97,6 +105,7 @@ impl RangeSet {
         }
     }
 
+    /// Whether `v` is in one of the ranges.
     pub fn contains(&self, v: u64) -> bool {
         let i = self.ranges.partition_point(|x| x.end <= v);
         self.ranges.get(i).is_some_and(|x| x.start <= v)
@@ -121,6 +130,7 @@ impl RangeSet {
         Some(out)
     }
 
+    /// Removes every range.
     pub fn clear(&mut self) {
         self.ranges.clear();
     }
@@ -187,7 +197,7 @@ mod tests {
             for _ in 0..20 {
                 let a = rng.next_u64() % 64;
                 let b = (a + rng.next_u64() % 10).min(64);
-                if rng.next_u64() % 3 == 0 {
+                if rng.next_u64().is_multiple_of(3) {
                     s.remove(a..b);
                     model[a as usize..b as usize].fill(false);
                 } else {

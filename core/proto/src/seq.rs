@@ -2,6 +2,8 @@
 //! uses internally. Unwrapping once at the edge keeps every comparison inside the engine a plain
 //! integer comparison.
 
+#![warn(missing_docs, unreachable_pub)]
+
 /// Expands a 32-bit value to the 64-bit number closest to `reference` that has the same low
 /// 32 bits. Values more than 2^31 away are ambiguous by construction; the nearest wins.
 pub fn unwrap32(value: u32, reference: u64) -> u64 {

@@ -7,6 +7,8 @@
 //! derived from the same secret and the cookie, so the MP_CAPABLE third ACK, which echoes
 //! both keys (RFC 8684 §3.1), proves it too. See docs/ARCHITECTURE.md, "Security".
 
+#![warn(missing_docs, unreachable_pub)]
+
 use crate::random::Random;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr, hmac_sha256};
 use std::net::SocketAddr;
@@ -24,17 +26,23 @@ const DATA_BITS: u32 = 9;
 /// What a valid cookie says about the SYN it answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CookieSyn {
+    /// The SYN's MSS, rounded down to an entry of the small table the cookie indexes.
     pub mss: u16,
+    /// The SYN's window scale, if it offered one.
     pub window_scale: Option<u8>,
+    /// Whether the SYN offered SACK.
     pub sack: bool,
 }
 
+/// Stateless SYN cookies: a time slot and the SYN's options under a MAC keyed with a secret,
+/// carried in the SYN/ACK's initial sequence number, so a flood of SYNs costs no state.
 pub struct SynCookies {
     secret: [u8; 32],
     epoch: Option<Instant>,
 }
 
 impl SynCookies {
+    /// Cookies under a fresh random secret.
     pub fn new(rng: &mut dyn Random) -> Self {
         let mut secret = [0u8; 32];
         rng.fill(&mut secret);

@@ -9,6 +9,7 @@ use braid_proto::random::{Random, SeededRandom};
 use braid_proto::sim::LinkConfig;
 use braid_proto::wire::*;
 use braid_proto::{ConnectionConfig, EndpointConfig, Event, Framing, Policy, ServiceType};
+use braid_testkit::pattern;
 use common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -292,7 +293,7 @@ fn spoofed_syn_flood_leaves_honest_clients_connecting_over_a_long_rtt() {
     let client = &t.sim.node(t.client).apps[0];
     assert_eq!(
         client.received_sha,
-        Some(stream_sha256(SERVER_SEED, 200_000))
+        Some(pattern::sha256(SERVER_SEED, 200_000))
     );
     let server_app = t
         .sim
@@ -303,7 +304,7 @@ fn spoofed_syn_flood_leaves_honest_clients_connecting_over_a_long_rtt() {
         .unwrap();
     assert_eq!(
         server_app.received_sha,
-        Some(stream_sha256(CLIENT_SEED, 200_000))
+        Some(pattern::sha256(CLIENT_SEED, 200_000))
     );
     let ep = &t.sim.node(t.server).ep;
     let s = ep.stats();
@@ -321,7 +322,7 @@ fn spoofed_syn_flood_leaves_honest_clients_connecting_over_a_long_rtt() {
 
 /// Leaves most segments alone (one in 16 is rewritten).
 fn rng_skip(repr: &mut TcpRepr) -> bool {
-    repr.seq.0 % 16 != 0
+    !repr.seq.0.is_multiple_of(16)
 }
 
 /// An on-path attacker (or a broken peer) that sees the real sequence numbers: it raises

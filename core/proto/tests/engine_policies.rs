@@ -167,7 +167,8 @@ fn handover_notices_a_silent_wifi_blackhole_faster_than_the_kernel() {
     let up = stall(t.server_app().unwrap(), start, KILL, Duration::from_secs(2));
     let down = stall(t.client_app(), start, KILL, Duration::from_secs(2));
     eprintln!("handover, silent blackhole: longest stall up {up:?}, down {down:?}");
-    // The kernel needs 0.25 s here (shared/testbed, backup subflow).
+    // The kernel needs 0.25 s here (measured on the namespace testbed, tests/netbed, with a
+    // backup subflow).
     assert!(up < Duration::from_millis(250) && down < Duration::from_millis(250));
 }
 
@@ -687,14 +688,14 @@ fn message_latencies(t: &mut Transfer, until: Duration) -> Latencies {
     for k in 0..n {
         t.sim.at(sent_at(k, false), move |sim| {
             let mut msg = vec![0u8; MSG as usize];
-            braid_proto::harness::fill_stream(CLIENT_SEED, k * MSG, &mut msg);
+            braid_testkit::pattern::fill(CLIENT_SEED, k * MSG, &mut msg);
             if let Some(conn) = sim.node_mut(c).ep.connection_mut(h) {
                 let _ = conn.write(&msg);
             }
         });
         t.sim.at(sent_at(k, true), move |sim| {
             let mut msg = vec![0u8; MSG as usize];
-            braid_proto::harness::fill_stream(SERVER_SEED, k * MSG, &mut msg);
+            braid_testkit::pattern::fill(SERVER_SEED, k * MSG, &mut msg);
             let node = sim.node_mut(s);
             let Some(sh) = node.apps.first().map(|a| a.handle) else {
                 return;

@@ -1,9 +1,10 @@
 //! End-to-end transfers through the simulator: integrity under loss, reordering,
 //! duplication and outages.
 
-use braid_proto::harness::{Host, stream_sha256};
+use braid_proto::harness::Host;
 use braid_proto::sim::{LinkConfig, Sim};
 use braid_proto::{EndpointConfig, InterfaceKind, PathSpec};
+use braid_testkit::pattern;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -74,8 +75,8 @@ fn clean_link_small_transfer_both_ways() {
         capp.received, sapp.received
     );
     assert_eq!(sapp.received, 1_000_000);
-    assert_eq!(sapp.received_sha, Some(stream_sha256(5, 1_000_000)));
+    assert_eq!(sapp.received_sha, Some(pattern::sha256(5, 1_000_000)));
     assert_eq!(capp.received, 500_000);
-    assert_eq!(capp.received_sha, Some(stream_sha256(77, 500_000)));
+    assert_eq!(capp.received_sha, Some(pattern::sha256(77, 500_000)));
     let _ = r.handle;
 }

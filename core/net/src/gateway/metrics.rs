@@ -51,7 +51,9 @@ impl RefusalCounts {
 /// One worker as the metrics see it: its gateway counters and its endpoint.
 #[derive(Clone)]
 pub struct WorkerView {
+    /// The worker's gateway counters.
     pub stats: Arc<GatewayStats>,
+    /// The worker's endpoint.
     pub probe: ServerProbe,
 }
 

@@ -19,10 +19,13 @@ pub struct Head {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
     #[error("request head larger than {0} bytes")]
+    /// The request head did not end within this many bytes.
     TooLarge(usize),
     #[error("malformed request: {0}")]
+    /// Not an HTTP/1.x request line and headers.
     Malformed(&'static str),
     #[error("method {0} is not supported (only CONNECT)")]
+    /// A method other than CONNECT.
     Method(String),
 }
 

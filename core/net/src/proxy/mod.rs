@@ -43,7 +43,9 @@ const RELAY_BUFFER: usize = 64 * 1024;
 /// that other apps on the device cannot use the proxy.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyCredentials {
+    /// The user name the app must give.
     pub username: String,
+    /// The password the app must give.
     pub password: String,
 }
 
@@ -479,6 +481,7 @@ pub struct Answer {
     pub socks: u8,
     /// HTTP status code and reason phrase.
     pub status: u16,
+    /// HTTP reason phrase for `status`.
     pub reason: &'static str,
 }
 

@@ -5,6 +5,7 @@
 use super::Parsed;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The SOCKS protocol version spoken (RFC 1928).
 pub const VERSION: u8 = 5;
 /// Method: no authentication.
 pub const NO_AUTH: u8 = 0x00;
@@ -17,20 +18,30 @@ pub const CMD_CONNECT: u8 = 1;
 
 /// RFC 1928 §6 reply codes.
 pub mod reply {
+    /// The connection to the target is up.
     pub const SUCCEEDED: u8 = 0x00;
+    /// Any failure without a more precise code (token problems among them).
     pub const GENERAL_FAILURE: u8 = 0x01;
+    /// The gateway's allowlist refuses the target.
     pub const NOT_ALLOWED: u8 = 0x02;
+    /// No path to the gateway.
     pub const NETWORK_UNREACHABLE: u8 = 0x03;
+    /// The target did not resolve or cannot be reached.
     pub const HOST_UNREACHABLE: u8 = 0x04;
+    /// The target refused the connection.
     pub const CONNECTION_REFUSED: u8 = 0x05;
+    /// Timed out (RFC 1928 names it TTL expired).
     pub const TTL_EXPIRED: u8 = 0x06;
+    /// Only CONNECT is supported.
     pub const COMMAND_NOT_SUPPORTED: u8 = 0x07;
+    /// Only IPv4, domain names and IPv6 are understood.
     pub const ADDRESS_TYPE_NOT_SUPPORTED: u8 = 0x08;
 }
 
 /// Where a CONNECT request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetAddr {
+    /// An IPv4 or IPv6 address.
     Ip(IpAddr),
     /// A domain name as sent (checked to be printable ASCII; the gateway checks the rest).
     Domain(String),
@@ -39,7 +50,9 @@ pub enum TargetAddr {
 /// A parsed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// Where the app wants to go.
     pub target: TargetAddr,
+    /// The destination port.
     pub port: u16,
 }
 
@@ -65,18 +78,25 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SocksError {
     #[error("not SOCKS version 5 (got {0})")]
+    /// The first byte was not version 5.
     Version(u8),
     #[error("no authentication methods offered")]
+    /// The greeting listed no method.
     NoMethods,
     #[error("bad username/password sub-negotiation version {0}")]
+    /// The RFC 1929 sub-negotiation had a version other than 1.
     AuthVersion(u8),
     #[error("command {0} is not supported (only CONNECT)")]
+    /// BIND, UDP ASSOCIATE or an unknown command.
     Command(u8),
     #[error("address type {0} is not supported")]
+    /// An address type other than IPv4, domain name or IPv6.
     AddressType(u8),
     #[error("reserved byte is not zero")]
+    /// The reserved byte of the request was not zero.
     Reserved,
     #[error("the domain name is empty or not printable ASCII")]
+    /// An empty or non-printable domain name.
     Domain,
 }
 
@@ -124,7 +144,9 @@ pub fn choose_method(offered: &[u8], need_auth: bool) -> u8 {
 /// An RFC 1929 username/password request, as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserPass {
+    /// The user name sent (RFC 1929).
     pub username: Vec<u8>,
+    /// The password sent (RFC 1929).
     pub password: Vec<u8>,
 }
 

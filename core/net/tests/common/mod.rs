@@ -1,35 +1,19 @@
-//! Shared test helpers: a deterministic byte stream with SHA-256, a TCP sink/source server,
+//! Shared test helpers: the test kit's stream with SHA-256, a TCP sink/source server,
 //! and two emulated paths (WiFi-like and cellular-like) in front of a gateway.
 #![allow(dead_code)]
 
 use braid::emulator::PathEmulator;
 use braid::gateway::{Gateway, GatewayConfig, GatewayStats};
 use braid_proto::sim::link::LinkConfig;
-use ring::digest;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// Fills `buf` with the stream `seed` from offset `at` (8-byte words of a splitmix64).
-pub fn fill(seed: u64, at: u64, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        let off = at + i as u64;
-        let mut z = (off / 8).wrapping_add(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        *b = z.to_le_bytes()[(off % 8) as usize];
-    }
-}
-
-pub type Sha = [u8; 32];
-
-fn finish(ctx: digest::Context) -> Sha {
-    ctx.finish().as_ref().try_into().unwrap()
-}
+pub use braid_testkit::Sha;
+use braid_testkit::transfer::{self, Amount};
 
 /// Writes `len` bytes of stream `seed`, then shuts down. Returns the SHA-256 of what was sent.
 pub async fn send_stream<W: AsyncWrite + Unpin>(
@@ -37,33 +21,13 @@ pub async fn send_stream<W: AsyncWrite + Unpin>(
     seed: u64,
     len: u64,
 ) -> std::io::Result<Sha> {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut at = 0;
-    while at < len {
-        let n = ((len - at) as usize).min(buf.len());
-        fill(seed, at, &mut buf[..n]);
-        ctx.update(&buf[..n]);
-        w.write_all(&buf[..n]).await?;
-        at += n as u64;
-    }
-    w.shutdown().await?;
-    Ok(finish(ctx))
+    Ok(transfer::send(w, seed, Amount::Bytes(len)).await?.sha)
 }
 
 /// Reads to end of stream. Returns (bytes, SHA-256).
 pub async fn recv_stream<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<(u64, Sha)> {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            return Ok((total, finish(ctx)));
-        }
-        ctx.update(&buf[..n]);
-        total += n as u64;
-    }
+    let got = transfer::recv(r, None, true).await?;
+    Ok((got.bytes, got.sha))
 }
 
 /// What the TCP server saw on one connection.

@@ -81,6 +81,7 @@ pub struct Lia {
 }
 
 impl Lia {
+    /// A LIA controller for a subflow with this MSS.
     pub fn new(mss: u64) -> Self {
         Self {
             w: Aimd::new(mss),
@@ -176,6 +177,7 @@ pub struct Olia {
 }
 
 impl Olia {
+    /// An OLIA controller for a subflow with this MSS.
     pub fn new(mss: u64) -> Self {
         Self {
             w: Aimd::new(mss),

@@ -11,9 +11,9 @@ use super::hystart::HyStart;
 use super::{Ack, CongestionControl, Coupling, window_from_f64};
 
 /// RFC 9438 §5: C = 0.4 segments/s³.
-pub const C: f64 = 0.4;
+pub(crate) const C: f64 = 0.4;
 /// RFC 9438 §5: multiplicative decrease factor.
-pub const BETA: f64 = 0.7;
+pub(crate) const BETA: f64 = 0.7;
 /// RFC 9438 §4.3: the additive increase that makes AIMD(α, β) as aggressive as Reno.
 const ALPHA_RENO_FRIENDLY: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
 
@@ -47,6 +47,7 @@ pub struct Cubic {
 }
 
 impl Cubic {
+    /// A CUBIC controller for a subflow with this MSS.
     pub fn new(mss: u64) -> Self {
         let w = Aimd::new(mss);
         Self {

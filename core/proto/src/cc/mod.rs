@@ -10,6 +10,8 @@
 //! timeout, never exceed `MAX_WINDOW`, and never grow on ACKs that are application-limited or
 //! arrive during recovery.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -68,6 +70,7 @@ pub(crate) fn window_from_f64(bytes: f64) -> u64 {
 /// One ACK's worth of news for a subflow's controller.
 #[derive(Clone, Copy, Debug)]
 pub struct Ack {
+    /// When the ACK arrived.
     pub now: Instant,
     /// Bytes newly acknowledged by this ACK, cumulatively or by SACK.
     pub newly_acked: u64,
@@ -75,7 +78,9 @@ pub struct Ack {
     pub in_flight: u64,
     /// The RTT sample this ACK produced, if any (Karn: none for retransmitted data).
     pub rtt_sample: Option<Duration>,
+    /// Smoothed RTT after this ACK.
     pub srtt: Duration,
+    /// Lowest RTT seen recently.
     pub min_rtt: Duration,
     /// The sender had less than a full window in flight (application- or receive-window
     /// limited): the window must not grow on such ACKs (RFC 7661).
@@ -87,8 +92,11 @@ pub struct Ack {
 /// What a coupled controller needs to know about one subflow of the connection.
 #[derive(Clone, Copy, Debug)]
 pub struct PathState {
+    /// Congestion window in bytes.
     pub cwnd: u64,
+    /// Smoothed RTT.
     pub srtt: Duration,
+    /// Maximum segment size in bytes.
     pub mss: u64,
     /// OLIA's l_r: bytes acknowledged between the last two losses (or since the last one,
     /// whichever is larger). Zero for uncoupled controllers.
@@ -100,17 +108,24 @@ pub struct PathState {
 /// The connection's subflows as seen by a coupled controller; `me` indexes `paths`.
 #[derive(Clone, Copy, Debug)]
 pub struct Coupling<'a> {
+    /// Which of `paths` is the subflow asking.
     pub me: usize,
+    /// Every subflow of the connection.
     pub paths: &'a [PathState],
 }
 
+/// A subflow's congestion controller (Reno, CUBIC, LIA, OLIA): told about ACKs, losses and
+/// timeouts, it answers how many bytes may be in flight.
 pub trait CongestionControl: Send + std::fmt::Debug {
     /// Congestion window in bytes.
     fn window(&self) -> u64;
+    /// Slow-start threshold in bytes.
     fn ssthresh(&self) -> u64;
+    /// Whether the window is below the slow-start threshold.
     fn in_slow_start(&self) -> bool {
         self.window() < self.ssthresh()
     }
+    /// New data was acknowledged.
     fn on_ack(&mut self, ack: &Ack, coupling: &Coupling<'_>);
     /// Loss detected (SACK, RACK or duplicate ACKs). The subflow calls this once per
     /// recovery episode, with the bytes in flight when the loss was detected.
@@ -123,6 +138,7 @@ pub trait CongestionControl: Send + std::fmt::Debug {
     fn loss_interval(&self) -> u64 {
         0
     }
+    /// The algorithm's name, for statistics and logs.
     fn name(&self) -> &'static str;
 }
 
@@ -142,6 +158,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm, for tests and benchmarks that compare them.
     pub const ALL: [Algorithm; 4] = [Self::Reno, Self::Cubic, Self::Lia, Self::Olia];
 
     /// A fresh controller for a subflow with this MSS. `now` is the subflow's creation time;
@@ -161,6 +178,7 @@ impl Algorithm {
         matches!(self, Self::Lia | Self::Olia)
     }
 
+    /// The algorithm's name (`reno`, `cubic`, `lia`, `olia`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Reno => "reno",

@@ -31,6 +31,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer that does not pace until it is given a rate.
     pub fn new() -> Self {
         Self::default()
     }

@@ -14,6 +14,7 @@ pub struct Reno {
 }
 
 impl Reno {
+    /// A Reno controller for a subflow with this MSS.
     pub fn new(mss: u64) -> Self {
         Self { w: Aimd::new(mss) }
     }

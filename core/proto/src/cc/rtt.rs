@@ -7,16 +7,16 @@
 use std::time::{Duration, Instant};
 
 /// Linux's floor (RFC 6298 asks for 1 s; 200 ms is what deployed stacks use).
-pub const DEFAULT_MIN_RTO: Duration = Duration::from_millis(200);
+pub(crate) const DEFAULT_MIN_RTO: Duration = Duration::from_millis(200);
 /// RFC 6298 (2.5): an upper bound of at least 60 s.
-pub const DEFAULT_MAX_RTO: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_MAX_RTO: Duration = Duration::from_secs(60);
 /// RFC 6298 (2.1): before the first sample.
-pub const DEFAULT_INITIAL_RTO: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_INITIAL_RTO: Duration = Duration::from_secs(1);
 /// G in RFC 6298: the timer granularity the RTO must exceed srtt by at least.
-pub const DEFAULT_GRANULARITY: Duration = Duration::from_millis(1);
+pub(crate) const DEFAULT_GRANULARITY: Duration = Duration::from_millis(1);
 /// How long a minimum RTT stays valid; route changes on mobile paths make older minima
 /// misleading.
-pub const DEFAULT_MIN_RTT_WINDOW: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MIN_RTT_WINDOW: Duration = Duration::from_secs(30);
 
 /// Samples above this (about 4.9 days) are clamped, keeping every product inside `u128`
 /// nanoseconds and every result inside `Duration`.
@@ -111,6 +111,7 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl RttEstimator {
+    /// An estimator with no samples (initial RTO, RFC 6298).
     pub fn new() -> Self {
         Self {
             srtt: Duration::ZERO,
@@ -198,6 +199,7 @@ impl RttEstimator {
         self.backoff = self.backoff.saturating_add(1);
     }
 
+    /// Whether any RTT sample was taken.
     pub fn has_samples(&self) -> bool {
         self.min.is_some()
     }

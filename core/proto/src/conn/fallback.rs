@@ -3,7 +3,7 @@
 //! seen, or after a DSS checksum failure on the only subflow (MP_FAIL and the infinite
 //! mapping). Afterwards the data stream is one subflow's byte stream, offset by a constant.
 
-use super::{Connection, Event, SubflowId};
+use super::{Connection, Event, Mode, SubflowId, Timer};
 
 /// How the data stream maps onto the one remaining subflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,14 +46,20 @@ impl Connection {
     pub(crate) fn fall_back_tx(&mut self, idx: usize, dsn: u64, announce: bool) {
         let e = &self.subflows[idx];
         let snd_nxt = e.sf.snd_nxt();
-        let rx = self.fallback.and_then(|f| f.rx);
-        self.fallback = Some(Fallback {
+        let rx = self.mode.fallback().and_then(|f| f.rx);
+        let fb = Fallback {
             subflow: e.id,
             tx_delta: dsn.wrapping_sub(snd_nxt),
             tx_from: snd_nxt,
             infinite_at: announce.then_some(snd_nxt),
             rx,
-        });
+        };
+        // The peer keeps its options (MP_FAIL, the infinite mapping) unless they were
+        // never there.
+        let options_read = self.mode.reads_options();
+        self.mode = Mode::Fallback { fb, options_read };
+        // Plain TCP ends with the subflow FIN: no DATA_FIN is resent.
+        self.timers.stop(Timer::DataFinRtx);
         self.data_nxt = dsn;
         self.reinject.clear();
         for e in &mut self.subflows {
@@ -74,10 +80,10 @@ impl Connection {
             .wrapping_sub(self.subflows[idx].sf.rcv_nxt());
         let dsn = self.data_nxt;
         self.fall_back_tx(idx, dsn, false);
-        if let Some(f) = self.fallback.as_mut() {
-            f.rx = Some((0, rx_delta));
+        if let Mode::Fallback { fb, options_read } = &mut self.mode {
+            fb.rx = Some((0, rx_delta));
+            *options_read = false;
         }
-        self.mptcp = false;
     }
 
     /// The DSS checksum failed for the mapping at data offset `dsn` on the only subflow:
@@ -88,7 +94,7 @@ impl Connection {
         self.rx_fail_dsn = Some(dsn);
         let next = self.data_nxt;
         self.fall_back_tx(idx, next, true);
-        if let Some(f) = self.fallback.as_mut() {
+        if let Some(f) = self.mode.fallback_mut() {
             f.rx = None;
         }
         self.subflows[idx].sf.request_ack();
@@ -97,13 +103,13 @@ impl Connection {
     /// The peer's infinite mapping: its plain stream starts at subflow offset `ssn` with
     /// data offset `dsn`.
     pub(crate) fn on_infinite_mapping(&mut self, idx: usize, ssn: u64, dsn: u64) {
-        if self.fallback.is_none() {
+        if self.mode.fallback().is_none() {
             // The peer fell back first (it got corrupted data from us or saw a failure):
             // follow, announcing our own switch.
             let next = self.data_nxt;
             self.fall_back_tx(idx, next, true);
         }
-        if let Some(f) = self.fallback.as_mut() {
+        if let Some(f) = self.mode.fallback_mut() {
             f.rx = Some((ssn, dsn.wrapping_sub(ssn)));
         }
         self.rx_fail_dsn = None;
@@ -137,7 +143,9 @@ impl Connection {
 
     /// Plain TCP: a subflow ACK past our switch point acknowledges data.
     pub(crate) fn fallback_ack(&mut self, idx: usize, valid: bool, window: u64) {
-        let Some(fb) = self.fallback else { return };
+        let Some(fb) = self.mode.fallback() else {
+            return;
+        };
         if self.subflows[idx].id != fb.subflow || !valid {
             return;
         }

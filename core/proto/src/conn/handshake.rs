@@ -2,7 +2,10 @@
 //! (token + HMACs both ways), and the fallback to plain TCP when the peer or a middlebox does
 //! not carry MPTCP.
 
-use super::{ConnState, Connection, Event, Fallback, JoinState, Role, SubflowEntry, SubflowId};
+use super::{
+    ConnState, Connection, Event, JoinState, Mode, Role, SubflowEntry, SubflowId, SubflowPhase,
+    Timer,
+};
 use crate::path::{InterfaceKind, PathId};
 use crate::random::Random;
 use crate::subflow::{State, Subflow};
@@ -40,11 +43,9 @@ impl Connection {
         let mut e = SubflowEntry::new(id, sf, path, kind);
         e.initial = true;
         if !self.cfg.mptcp {
-            self.fallback = Some(Fallback::from_start(id));
+            self.mode = Mode::plain(id);
         }
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         id
     }
 
@@ -64,17 +65,13 @@ impl Connection {
         e.initial = true;
         match mp_capable {
             Some(mpc) if self.cfg.mptcp => {
-                self.mptcp = true;
                 self.checksum = self.cfg.checksum || mpc.flags.contains(MpCapableFlags::A);
             }
             _ => {
-                self.mptcp = false;
-                self.fallback = Some(Fallback::from_start(id));
+                self.mode = Mode::plain(id);
             }
         }
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         id
     }
 
@@ -110,9 +107,7 @@ impl Connection {
             third_ack_at: None,
             attempts: 0,
         });
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         id
     }
 
@@ -170,9 +165,7 @@ impl Connection {
             third_ack_at: None,
             attempts: 0,
         });
-        self.subflows.push(e);
-        self.stats.subflows_opened += 1;
-        self.tuples_changed = true;
+        self.push_subflow(e);
         Ok(id)
     }
 
@@ -196,7 +189,7 @@ impl Connection {
     }
 
     fn client_got_syn_ack(&mut self, idx: usize, seg: &TcpRepr) -> Verdict {
-        if self.fallback.is_some() {
+        if self.mode.fallback().is_some() {
             return Verdict::Continue;
         }
         let key = seg.options.mptcp.iter().find_map(|o| match o {
@@ -253,7 +246,7 @@ impl Connection {
     }
 
     fn server_got_third_ack(&mut self, idx: usize, seg: &TcpRepr) -> Verdict {
-        if self.fallback.is_some() {
+        if self.mode.fallback().is_some() {
             return Verdict::Continue;
         }
         let keys = seg.options.mptcp.iter().find_map(|o| match o {
@@ -329,13 +322,16 @@ impl Connection {
         self.keys.remote = Some(key);
         self.keys.remote_token = wire::token(key);
         self.keys.remote_idsn = wire::idsn(key);
+        if self.mode == Mode::Negotiating {
+            self.mode = Mode::Mptcp;
+        }
     }
 
     /// The peer (or the path) does not do MPTCP: continue as plain TCP on this subflow.
     pub(crate) fn fall_back_at_start(&mut self, idx: usize) {
         let id = self.subflows[idx].id;
-        self.mptcp = false;
-        self.fallback = Some(Fallback::from_start(id));
+        self.mode = Mode::plain(id);
+        self.timers.stop(Timer::DataFinRtx);
         self.fell_back_reported = true;
         self.events.push_back(Event::FellBackToTcp);
     }
@@ -346,7 +342,7 @@ impl Connection {
         if self.state == ConnState::Connecting && e.initial {
             self.state = ConnState::Established;
             self.events.push_back(Event::Connected);
-            if self.role == Role::Client && self.fallback.is_none() {
+            if self.role == Role::Client && self.mode.fallback().is_none() {
                 // Third ACK with both keys goes out now.
                 e.sf.request_ack();
             }
@@ -357,16 +353,16 @@ impl Connection {
                 e.sf.request_ack();
             }
         }
-        self.no_path_since = None;
+        self.timers.stop(Timer::NoPath);
         self.report_path_up(idx);
     }
 
     pub(crate) fn report_path_up(&mut self, idx: usize) {
         let e = &mut self.subflows[idx];
-        if e.reported_up || e.join.is_some_and(|j| j.awaiting_ack) {
+        if e.phase != SubflowPhase::Opening || e.join.is_some_and(|j| j.awaiting_ack) {
             return;
         }
-        e.reported_up = true;
+        e.phase = SubflowPhase::Up;
         if let Some(path) = e.path {
             let kind = e.kind;
             self.events.push_back(Event::PathUp { path, kind });

@@ -18,6 +18,7 @@ mod recv_buf;
 mod rx;
 mod send_buf;
 mod steering;
+mod timer_table;
 mod timers;
 mod tx;
 
@@ -40,6 +41,7 @@ use path_manager::PathManager;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use timer_table::{Timer, TimerTable};
 
 /// Identifies a subflow within its connection (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,6 +115,19 @@ pub(crate) struct JoinState {
     pub attempts: u32,
 }
 
+/// A subflow's lifecycle as the connection reports it (the TCP states are the subflow's
+/// own `State`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SubflowPhase {
+    /// Handshake, or join confirmation, in progress.
+    Opening,
+    /// Reported up (`Event::PathUp`).
+    Up,
+    /// Its end was accounted for: what it carried reinjected, `Event::PathDown` if it was
+    /// up.
+    Closed { was_up: bool },
+}
+
 /// A subflow with the MPTCP state that belongs to it.
 pub(crate) struct SubflowEntry {
     pub id: SubflowId,
@@ -144,10 +159,8 @@ pub(crate) struct SubflowEntry {
     pub rst_reason: Option<TcpRstReason>,
     /// The RST carries MP_FASTCLOSE (connection abort).
     pub fastclose: bool,
-    /// Counted as up (PathUp was reported).
-    pub reported_up: bool,
-    /// `on_subflow_closed` already ran for it.
-    pub closed_handled: bool,
+    /// Where the subflow stands as the application sees it.
+    pub phase: SubflowPhase,
     /// The silence (last segment received at this time) whose outstanding data was already
     /// reinjected elsewhere.
     pub silence_handled: Option<Instant>,
@@ -196,8 +209,7 @@ impl SubflowEntry {
             fail_pending: None,
             rst_reason: None,
             fastclose: false,
-            reported_up: false,
-            closed_handled: false,
+            phase: SubflowPhase::Opening,
             silence_handled: None,
             remove_probe: None,
             replaces: None,
@@ -212,6 +224,24 @@ impl SubflowEntry {
     }
 }
 
+/// What a connection tells its endpoint; the endpoint drains these after every call into
+/// the connection (docs/ARCHITECTURE.md, "Timers and the endpoint").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndpointEvent {
+    /// Segments on this address pair go to subflow `id`.
+    TupleAdded {
+        local: SocketAddr,
+        remote: SocketAddr,
+        id: SubflowId,
+    },
+    /// Subflow `id` is gone: its address pair no longer leads to it.
+    TupleRemoved {
+        local: SocketAddr,
+        remote: SocketAddr,
+        id: SubflowId,
+    },
+}
+
 /// MPTCP keys and what derives from them.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Keys {
@@ -221,6 +251,79 @@ pub(crate) struct Keys {
     pub local_idsn: u64,
     pub remote_token: u32,
     pub remote_idsn: u64,
+}
+
+/// Whether the connection speaks MPTCP (RFC 8684 §3.1, §3.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// MP_CAPABLE offered (client) or accepted (server); the peer's key is not known yet.
+    Negotiating,
+    /// Both keys known: data goes with DSS mappings on any subflow.
+    Mptcp,
+    /// Plain TCP on one subflow. `options_read`: the peer still sends MPTCP options there
+    /// (the fallback followed an MP_FAIL, whose answer is the peer's infinite mapping);
+    /// false when it never did or a middlebox strips them.
+    Fallback { fb: Fallback, options_read: bool },
+}
+
+impl Mode {
+    /// Plain TCP on subflow `id` from its first byte.
+    pub(crate) fn plain(id: SubflowId) -> Self {
+        Mode::Fallback {
+            fb: Fallback::from_start(id),
+            options_read: false,
+        }
+    }
+
+    pub(crate) fn fallback(&self) -> Option<Fallback> {
+        match self {
+            Mode::Fallback { fb, .. } => Some(*fb),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn fallback_mut(&mut self) -> Option<&mut Fallback> {
+        match self {
+            Mode::Fallback { fb, .. } => Some(fb),
+            _ => None,
+        }
+    }
+
+    /// The peer's MPTCP options are read.
+    pub(crate) fn reads_options(&self) -> bool {
+        !matches!(
+            self,
+            Mode::Fallback {
+                options_read: false,
+                ..
+            }
+        )
+    }
+}
+
+/// How far the sending direction has closed (RFC 8684 §3.3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendClose {
+    /// The application may write.
+    Open,
+    /// `shutdown` was called: a DATA_FIN follows the buffered data.
+    FinQueued,
+    /// Our DATA_FIN went out at least once (a DATA_ACK may now cover it).
+    FinSent,
+    /// The peer acknowledged our DATA_FIN.
+    FinAcked,
+}
+
+impl SendClose {
+    /// The application closed its sending direction.
+    pub(crate) fn app_closed(self) -> bool {
+        self != SendClose::Open
+    }
+
+    /// A DATA_ACK may cover our DATA_FIN.
+    pub(crate) fn fin_sent(self) -> bool {
+        matches!(self, SendClose::FinSent | SendClose::FinAcked)
+    }
 }
 
 /// Connection-level state.
@@ -240,10 +343,9 @@ pub struct Connection {
     pub(crate) state: ConnState,
     pub(crate) close_error: Option<CloseError>,
     pub(crate) keys: Keys,
-    /// MPTCP negotiated on the initial subflow (false for plain TCP from the start).
-    pub(crate) mptcp: bool,
+    /// MPTCP being negotiated, in use, or given up for plain TCP.
+    pub(crate) mode: Mode,
     pub(crate) checksum: bool,
-    pub(crate) fallback: Option<Fallback>,
     /// The peer has shown it holds our key: it sent a DSS (client side) or the third ACK /
     /// first data carried both keys (server side).
     pub(crate) fully_established: bool,
@@ -262,13 +364,7 @@ pub struct Connection {
     pub(crate) peer_wnd_end: u64,
     /// Ranges any subflow may (re)send: data stranded on a dead subflow.
     pub(crate) reinject: RangeSet,
-    pub(crate) app_closed: bool,
-    /// Our DATA_FIN went out at least once (a DATA_ACK may then cover it).
-    pub(crate) data_fin_sent: bool,
-    /// When our DATA_FIN is due again if not acknowledged (None: send it when possible).
-    pub(crate) data_fin_rtx_at: Option<Instant>,
-    pub(crate) data_fin_acked: bool,
-    pub(crate) persist_at: Option<Instant>,
+    pub(crate) send_close: SendClose,
     /// Send one segment past the peer's window to learn whether it reopened.
     pub(crate) probe_window: bool,
 
@@ -288,8 +384,9 @@ pub struct Connection {
     /// Time of the last segment that passed its subflow's checks (idle timeouts count from
     /// here: junk that fails the checks does not keep a connection alive).
     pub(crate) last_valid_input: Instant,
-    /// Deadlines at or before this were already handled (see `poll_timeout`).
-    pub(crate) timer_floor: Option<Instant>,
+    /// Named timers (docs/ARCHITECTURE.md, "Timers and the endpoint"). `DataFinRtx` armed:
+    /// our DATA_FIN is not due again yet; stopped: send it when possible.
+    pub(crate) timers: TimerTable,
 
     pub(crate) subflows: Vec<SubflowEntry>,
     pub(crate) next_subflow_id: u32,
@@ -299,16 +396,10 @@ pub struct Connection {
     pub(crate) stats: ConnectionStats,
     /// Final statistics of subflows that are gone (most recent last, bounded).
     pub(crate) closed_paths: Vec<PathStats>,
-    /// When the last subflow went away (for `no_path_timeout`).
-    pub(crate) no_path_since: Option<Instant>,
-    /// Subflows opened/closed or addresses changed since the endpoint last looked.
-    pub(crate) tuples_changed: bool,
+    /// What the endpoint must learn (address pairs to route), drained after every call.
+    pub(crate) endpoint_events: VecDeque<EndpointEvent>,
     pub(crate) rr_cursor: usize,
     pub(crate) was_writable: bool,
-    /// Queued in the endpoint's ready list.
-    pub(crate) queued: bool,
-    /// The application released its handle: the endpoint may drop the connection once closed.
-    pub(crate) released_by_app: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -316,7 +407,8 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("role", &self.role)
             .field("state", &self.state)
-            .field("mptcp", &self.mptcp)
+            .field("mode", &self.mode)
+            .field("send_close", &self.send_close)
             .field("data_una", &self.data_una)
             .field("data_nxt", &self.data_nxt)
             .field("subflows", &self.subflows.len())
@@ -398,9 +490,9 @@ impl Connection {
             state: ConnState::Connecting,
             close_error: None,
             keys,
-            mptcp: cfg.mptcp,
+            // A plain TCP connection becomes `Mode::Fallback` with its first subflow.
+            mode: Mode::Negotiating,
             checksum: cfg.checksum,
-            fallback: None,
             fully_established: false,
             seen_dss: false,
             remote,
@@ -409,11 +501,7 @@ impl Connection {
             data_una: 1,
             peer_wnd_end: 1,
             reinject: RangeSet::new(),
-            app_closed: false,
-            data_fin_sent: false,
-            data_fin_rtx_at: None,
-            data_fin_acked: false,
-            persist_at: None,
+            send_close: SendClose::Open,
             probe_window: false,
             recv: Reassembly::new(1, cfg.receive_buffer),
             peer_fin: None,
@@ -423,7 +511,7 @@ impl Connection {
             sent_high: 1,
             last_input: now,
             last_valid_input: now,
-            timer_floor: None,
+            timers: TimerTable::default(),
             subflows: Vec::new(),
             next_subflow_id: 0,
             scheduler,
@@ -431,12 +519,9 @@ impl Connection {
             events: VecDeque::new(),
             stats: ConnectionStats::default(),
             closed_paths: Vec::new(),
-            no_path_since: None,
-            tuples_changed: true,
+            endpoint_events: VecDeque::new(),
             rr_cursor: 0,
             was_writable: true,
-            queued: false,
-            released_by_app: false,
             cfg,
         }
     }
@@ -461,7 +546,7 @@ impl Connection {
 
     /// Whether MPTCP is in use (false: plain TCP, from the start or after a fallback).
     pub fn is_mptcp(&self) -> bool {
-        self.mptcp && self.fallback.is_none()
+        matches!(self.mode, Mode::Negotiating | Mode::Mptcp)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -499,7 +584,7 @@ impl Connection {
         if let Some(e) = &self.close_error {
             return Err(WriteError::ConnectionLost(e.clone()));
         }
-        if self.app_closed {
+        if self.send_close.app_closed() {
             return Err(WriteError::Closed);
         }
         if data.is_empty() {
@@ -556,7 +641,7 @@ impl Connection {
     }
 
     fn fallback_peer_finished(&self) -> bool {
-        let Some(fb) = self.fallback else {
+        let Some(fb) = self.mode.fallback() else {
             return false;
         };
         self.index_of(fb.subflow)
@@ -578,16 +663,21 @@ impl Connection {
 
     /// Closes the sending direction: a DATA_FIN follows the buffered data.
     pub fn shutdown(&mut self) {
-        if self.app_closed || self.close_error.is_some() {
+        if self.send_close.app_closed() || self.close_error.is_some() {
             return;
         }
-        self.app_closed = true;
+        self.send_close = SendClose::FinQueued;
     }
 
     /// Plain TCP: the subflow FIN ends the stream, once every byte before it was sent.
     pub(crate) fn fallback_fin_if_done(&mut self) {
-        let Some(fb) = self.fallback else { return };
-        if !self.app_closed || self.data_nxt < self.data_end() || !self.reinject.is_empty() {
+        let Some(fb) = self.mode.fallback() else {
+            return;
+        };
+        if !self.send_close.app_closed()
+            || self.data_nxt < self.data_end()
+            || !self.reinject.is_empty()
+        {
             return;
         }
         if let Some(i) = self.index_of(fb.subflow) {
@@ -619,6 +709,8 @@ impl Connection {
             return;
         }
         self.state = ConnState::Closed;
+        // Only subflows still finishing need time now.
+        self.timers.stop_all_but(Timer::Subflows);
         self.close_error = Some(err.clone());
         self.events.push_back(Event::Closed(err));
     }
@@ -634,89 +726,68 @@ impl Connection {
 
     /// Everything we wrote (and the DATA_FIN) is acknowledged.
     pub fn all_acked(&self) -> bool {
-        self.data_una >= self.data_end() && (!self.app_closed || self.data_fin_acked)
+        self.data_una >= self.data_end()
+            && matches!(self.send_close, SendClose::Open | SendClose::FinAcked)
     }
 
-    /// Earliest timer of the connection (never at or before the last `handle_timeout`:
-    /// a timer that stays due after being handled would make the caller spin).
+    /// Earliest timer of the connection (as of the last call into it).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.next_timer();
-        match (t, self.timer_floor) {
-            (Some(t), Some(floor)) if t <= floor => Some(floor + Duration::from_millis(1)),
-            (t, _) => t,
-        }
+        self.timers.next()
     }
 
-    /// Records that timers up to `now` were handled; a deadline still due afterwards is a
-    /// bug (caught in debug builds) and is pushed a millisecond out instead of spinning.
-    pub(crate) fn timers_handled(&mut self, now: Instant) {
-        self.timer_floor = None;
-        if let Some(t) = self.next_timer() {
-            if t <= now {
-                debug_assert!(
-                    false,
-                    "timer still due after handle_timeout:\n{}",
-                    self.debug_timers()
-                );
-                self.timer_floor = Some(now);
-            }
-        }
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        if self.state == ConnState::Closed {
-            // Only subflows still finishing (RST, FIN, TIME_WAIT) need time.
-            return self
-                .subflows
-                .iter()
-                .filter_map(|e| e.sf.poll_timeout())
-                .min();
-        }
-        let mut t = self
+    /// Re-reads the timers that are derived from subflow and path state (see
+    /// `timer_table`); the endpoint calls it after every call into the connection. Once
+    /// the connection is closed only subflows still finishing (RST, FIN, TIME_WAIT) need
+    /// time.
+    pub(crate) fn refresh_timers(&mut self) {
+        let subflows = self
             .subflows
             .iter()
             .filter_map(|e| e.sf.poll_timeout())
             .min();
-        let mut consider = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t: Instant| t.min(x)));
-            }
-        };
-        consider(self.persist_at);
-        consider(self.data_fin_retransmit_at());
-        consider(self.no_path_since.map(|s| s + self.cfg.no_path_timeout));
-        for e in &self.subflows {
-            if let Some(j) = e.join {
-                if j.awaiting_ack {
-                    consider(j.third_ack_at.map(|t| t + e.sf.rtt.rto()));
-                }
-            }
+        self.timers.set_or_stop(Timer::Subflows, subflows);
+        if self.state == ConnState::Closed {
+            self.timers.stop_all_but(Timer::Subflows);
+            return;
         }
-        consider(self.paths.poll_timeout());
-        consider(self.steering_deadline());
-        consider(self.silence_deadline());
-        consider(self.dead_subflow_deadline());
-        consider(self.peer_silence_deadline());
-        for e in &self.subflows {
-            consider(e.remove_probe.map(|(_, deadline)| deadline));
-        }
-        t
+        let join_ack = self
+            .subflows
+            .iter()
+            .filter_map(|e| {
+                let j = e.join.filter(|j| j.awaiting_ack)?;
+                Some(j.third_ack_at? + e.sf.rtt.rto())
+            })
+            .min();
+        self.timers.set_or_stop(Timer::JoinAck, join_ack);
+        let remove_probe = self
+            .subflows
+            .iter()
+            .filter_map(|e| e.remove_probe.map(|(_, deadline)| deadline))
+            .min();
+        self.timers.set_or_stop(Timer::RemoveProbe, remove_probe);
+        self.timers
+            .set_or_stop(Timer::PeerSilence, self.peer_silence_deadline());
+        let paths = [
+            self.paths.poll_timeout(),
+            self.steering_deadline(),
+            self.silence_deadline(),
+            self.dead_subflow_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        self.timers.set_or_stop(Timer::Paths, paths);
     }
 
     #[doc(hidden)]
     pub fn debug_timers(&self) -> String {
-        let mut out = format!(
-            "persist {:?} datafin {:?} nopath {:?} paths {:?}\n",
-            self.persist_at,
-            self.data_fin_retransmit_at(),
-            self.no_path_since,
-            self.paths.poll_timeout()
-        ) + &format!(
-            "recv rcv_nxt {} reinject {:?} peer_wnd_end {}\n",
-            self.recv.rcv_nxt(),
-            self.reinject.first(),
-            self.peer_wnd_end
-        );
+        let mut out = format!("timers {:?}\n", self.timers)
+            + &format!(
+                "recv rcv_nxt {} reinject {:?} peer_wnd_end {}\n",
+                self.recv.rcv_nxt(),
+                self.reinject.first(),
+                self.peer_wnd_end
+            );
         for e in &self.subflows {
             out += &format!(
                 "  sf {:?} {:?} join {:?} t {:?} rcv_nxt {} checked {:?} carried {:?}\n",
@@ -734,13 +805,6 @@ impl Connection {
         out
     }
 
-    fn data_fin_retransmit_at(&self) -> Option<Instant> {
-        if self.data_fin_acked || self.fallback.is_some() {
-            return None;
-        }
-        self.data_fin_rtx_at
-    }
-
     /// Records that the DATA_FIN went out: it is due again after an RTO unless acknowledged.
     pub(crate) fn on_data_fin_sent(&mut self, now: Instant) {
         let rto = self
@@ -749,8 +813,13 @@ impl Connection {
             .map(|e| e.sf.rtt.rto())
             .min()
             .unwrap_or(Duration::from_secs(1));
-        self.data_fin_sent = true;
-        self.data_fin_rtx_at = Some(now + rto);
+        if self.send_close == SendClose::FinAcked {
+            return;
+        }
+        self.send_close = SendClose::FinSent;
+        if self.mode.fallback().is_none() {
+            self.timers.set(Timer::DataFinRtx, now + rto);
+        }
     }
 
     /// Statistics, with one entry per subflow.
@@ -765,14 +834,50 @@ impl Connection {
         s
     }
 
-    /// The (local, remote) address pairs of live subflows, for the endpoint's demultiplexer.
+    /// The (local, remote) address pairs of every subflow, for the endpoint's demultiplexer.
     pub(crate) fn tuples(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, SubflowId)> + '_ {
-        // A replacement join shares its address pair with the subflow it replaces, which
-        // keeps the pair until the join is verified (`route` picks between them).
         self.subflows
             .iter()
-            .filter(|e| e.replaces.is_none())
             .map(|e| (e.sf.local, e.sf.remote, e.id))
+    }
+
+    /// The next thing the endpoint must learn.
+    pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// Adds a subflow; the endpoint routes its address pair to it, unless it is a
+    /// replacement join: that shares its pair with the subflow it replaces, which keeps the
+    /// pair until the join is verified (`route` picks between them).
+    pub(crate) fn push_subflow(&mut self, e: SubflowEntry) {
+        let routed = e.replaces.is_none();
+        self.subflows.push(e);
+        self.stats.subflows_opened += 1;
+        // A subflow exists again: the no-path timeout restarts if it fails too.
+        self.timers.stop(Timer::NoPath);
+        if routed {
+            self.route_to_subflow(self.subflows.len() - 1);
+        }
+    }
+
+    /// Tells the endpoint to route subflow `idx`'s address pair to it.
+    pub(crate) fn route_to_subflow(&mut self, idx: usize) {
+        let e = &self.subflows[idx];
+        self.endpoint_events.push_back(EndpointEvent::TupleAdded {
+            local: e.sf.local,
+            remote: e.sf.remote,
+            id: e.id,
+        });
+    }
+
+    /// Removes subflow `idx`; the endpoint stops routing its address pair to it.
+    pub(crate) fn remove_subflow(&mut self, idx: usize) {
+        let e = self.subflows.remove(idx);
+        self.endpoint_events.push_back(EndpointEvent::TupleRemoved {
+            local: e.sf.local,
+            remote: e.sf.remote,
+            id: e.id,
+        });
     }
 
     /// The subflow a segment on subflow `id`'s address pair belongs to: a pending
@@ -818,16 +923,8 @@ impl Connection {
                 e.sf.drop_pending_rst();
             }
             self.on_subflow_closed(now, i);
-            self.subflows.remove(i);
-            self.tuples_changed = true;
+            self.remove_subflow(i);
         }
-    }
-
-    /// Every subflow has finished (or been reset) and sent what it had to.
-    pub(crate) fn subflows_done(&self) -> bool {
-        self.subflows
-            .iter()
-            .all(|e| e.sf.is_closed() && e.sf.next_control().is_none())
     }
 
     /// Paths the connection may use (client side); same as `interface_available`.

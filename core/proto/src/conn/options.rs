@@ -12,24 +12,35 @@ use crate::wire::{
 };
 use std::time::Instant;
 
-impl Connection {
-    /// Adds the MPTCP options a segment of `kind` on subflow `idx` needs.
-    pub(super) fn add_mptcp_options(
-        &mut self,
-        now: Instant,
-        idx: usize,
-        repr: &mut TcpRepr,
-        kind: Seg,
-    ) {
-        let mut opts: [Option<MptcpOption>; 4] = [None; 4];
-        self.mptcp_options_for(now, idx, kind, &mut opts);
+/// The MPTCP options planned for one segment. Planning changes nothing; once the segment
+/// went out, `commit_mptcp_options` consumes what it carried (a pending MP_PRIO or MP_FAIL).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PlannedOptions {
+    opts: [Option<MptcpOption>; 4],
+    /// A pure ACK on the signal carrier with DSS: ADD_ADDR and REMOVE_ADDR may ride on it.
+    signal_slot: bool,
+}
+
+impl PlannedOptions {
+    fn push(&mut self, o: MptcpOption) {
+        if let Some(slot) = self.opts.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(o);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &MptcpOption> {
+        self.opts.iter().flatten()
+    }
+
+    /// Writes the options into `repr`; returns those that fitted.
+    pub(super) fn write(&self, repr: &mut TcpRepr) -> PlannedOptions {
+        let mut written = PlannedOptions::default();
         // An authenticated ADD_ADDR does not fit next to a DSS: like the kernel, send it on
         // a pure ACK without one (the next segment carries the DATA_ACK).
-        let add_addr = opts
+        let add_addr = self
             .iter()
-            .flatten()
             .any(|o| matches!(o, MptcpOption::AddAddr(a) if !a.is_echo()));
-        for o in opts.into_iter().flatten() {
+        for &o in self.iter() {
             if add_addr && matches!(o, MptcpOption::Dss(_)) {
                 continue;
             }
@@ -40,37 +51,65 @@ impl Connection {
                     break;
                 }
             }
+            written.push(o);
         }
+        written
     }
+}
 
-    fn mptcp_options_for(
+impl Connection {
+    /// Adds the MPTCP options a segment of `kind` on subflow `idx` needs and returns what
+    /// was written, for `commit_mptcp_options` once the segment is out. Only a path signal
+    /// (ADD_ADDR, REMOVE_ADDR) is taken from the path manager here, by the one pure ACK
+    /// that carries it.
+    pub(super) fn add_mptcp_options(
         &mut self,
         now: Instant,
         idx: usize,
+        repr: &mut TcpRepr,
         kind: Seg,
-        out: &mut [Option<MptcpOption>; 4],
-    ) {
-        let e = &self.subflows[idx];
-        let mut n = 0;
-        let mut push = |o: MptcpOption, out: &mut [Option<MptcpOption>; 4]| {
-            if n < out.len() {
-                out[n] = Some(o);
-                n += 1;
+    ) -> PlannedOptions {
+        let mut plan = self.plan_mptcp_options(idx, kind);
+        if plan.signal_slot {
+            if let Some(remote_key) = self.keys.remote {
+                if let Some(o) = self.paths.next_signal(now, self.keys.local, remote_key) {
+                    plan.push(o);
+                }
             }
-        };
+        }
+        plan.write(repr)
+    }
+
+    /// A segment carrying `sent` (from `add_mptcp_options`) went out on subflow `idx`: the
+    /// MP_PRIO and MP_FAIL it carried are no longer pending.
+    pub(super) fn commit_mptcp_options(&mut self, idx: usize, sent: &PlannedOptions) {
+        let e = &mut self.subflows[idx];
+        for o in sent.iter() {
+            match o {
+                MptcpOption::MpPrio(p) if e.prio_pending == Some(p.backup) => {
+                    e.prio_pending = None;
+                }
+                MptcpOption::MpFail(_) => e.fail_pending = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// The MPTCP options a segment of `kind` on subflow `idx` needs (no path signal: see
+    /// `add_mptcp_options`).
+    pub(super) fn plan_mptcp_options(&self, idx: usize, kind: Seg) -> PlannedOptions {
+        let mut out = PlannedOptions::default();
+        let e = &self.subflows[idx];
         if let Seg::Rst = kind {
             if let Some(reason) = e.rst_reason {
-                push(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason }), out);
+                out.push(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason }));
             }
             if e.fastclose {
                 if let Some(k) = self.keys.remote {
-                    push(
-                        MptcpOption::MpFastClose(MpFastClose { receiver_key: k }),
-                        out,
-                    );
+                    out.push(MptcpOption::MpFastClose(MpFastClose { receiver_key: k }));
                 }
             }
-            return;
+            return out;
         }
         let flags = {
             let mut f = MpCapableFlags::H;
@@ -82,29 +121,23 @@ impl Connection {
         if let Seg::Syn = kind {
             if let Some(j) = e.join {
                 if e.sf.state == State::SynSent {
-                    push(
-                        MptcpOption::MpJoin(MpJoin::Syn {
-                            backup: e.backup_local,
-                            addr_id: e.local_addr_id,
-                            token: self.keys.remote_token,
-                            nonce: j.local_nonce,
-                        }),
-                        out,
-                    );
+                    out.push(MptcpOption::MpJoin(MpJoin::Syn {
+                        backup: e.backup_local,
+                        addr_id: e.local_addr_id,
+                        token: self.keys.remote_token,
+                        nonce: j.local_nonce,
+                    }));
                 } else if let Some(rk) = self.keys.remote {
                     let hmac =
                         wire::join_synack_hmac(self.keys.local, rk, j.local_nonce, j.remote_nonce);
-                    push(
-                        MptcpOption::MpJoin(MpJoin::SynAck {
-                            backup: e.backup_local,
-                            addr_id: e.local_addr_id,
-                            hmac,
-                            nonce: j.local_nonce,
-                        }),
-                        out,
-                    );
+                    out.push(MptcpOption::MpJoin(MpJoin::SynAck {
+                        backup: e.backup_local,
+                        addr_id: e.local_addr_id,
+                        hmac,
+                        nonce: j.local_nonce,
+                    }));
                 }
-            } else if self.mptcp && self.fallback.is_none() {
+            } else if self.mode.reads_options() && self.mode.fallback().is_none() {
                 let keys = if e.sf.state == State::SynSent {
                     MpCapableKeys::Syn
                 } else {
@@ -112,18 +145,15 @@ impl Connection {
                         sender_key: self.keys.local,
                     }
                 };
-                push(
-                    MptcpOption::MpCapable(MpCapable {
-                        version: 1,
-                        flags,
-                        keys,
-                    }),
-                    out,
-                );
+                out.push(MptcpOption::MpCapable(MpCapable {
+                    version: 1,
+                    flags,
+                    keys,
+                }));
             }
-            return;
+            return out;
         }
-        if let Some(fb) = self.fallback {
+        if let Some(fb) = self.mode.fallback() {
             // Plain TCP, except what RFC 8684 §3.7 needs around the switch: segments sent
             // before it keep their mappings, the first one after it carries the infinite
             // mapping, and MP_FAIL goes out once.
@@ -138,19 +168,16 @@ impl Connection {
                     let checksum = self
                         .checksum
                         .then(|| self.mapping_checksum(dsn, ssn, len, data_fin));
-                    push(
-                        MptcpOption::Dss(Dss {
-                            data_ack: None,
-                            mapping: Some(DssMapping {
-                                dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
-                                ssn: ssn as u32,
-                                data_len: (len + data_fin as u32) as u16,
-                                checksum,
-                            }),
-                            data_fin,
+                    out.push(MptcpOption::Dss(Dss {
+                        data_ack: None,
+                        mapping: Some(DssMapping {
+                            dsn: DataSeq::Wide(self.keys.local_idsn.wrapping_add(dsn)),
+                            ssn: ssn as u32,
+                            data_len: (len + data_fin as u32) as u16,
+                            checksum,
                         }),
-                        out,
-                    );
+                        data_fin,
+                    }));
                 } else if fb.infinite_at == Some(ssn) {
                     let dsn = self
                         .keys
@@ -159,38 +186,31 @@ impl Connection {
                     let checksum = self
                         .checksum
                         .then(|| wire::dss_checksum(dsn, ssn as u32, 0, &[]));
-                    push(
-                        MptcpOption::Dss(Dss {
-                            data_ack: None,
-                            mapping: Some(DssMapping {
-                                dsn: DataSeq::Wide(dsn),
-                                ssn: ssn as u32,
-                                data_len: 0,
-                                checksum,
-                            }),
-                            data_fin: false,
+                    out.push(MptcpOption::Dss(Dss {
+                        data_ack: None,
+                        mapping: Some(DssMapping {
+                            dsn: DataSeq::Wide(dsn),
+                            ssn: ssn as u32,
+                            data_len: 0,
+                            checksum,
                         }),
-                        out,
-                    );
+                        data_fin: false,
+                    }));
                 }
             }
             // MP_FAIL rides on every segment until the peer's infinite mapping shows it
             // arrived; `fail_pending` only forces the first one out.
             if let Some(dsn) = self.rx_fail_dsn.filter(|_| fb.subflow == e.id) {
                 if !matches!(kind, Seg::Fin) {
-                    push(
-                        MptcpOption::MpFail(MpFail {
-                            dsn: self.keys.remote_idsn.wrapping_add(dsn),
-                        }),
-                        out,
-                    );
-                    self.subflows[idx].fail_pending = None;
+                    out.push(MptcpOption::MpFail(MpFail {
+                        dsn: self.keys.remote_idsn.wrapping_add(dsn),
+                    }));
                 }
             }
-            return;
+            return out;
         }
         let Some(remote_key) = self.keys.remote else {
-            return;
+            return out;
         };
         // Client, initial subflow, before the server proved it has our key: repeat the keys.
         if e.initial && self.role == super::Role::Client && !self.fully_established {
@@ -199,34 +219,28 @@ impl Connection {
                     let checksum = self
                         .checksum
                         .then(|| self.mapping_checksum(1, 1, len, false));
-                    push(
-                        MptcpOption::MpCapable(MpCapable {
-                            version: 1,
-                            flags,
-                            keys: MpCapableKeys::AckData {
-                                sender_key: self.keys.local,
-                                receiver_key: remote_key,
-                                data_len: len as u16,
-                                checksum,
-                            },
-                        }),
-                        out,
-                    );
-                    return;
+                    out.push(MptcpOption::MpCapable(MpCapable {
+                        version: 1,
+                        flags,
+                        keys: MpCapableKeys::AckData {
+                            sender_key: self.keys.local,
+                            receiver_key: remote_key,
+                            data_len: len as u16,
+                            checksum,
+                        },
+                    }));
+                    return out;
                 }
                 Seg::PureAck => {
-                    push(
-                        MptcpOption::MpCapable(MpCapable {
-                            version: 1,
-                            flags,
-                            keys: MpCapableKeys::Ack {
-                                sender_key: self.keys.local,
-                                receiver_key: remote_key,
-                            },
-                        }),
-                        out,
-                    );
-                    return;
+                    out.push(MptcpOption::MpCapable(MpCapable {
+                        version: 1,
+                        flags,
+                        keys: MpCapableKeys::Ack {
+                            sender_key: self.keys.local,
+                            receiver_key: remote_key,
+                        },
+                    }));
+                    return out;
                 }
                 _ => {}
             }
@@ -235,12 +249,12 @@ impl Connection {
             if j.awaiting_ack {
                 let hmac =
                     wire::join_ack_hmac(self.keys.local, remote_key, j.local_nonce, j.remote_nonce);
-                push(MptcpOption::MpJoin(MpJoin::Ack { hmac }), out);
-                return;
+                out.push(MptcpOption::MpJoin(MpJoin::Ack { hmac }));
+                return out;
             }
         }
         if e.join.is_some_and(|j| !j.awaiting_ack) && e.sf.state == State::SynReceived {
-            return;
+            return out;
         }
         let mapping = match kind {
             Seg::Data {
@@ -261,25 +275,18 @@ impl Connection {
             _ => None,
         };
         let data_fin = matches!(kind, Seg::Data { data_fin: true, .. });
-        push(
-            MptcpOption::Dss(Dss {
-                data_ack: self.data_ack(),
-                mapping,
-                data_fin,
-            }),
-            out,
-        );
+        out.push(MptcpOption::Dss(Dss {
+            data_ack: self.data_ack(),
+            mapping,
+            data_fin,
+        }));
         if let Seg::PureAck = kind {
-            let e = &mut self.subflows[idx];
-            if let Some(b) = e.prio_pending.take() {
-                push(MptcpOption::MpPrio(MpPrio { backup: b }), out);
+            if let Some(b) = e.prio_pending {
+                out.push(MptcpOption::MpPrio(MpPrio { backup: b }));
             }
-            if self.signal_carrier() == Some(idx) {
-                if let Some(o) = self.paths.next_signal(now, self.keys.local, remote_key) {
-                    push(o, out);
-                }
-            }
+            out.signal_slot = self.signal_carrier() == Some(idx);
         }
+        out
     }
 
     /// MPTCP was agreed at the handshake (the peer understands DSS), even if we fell back

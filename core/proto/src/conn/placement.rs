@@ -11,8 +11,8 @@ impl Connection {
     pub(super) fn place_data(&mut self, now: Instant, idx: usize, ssn: u64, data: &[u8]) {
         let rcv_before = self.recv.rcv_nxt();
         let full_sized = data.len() + 40 >= self.subflows[idx].sf.effective_mss() as usize;
-        if self.fallback.is_none()
-            && self.mptcp
+        if self.mode.fallback().is_none()
+            && self.mode.reads_options()
             && self.subflows[idx].rx_maps.find(ssn).is_none()
             && !self.seen_dss
             && self.subflows[idx].initial
@@ -26,7 +26,8 @@ impl Connection {
             // Bytes before the peer's switch to plain TCP (if any) are checked per mapping;
             // the plain stream after it carries no checksum.
             let plain_from = self
-                .fallback
+                .mode
+                .fallback()
                 .filter(|f| f.subflow == self.subflows[idx].id)
                 .and_then(|f| f.rx.map(|(from, _)| from));
             let end = ssn + data.len() as u64;
@@ -81,7 +82,10 @@ impl Connection {
     /// Places bytes by DSS mapping, or as the plain stream after a fallback; returns the
     /// subflow offset up to which bytes were taken.
     fn place_mapped(&mut self, idx: usize, ssn: u64, data: &[u8]) -> u64 {
-        let fb = self.fallback.filter(|f| f.subflow == self.subflows[idx].id);
+        let fb = self
+            .mode
+            .fallback()
+            .filter(|f| f.subflow == self.subflows[idx].id);
         let mut s = ssn;
         let mut off = 0usize;
         while off < data.len() {

@@ -366,12 +366,12 @@ mod tests {
                 let a = (rng.next_u64() % data.len() as u64) as usize;
                 let b = (a + 1 + (rng.next_u64() % 300) as usize).min(data.len());
                 r.insert((1 << 40) + a as u64, &data[a..b]);
-                if rng.next_u64() % 4 == 0 {
+                if rng.next_u64().is_multiple_of(4) {
                     got.extend(read_all(&mut r));
                 }
                 // Keep progress: sometimes fill the head.
                 let head = (r.rcv_nxt() - (1 << 40)) as usize;
-                if rng.next_u64() % 8 == 0 && head < data.len() {
+                if rng.next_u64().is_multiple_of(8) && head < data.len() {
                     let e = (head + 100).min(data.len());
                     r.insert((1 << 40) + head as u64, &data[head..e]);
                 }

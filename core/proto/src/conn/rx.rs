@@ -3,7 +3,7 @@
 //! sequence number.
 
 use super::handshake::Verdict;
-use super::{CloseError, ConnState, Connection, Event, RxMapping};
+use super::{CloseError, ConnState, Connection, Event, RxMapping, SendClose, SubflowPhase, Timer};
 use crate::cc::{Coupling, PathState};
 use crate::seq::unwrap32;
 use crate::subflow::{CloseReason, RxOutcome};
@@ -81,10 +81,10 @@ impl Connection {
         } else if out.ack.valid && !out.established {
             self.confirm_join(idx);
         }
-        if self.mptcp && (was_synchronized || out.established) {
+        if self.mode.reads_options() && (was_synchronized || out.established) {
             self.process_mptcp_options(now, idx, seg, &out, payload.len());
         }
-        if self.fallback.is_some() {
+        if self.mode.fallback().is_some() {
             self.fallback_ack(idx, out.ack.valid, out.ack.window);
         }
         if let Some((ssn, skip)) = out.data {
@@ -92,7 +92,7 @@ impl Connection {
                 self.place_data(now, idx, ssn, data);
             }
         }
-        if self.fallback.is_none()
+        if self.mode.fallback().is_none()
             && self.subflows[idx].sf.state == crate::subflow::State::CloseWait
         {
             // The peer closed this subflow (not the connection): close our side too.
@@ -103,7 +103,9 @@ impl Connection {
         }
         if let Some(old) = replaced {
             self.drop_subflow(now, old);
-            self.tuples_changed = true;
+            if let Some(i) = self.index_of(id) {
+                self.route_to_subflow(i);
+            }
         }
         self.steer(now);
         self.after_input(now);
@@ -125,7 +127,8 @@ impl Connection {
                 |o| matches!(o, MptcpOption::MpFastClose(f) if f.receiver_key == self.keys.local),
             );
         let plain = self
-            .fallback
+            .mode
+            .fallback()
             .is_some_and(|f| f.subflow == self.subflows[idx].id);
         if fastclose || plain {
             for e in &mut self.subflows {
@@ -298,15 +301,16 @@ impl Connection {
 
     /// Applies a data-level acknowledgement and the window that came with it.
     pub(crate) fn on_data_ack_offset(&mut self, ack: u64, window: u64) {
-        let fin_sent = self.data_fin_sent;
+        let fin_sent = self.send_close.fin_sent();
         let max_ack = self.data_nxt.max(self.data_una) + fin_sent as u64;
         if ack > max_ack {
             return;
         }
         if ack > self.data_una {
             let end = self.data_end();
-            if self.app_closed && fin_sent && ack > end {
-                self.data_fin_acked = true;
+            if fin_sent && ack > end {
+                self.send_close = SendClose::FinAcked;
+                self.timers.stop(Timer::DataFinRtx);
             }
             self.data_una = ack.min(end);
             self.reinject.remove_below(self.data_una);
@@ -397,10 +401,11 @@ impl Connection {
     /// and close the connection if nothing can carry it any more.
     pub(crate) fn on_subflow_closed(&mut self, now: Instant, idx: usize) {
         let e = &mut self.subflows[idx];
-        if e.closed_handled {
-            return;
-        }
-        e.closed_handled = true;
+        let was_up = match e.phase {
+            SubflowPhase::Closed { .. } => return,
+            phase => phase == SubflowPhase::Up,
+        };
+        e.phase = SubflowPhase::Closed { was_up };
         let reason = e.sf.close_reason;
         e.sf.sent.drain().for_each(drop);
         let carried = std::mem::take(&mut e.carried);
@@ -428,9 +433,8 @@ impl Connection {
             self.paths.cellular_closed_bytes +=
                 e.sf.counters.bytes_sent + e.sf.counters.bytes_received;
         }
-        self.tuples_changed = true;
         let e = &self.subflows[idx];
-        if e.reported_up {
+        if was_up {
             if let Some(path) = e.path {
                 self.events
                     .push_back(Event::PathDown { path, kind: e.kind });
@@ -438,7 +442,9 @@ impl Connection {
         }
         let (id, initial, path) = (e.id, e.initial, e.path);
         self.paths.on_subflow_closed(now, path, reason);
-        if self.fallback.is_some_and(|f| f.subflow == id) && reason != Some(CloseReason::Finished) {
+        if self.mode.fallback().is_some_and(|f| f.subflow == id)
+            && reason != Some(CloseReason::Finished)
+        {
             let err = match reason {
                 Some(CloseReason::Reset) => CloseError::Reset,
                 _ if self.state == ConnState::Connecting => CloseError::ConnectFailed,
@@ -451,12 +457,11 @@ impl Connection {
             self.close(CloseError::ConnectFailed);
             return;
         }
-        let any_live = self
-            .subflows
-            .iter()
-            .any(|e| !e.sf.is_closed() && e.sf.state.is_synchronized());
-        if !any_live && self.no_path_since.is_none() {
-            self.no_path_since = Some(now);
+        // No subflow left, not even one still connecting (a new one stops the timer).
+        let any_live = self.subflows.iter().any(|e| !e.sf.is_closed());
+        if !any_live && !self.timers.is_set(Timer::NoPath) {
+            self.timers
+                .set(Timer::NoPath, now + self.cfg.no_path_timeout);
         }
     }
 
@@ -474,13 +479,13 @@ impl Connection {
         if self.state != ConnState::Established {
             return;
         }
-        let done = if let Some(fb) = self.fallback {
+        let done = if let Some(fb) = self.mode.fallback() {
             self.index_of(fb.subflow).is_none_or(|i| {
                 let sf = &self.subflows[i].sf;
-                self.app_closed && sf.peer_finished() && sf.all_acked()
+                self.send_close.app_closed() && sf.peer_finished() && sf.all_acked()
             })
         } else {
-            self.app_closed && self.data_fin_acked && self.peer_fin_consumed
+            self.send_close == SendClose::FinAcked && self.peer_fin_consumed
         };
         if done {
             for e in &mut self.subflows {

@@ -1,7 +1,7 @@
 //! Time-driven work: subflow timers, the MP_JOIN third-ACK and DATA_FIN retransmissions,
 //! window probes, reinjection after a timeout, and giving up when no path is left.
 
-use super::{CloseError, Connection};
+use super::{CloseError, Connection, Timer};
 use crate::random::Random;
 use std::time::Instant;
 
@@ -9,19 +9,70 @@ use std::time::Instant;
 const JOIN_ACK_ATTEMPTS: u32 = 6;
 
 impl Connection {
+    /// Handles the timers due at `now`, each by name (each one handled is stopped or set
+    /// later, so none stays due), then lets the paths react as after any input.
     pub(crate) fn handle_timeout(&mut self, now: Instant, rng: &mut dyn Random) {
         self.last_input = now;
-        let mut i = 0;
-        while i < self.subflows.len() {
-            let rto = self.subflows[i].sf.handle_timeout(now);
-            if rto {
+        // A subflow may have closed outside a timer (a RST sent, say): account for it first.
+        self.account_closed_subflows(now);
+        let due: Vec<Timer> = self.timers.expired(now).collect();
+        for timer in due {
+            self.timers.stop(timer);
+            match timer {
+                Timer::Subflows => self.subflow_timers(now),
+                Timer::JoinAck => self.join_ack_timers(now),
+                // Resend the DATA_FIN (alone, or on the last data segment if that is
+                // resent): a stopped `DataFinRtx` lets it go.
+                Timer::DataFinRtx => {}
+                Timer::Persist => self.probe_window = true,
+                Timer::NoPath => {
+                    if !self.subflows.iter().any(|e| !e.sf.is_closed()) {
+                        self.close(CloseError::TimedOut);
+                    }
+                }
+                // Silence on every path: the peer (a gateway, say) is gone. Fail now rather
+                // than after every subflow's own retransmission limit.
+                Timer::PeerSilence => self.abort_with(CloseError::TimedOut),
+                Timer::Paths => self.paths.handle_timeout(now),
+                // Handled with the path checks below.
+                Timer::RemoveProbe => {}
+            }
+        }
+        // Path checks that also act on state other than their own deadline (a probe
+        // answered, a silence already handled): they run on every timer call, as they did
+        // before the table, until the path manager takes them over.
+        self.finish_remove_probes(now);
+        self.reinject_silent(now);
+        self.reap_dead_subflows(now);
+        self.steer(now);
+        self.manage_paths(now, rng);
+        self.after_input(now);
+        self.refresh_timers();
+    }
+
+    fn account_closed_subflows(&mut self, now: Instant) {
+        for i in 0..self.subflows.len() {
+            if self.subflows[i].sf.is_closed() {
+                self.on_subflow_closed(now, i);
+            }
+        }
+    }
+
+    /// The `Subflows` timer: each subflow handles its own expired timers.
+    fn subflow_timers(&mut self, now: Instant) {
+        for i in 0..self.subflows.len() {
+            if self.subflows[i].sf.handle_timeout(now) {
                 self.on_subflow_rto(now, i);
             }
             if self.subflows[i].sf.is_closed() {
                 self.on_subflow_closed(now, i);
             }
-            i += 1;
         }
+    }
+
+    /// The `JoinAck` timer: third ACKs not acknowledged within an RTO go again, up to a
+    /// limit.
+    fn join_ack_timers(&mut self, now: Instant) {
         for i in 0..self.subflows.len() {
             let e = &mut self.subflows[i];
             let Some(j) = e.join.as_mut() else { continue };
@@ -42,36 +93,6 @@ impl Connection {
                 }
             }
         }
-        if self.data_fin_retransmit_at().is_some_and(|t| t <= now) {
-            // Resend the DATA_FIN (alone, or on the last data segment if that is resent).
-            self.data_fin_rtx_at = None;
-        }
-        if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist_at = None;
-            self.probe_window = true;
-        }
-        if let Some(since) = self.no_path_since {
-            let live = self.subflows.iter().any(|e| !e.sf.is_closed());
-            if live {
-                self.no_path_since = None;
-            } else if since + self.cfg.no_path_timeout <= now {
-                self.no_path_since = None;
-                self.close(CloseError::TimedOut);
-            }
-        }
-        if self.peer_silence_deadline().is_some_and(|t| t <= now) {
-            // Silence on every path: the peer (a gateway, say) is gone. Fail now rather
-            // than after every subflow's own retransmission limit.
-            self.abort_with(CloseError::TimedOut);
-        }
-        self.paths.handle_timeout(now);
-        self.finish_remove_probes(now);
-        self.reinject_silent(now);
-        self.reap_dead_subflows(now);
-        self.steer(now);
-        self.manage_paths(now, rng);
-        self.after_input(now);
-        self.timers_handled(now);
     }
 
     /// A subflow's retransmission timer fired: if another subflow can carry its outstanding

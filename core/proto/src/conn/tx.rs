@@ -1,7 +1,7 @@
 //! Sending: control segments, subflow retransmissions, data chosen by the scheduler, pure
 //! ACKs — each with the MPTCP options it needs — encoded in the endpoint's framing.
 
-use super::{CloseError, Connection, SubflowEntry};
+use super::{CloseError, Connection, SendClose, SubflowEntry, SubflowPhase, Timer};
 use crate::sched::{SchedContext, SchedView};
 use crate::subflow::{Control, SentSeg, State};
 use crate::wire::{self, DataSeq, Dss, DssMapping, TcpFlags, TcpRepr};
@@ -74,11 +74,15 @@ impl Connection {
 
     /// Removes subflows that are closed and have nothing left to say.
     fn reap_subflows(&mut self) {
-        let before = self.subflows.len();
-        self.subflows
-            .retain(|e| !(e.sf.is_closed() && e.sf.next_control().is_none() && e.closed_handled));
-        if self.subflows.len() != before {
-            self.tuples_changed = true;
+        let mut i = 0;
+        while i < self.subflows.len() {
+            let e = &self.subflows[i];
+            let accounted = matches!(e.phase, SubflowPhase::Closed { .. });
+            if e.sf.is_closed() && e.sf.next_control().is_none() && accounted {
+                self.remove_subflow(i);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -127,11 +131,12 @@ impl Connection {
             ),
         };
         let mut repr = repr;
-        self.add_mptcp_options(now, idx, &mut repr, kind);
+        let sent = self.add_mptcp_options(now, idx, &mut repr, kind);
         if matches!(kind, Seg::PureAck | Seg::Fin) {
             self.subflows[idx].sf.add_sack_blocks(&mut repr);
         }
         let t = self.encode(idx, &repr, &[], buf)?;
+        self.commit_mptcp_options(idx, &sent);
         self.subflows[idx].sf.on_control_sent(now, control);
         Some(t)
     }
@@ -150,7 +155,7 @@ impl Connection {
     /// MPTCP signals (MP_PRIO, ADD_ADDR, ...) go out only once segments carry DSS options,
     /// i.e. after the MP_CAPABLE exchange is complete, and not after a fallback.
     fn signals_allowed(&self) -> bool {
-        self.fully_established && self.fallback.is_none() && self.keys.remote.is_some()
+        self.fully_established && self.mode.fallback().is_none() && self.keys.remote.is_some()
     }
 
     /// The subflow that carries ADD_ADDR/REMOVE_ADDR: the first usable one.
@@ -201,12 +206,14 @@ impl Connection {
         } else {
             Seg::Fin
         };
-        self.add_mptcp_options(now, idx, &mut repr, kind);
+        let sent = self.add_mptcp_options(now, idx, &mut repr, kind);
         let len = seg.len as usize;
         let send_buf = &self.send_buf;
-        self.encode_with(idx, &repr, len, buf, |out| {
+        let t = self.encode_with(idx, &repr, len, buf, |out| {
             send_buf.copy_out(seg.dsn, out);
-        })
+        })?;
+        self.commit_mptcp_options(idx, &sent);
+        Some(t)
     }
 
     /// New data, reinjected data, or a subflow's own queue, on the subflow the scheduler
@@ -243,7 +250,7 @@ impl Connection {
             }
             (self.data_nxt, end - self.data_nxt, false)
         };
-        self.persist_at = None;
+        self.timers.stop(Timer::Persist);
         let idx = if from_reinject {
             self.pick_for_reinjection(now)?
         } else {
@@ -287,18 +294,18 @@ impl Connection {
         let e = &self.subflows[idx];
         let ssn = e.sf.next_seq();
         let mut repr = e.sf.header(now, TcpFlags::ACK, ssn, window);
-        // Options first (their size limits the payload); the mapping length is patched below.
-        self.add_mptcp_options(
-            now,
+        // Options first (their size limits the payload): planned for one byte, only to
+        // be measured; the segment's own are built below.
+        self.plan_mptcp_options(
             idx,
-            &mut repr,
             Seg::Data {
                 dsn,
                 ssn,
                 len: 1,
                 data_fin: false,
             },
-        );
+        )
+        .write(&mut repr);
         let e = &self.subflows[idx];
         let opt_len = repr.options.len();
         let mss = (e.sf.effective_mss() as usize)
@@ -320,14 +327,16 @@ impl Connection {
         if !self.bytes_held(dsn, len as u64) {
             return None;
         }
-        let data_fin = self.app_closed && end == self.data_end() && self.fallback.is_none();
+        let data_fin = self.send_close.app_closed()
+            && end == self.data_end()
+            && self.mode.fallback().is_none();
         let mut repr = self.subflows[idx]
             .sf
             .header(now, TcpFlags::ACK, ssn, window);
         if end == self.data_end() {
             repr.flags.insert(TcpFlags::PSH);
         }
-        self.add_mptcp_options(
+        let sent = self.add_mptcp_options(
             now,
             idx,
             &mut repr,
@@ -342,6 +351,7 @@ impl Connection {
         let t = self.encode_with(idx, &repr, len as usize, buf, |out| {
             send_buf.copy_out(dsn, out);
         })?;
+        self.commit_mptcp_options(idx, &sent);
         let e = &mut self.subflows[idx];
         e.sf.on_data_sent(now, len, dsn, data_fin);
         e.carried.insert(dsn..end);
@@ -358,13 +368,16 @@ impl Connection {
     /// DATA_FIN on a pure ACK, when no data segment can carry it (all data already sent)
     /// or it needs retransmission.
     fn send_data_fin_alone(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        if !self.app_closed || self.data_fin_acked || self.fallback.is_some() || !self.is_mptcp() {
+        if !matches!(self.send_close, SendClose::FinQueued | SendClose::FinSent)
+            || self.mode.fallback().is_some()
+            || !self.is_mptcp()
+        {
             return None;
         }
         if self.data_nxt < self.data_end() || !self.reinject.is_empty() {
             return None;
         }
-        if self.data_fin_rtx_at.is_some() {
+        if self.timers.is_set(Timer::DataFinRtx) {
             // Sent and not yet due again.
             return None;
         }
@@ -426,7 +439,7 @@ impl Connection {
     /// cost rules). If the active path has nothing usable, any usable subflow the cost rules
     /// allow will do.
     fn data_candidates(&mut self, now: Instant, views: &mut [SchedView; MAX_SCHED]) -> usize {
-        let only = self.fallback.map(|f| f.subflow);
+        let only = self.mode.fallback().map(|f| f.subflow);
         let eligible = |e: &SubflowEntry, strict: bool| {
             e.usable()
                 && only.is_none_or(|id| id == e.id)
@@ -512,14 +525,14 @@ impl Connection {
     fn arm_persist(&mut self, now: Instant) {
         let waiting = self.data_nxt < self.data_end();
         let idle = self.subflows.iter().all(|e| e.sf.in_flight() == 0);
-        if waiting && idle && self.persist_at.is_none() {
+        if waiting && idle && !self.timers.is_set(Timer::Persist) {
             let rto = self
                 .subflows
                 .iter()
                 .map(|e| e.sf.rtt.rto())
                 .min()
                 .unwrap_or(std::time::Duration::from_secs(1));
-            self.persist_at = Some(now + rto);
+            self.timers.set(Timer::Persist, now + rto);
         }
     }
 

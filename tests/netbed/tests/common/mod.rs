@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use braid::{Carrier, ConnectionEvent, ConnectionStats, Interface, InterfaceKind, ServiceType};
 use braid_netbed::kernel::{self, MptcpInfo, SubflowAddrs};
-use braid_netbed::transfer::{self, ReceiveReport, Sampler, SendReport};
+use braid_netbed::transfer::{self, Incoming, Outgoing, ReceiveReport, SendReport};
 use braid_netbed::{Link, Side, Testbed};
-use ring::digest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Every interop test runs alone: the numbers they print mean something on 2 cores, and the
@@ -71,66 +70,30 @@ pub async fn send_async(
     len: u64,
     progress: Option<&AtomicU64>,
 ) -> io::Result<SendReport> {
-    let start = Instant::now();
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut sent = 0u64;
-    while sent < len {
-        let n = (len - sent).min(buf.len() as u64) as usize;
-        transfer::fill_pattern(sent, &mut buf[..n]);
-        w.write_all(&buf[..n]).await.map_err(|e| {
-            io::Error::new(e.kind(), format!("send: after {sent} of {len} bytes: {e}"))
-        })?;
-        ctx.update(&buf[..n]);
-        sent += n as u64;
+    let mut out = Outgoing::new(len);
+    while let Some(chunk) = out.next_chunk() {
+        if let Err(e) = w.write_all(chunk).await {
+            return Err(out.write_error(e));
+        }
         if let Some(p) = progress {
-            p.store(sent, Ordering::Relaxed);
+            p.store(out.sent(), Ordering::Relaxed);
         }
     }
     w.flush().await?;
-    Ok(SendReport {
-        bytes: sent,
-        sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
-        elapsed: start.elapsed(),
-    })
+    Ok(out.finish())
 }
 
 /// Reads to EOF with SHA-256 and 10 ms progress samples.
-pub async fn receive_async(
-    r: &mut (impl AsyncRead + Unpin),
+pub async fn receive_async<R: AsyncRead + Unpin>(
+    r: &mut R,
     progress: Option<&AtomicU64>,
 ) -> io::Result<ReceiveReport> {
-    let started = Instant::now();
-    let mut sampler = Sampler::new(started);
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut total, mut first_byte, mut last_byte) = (0u64, None, None);
-    loop {
-        let n = r
-            .read(&mut buf)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("receive: after {total} bytes: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        let now = Instant::now();
-        ctx.update(&buf[..n]);
-        total += n as u64;
-        first_byte.get_or_insert(now - started);
-        last_byte = Some(now - started);
-        sampler.record(now, total);
+    receive_with(r, |_, total| {
         if let Some(p) = progress {
             p.store(total, Ordering::Relaxed);
         }
-    }
-    Ok(ReceiveReport {
-        bytes: total,
-        sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
-        started,
-        first_byte,
-        last_byte,
-        samples: sampler.finish(Instant::now()),
     })
+    .await
 }
 
 /// What the Braid end of an exchange saw.
@@ -374,41 +337,22 @@ pub fn describe_paths(stats: &ConnectionStats) -> String {
         .join(" ")
 }
 
-/// Reads a Braid connection to EOF with SHA-256 and samples, calling `hook(conn, total)`
-/// after every read (to act on the connection while it receives).
-pub async fn receive_with(
-    conn: &mut braid::Connection,
-    mut hook: impl FnMut(&braid::Connection, u64),
+/// Reads to EOF with SHA-256 and samples, calling `hook(reader, total)` after every read
+/// (to act on a Braid connection while it receives).
+pub async fn receive_with<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut hook: impl FnMut(&R, u64),
 ) -> io::Result<ReceiveReport> {
-    let started = Instant::now();
-    let mut sampler = Sampler::new(started);
-    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut rx = Incoming::new();
     let mut buf = vec![0u8; 256 * 1024];
-    let (mut total, mut first_byte, mut last_byte) = (0u64, None, None);
     loop {
-        let n = conn
-            .read(&mut buf)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("receive: after {total} bytes: {e}")))?;
+        let n = r.read(&mut buf).await.map_err(|e| rx.read_error(e))?;
         if n == 0 {
-            break;
+            return Ok(rx.finish());
         }
-        let now = Instant::now();
-        ctx.update(&buf[..n]);
-        total += n as u64;
-        first_byte.get_or_insert(now - started);
-        last_byte = Some(now - started);
-        sampler.record(now, total);
-        hook(conn, total);
+        let total = rx.record(&buf[..n]);
+        hook(r, total);
     }
-    Ok(ReceiveReport {
-        bytes: total,
-        sha256: ctx.finish().as_ref().try_into().expect("32 bytes"),
-        started,
-        first_byte,
-        last_byte,
-        samples: sampler.finish(Instant::now()),
-    })
 }
 
 /// Waits (up to 60 s) for the connection's Closed event; the events seen on the way.
