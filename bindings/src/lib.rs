@@ -22,6 +22,8 @@ mod connection;
 mod error;
 mod logging;
 pub mod runtime;
+mod stream;
+mod tls;
 mod types;
 
 pub use cancel::BraidCancelToken;
@@ -29,6 +31,7 @@ pub use client::{BraidClient, SocketBinder};
 pub use connection::{BraidConnection, BraidEventListener, BraidEventStream, BraidSubscription};
 pub use error::{BraidError, CallbackError};
 pub use logging::{LogLevel, LogSink, init_logging};
+pub use tls::BraidTlsOptions;
 pub use types::*;
 
 /// The test network is linked into the library only for the foreign-language tests.

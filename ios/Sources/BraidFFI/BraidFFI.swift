@@ -808,6 +808,17 @@ public protocol BraidClientProtocol: AnyObject, Sendable {
      */
     func interfaces()  -> [BraidInterfaceEntry]
     
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+    func connectTls(gateway: String, target: String, serverName: String, options: BraidTlsOptions?, cancel: BraidCancelToken?) async throws  -> BraidConnection
+    
 }
 /**
  * Opens Braid connections over every interface it knows. One per app is plenty: it owns
@@ -959,6 +970,31 @@ open func interfaces() -> [BraidInterfaceEntry]  {
 })
 }
     
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+open func connectTls(gateway: String, target: String, serverName: String, options: BraidTlsOptions? = nil, cancel: BraidCancelToken? = nil)async throws  -> BraidConnection  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_braid_ffi_fn_method_braidclient_connect_tls(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(gateway),FfiConverterString.lower(target),FfiConverterString.lower(serverName),FfiConverterOptionTypeBraidTlsOptions.lower(options),FfiConverterOptionTypeBraidCancelToken.lower(cancel)
+                )
+            },
+            pollFunc: ffi_braid_ffi_rust_future_poll_u64,
+            completeFunc: ffi_braid_ffi_rust_future_complete_u64,
+            freeFunc: ffi_braid_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeBraidConnection_lift,
+            errorHandler: FfiConverterTypeBraidError_lift
+        )
+}
+    
 
     
 }
@@ -1010,8 +1046,9 @@ public func FfiConverterTypeBraidClient_lower(_ value: BraidClient) -> UInt64 {
 
 
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 public protocol BraidConnectionProtocol: AnyObject, Sendable {
     
@@ -1021,13 +1058,20 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     func abort() 
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */
+    func alpnProtocol()  -> String?
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
     func close() async 
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
     func finish() throws 
     
@@ -1079,8 +1123,9 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     
 }
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 open class BraidConnection: BraidConnectionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1147,6 +1192,19 @@ open func abort()  {try! rustCall() {
 }
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */
+open func alpnProtocol() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidconnection_alpn_protocol(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
@@ -1168,7 +1226,8 @@ open func close()async   {
 }
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
 open func finish()throws   {try rustCallWithError(FfiConverterTypeBraidError_lift) {
         uniffiCallStatus in
@@ -2925,6 +2984,101 @@ public func FfiConverterTypeBraidStats_lower(_ value: BraidStats) -> RustBuffer 
 
 
 /**
+ * How `connectTls` checks the server and what it offers.
+ */
+public struct BraidTlsOptions: Equatable, Hashable {
+    /**
+     * Trust the operating system's certificate store (rustls-platform-verifier: Apple
+     * builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
+     * in `extra_roots_*` and set this to false.
+     */
+    public var useSystemRoots: Bool
+    /**
+     * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).
+     * Only with `use_system_roots = false`: then these, and only these, are trusted.
+     */
+    public var extraRootsPem: [String]
+    /**
+     * CA certificates to trust, DER bytes (same rule as `extra_roots_pem`).
+     */
+    public var extraRootsDer: [Data]
+    /**
+     * Application protocols to offer (ALPN), most preferred first, e.g. "h2", "http/1.1".
+     */
+    public var alpn: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Trust the operating system's certificate store (rustls-platform-verifier: Apple
+         * builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
+         * in `extra_roots_*` and set this to false.
+         */useSystemRoots: Bool = true, 
+        /**
+         * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).
+         * Only with `use_system_roots = false`: then these, and only these, are trusted.
+         */extraRootsPem: [String] = [], 
+        /**
+         * CA certificates to trust, DER bytes (same rule as `extra_roots_pem`).
+         */extraRootsDer: [Data] = [], 
+        /**
+         * Application protocols to offer (ALPN), most preferred first, e.g. "h2", "http/1.1".
+         */alpn: [String] = []) {
+        self.useSystemRoots = useSystemRoots
+        self.extraRootsPem = extraRootsPem
+        self.extraRootsDer = extraRootsDer
+        self.alpn = alpn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BraidTlsOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidTlsOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidTlsOptions {
+        return
+            try BraidTlsOptions(
+                useSystemRoots: FfiConverterBool.read(from: &buf), 
+                extraRootsPem: FfiConverterSequenceString.read(from: &buf), 
+                extraRootsDer: FfiConverterSequenceData.read(from: &buf), 
+                alpn: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BraidTlsOptions, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.useSystemRoots, into: &buf)
+        FfiConverterSequenceString.write(value.extraRootsPem, into: &buf)
+        FfiConverterSequenceData.write(value.extraRootsDer, into: &buf)
+        FfiConverterSequenceString.write(value.alpn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidTlsOptions_lift(_ buf: RustBuffer) throws -> BraidTlsOptions {
+    return try FfiConverterTypeBraidTlsOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidTlsOptions_lower(_ value: BraidTlsOptions) -> RustBuffer {
+    return FfiConverterTypeBraidTlsOptions.lower(value)
+}
+
+
+/**
  * When cellular may carry data.
  */
 public struct CellularRules: Equatable, Hashable {
@@ -3073,6 +3227,18 @@ enum BraidError: Swift.Error, Equatable, Hashable {
     case Closed(message: String)
     
     /**
+     * The TLS server's certificate failed the check (unknown issuer, expired, wrong
+     * name, ...): the connection was not made.
+     */
+    case CertificateRejected(message: String)
+    
+    /**
+     * The TLS handshake failed for another reason (protocol versions, ALPN, an alert from
+     * the server).
+     */
+    case Tls(message: String)
+    
+    /**
      * The operation was cancelled (the awaiting coroutine or task went away).
      */
     case Cancelled(message: String)
@@ -3166,23 +3332,31 @@ public struct FfiConverterTypeBraidError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .Cancelled(
+        case 12: return .CertificateRejected(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Unsupported(
+        case 13: return .Tls(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .Logging(
+        case 14: return .Cancelled(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 15: return .Io(
+        case 15: return .Unsupported(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 16: return .Internal(
+        case 16: return .Logging(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 17: return .Io(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 18: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3219,16 +3393,20 @@ public struct FfiConverterTypeBraidError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(10))
         case .Closed(_ /* message is ignored*/):
             writeInt(&buf, Int32(11))
-        case .Cancelled(_ /* message is ignored*/):
+        case .CertificateRejected(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Unsupported(_ /* message is ignored*/):
+        case .Tls(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
-        case .Logging(_ /* message is ignored*/):
+        case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(14))
-        case .Io(_ /* message is ignored*/):
+        case .Unsupported(_ /* message is ignored*/):
             writeInt(&buf, Int32(15))
-        case .Internal(_ /* message is ignored*/):
+        case .Logging(_ /* message is ignored*/):
             writeInt(&buf, Int32(16))
+        case .Io(_ /* message is ignored*/):
+            writeInt(&buf, Int32(17))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(18))
 
         
         }
@@ -4153,6 +4331,30 @@ fileprivate struct FfiConverterOptionTypeBraidConfig: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeBraidTlsOptions: FfiConverterRustBuffer {
+    typealias SwiftType = BraidTlsOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBraidTlsOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBraidTlsOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeBraidEvent: FfiConverterRustBuffer {
     typealias SwiftType = BraidEvent?
 
@@ -4195,6 +4397,56 @@ fileprivate struct FfiConverterOptionTypeInterfaceKind: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypeInterfaceKind.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -4453,16 +4705,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidclient_interfaces() != 48920) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_braid_ffi_checksum_method_braidclient_connect_tls() != 20445) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() != 43352) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_abort() != 5646) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_braid_ffi_checksum_method_braidconnection_alpn_protocol() != 48378) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_braid_ffi_checksum_method_braidconnection_close() != 26251) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidconnection_finish() != 56824) {
+    if (uniffi_braid_ffi_checksum_method_braidconnection_finish() != 6594) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_paths() != 20450) {

@@ -772,9 +772,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidclient_interfaces(
     ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidclient_connect_tls(
+    ): Int
     external fun uniffi_braid_ffi_checksum_method_socketbinder_bind_socket(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidconnection_abort(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidconnection_alpn_protocol(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidconnection_close(
     ): Int
@@ -859,6 +863,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_braid_ffi_fn_method_braidclient_interfaces(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_braid_ffi_fn_method_braidclient_connect_tls(`ptr`: Long,`gateway`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`serverName`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_braid_ffi_fn_clone_socketbinder(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_braid_ffi_fn_free_socketbinder(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -873,6 +879,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_braid_ffi_fn_method_braidconnection_abort(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_braid_ffi_fn_method_braidconnection_alpn_protocol(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_braid_ffi_fn_method_braidconnection_close(`ptr`: Long,
     ): Long
     external fun uniffi_braid_ffi_fn_method_braidconnection_finish(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1088,16 +1096,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_interfaces() and 0xFFFF) != 48920) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_tls() and 0xFFFF) != 20445) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() and 0xFFFF) != 43352) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_abort() and 0xFFFF) != 5646) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_alpn_protocol() and 0xFFFF) != 48378) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_close() and 0xFFFF) != 26251) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_finish() and 0xFFFF) != 56824) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_finish() and 0xFFFF) != 6594) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_paths() and 0xFFFF) != 20450) {
@@ -1960,6 +1974,17 @@ public interface BraidClientInterface {
      */
     fun `interfaces`(): List<BraidInterfaceEntry>
     
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+    suspend fun `connectTls`(`gateway`: kotlin.String, `target`: kotlin.String, `serverName`: kotlin.String, `options`: BraidTlsOptions? = null, `cancel`: BraidCancelToken? = null): BraidConnection
+    
     companion object
 }
 
@@ -2190,6 +2215,41 @@ open class BraidClient: Disposable, AutoCloseable, BraidClientInterface
     
 
     
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+    @Throws(BraidException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `connectTls`(`gateway`: kotlin.String, `target`: kotlin.String, `serverName`: kotlin.String, `options`: BraidTlsOptions?, `cancel`: BraidCancelToken?) : BraidConnection {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_braid_ffi_fn_method_braidclient_connect_tls(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`gateway`),
+        FfiConverterString.lower(`target`),
+        FfiConverterString.lower(`serverName`),
+        FfiConverterOptionalTypeBraidTlsOptions.lower(`options`),
+        FfiConverterOptionalTypeBraidCancelToken.lower(`cancel`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_braid_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_braid_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeBraidConnection.lift(it) },
+        // Error FFI converter
+        BraidException.ErrorHandler,
+    )
+    }
+
+    
 
     
 
@@ -2324,8 +2384,9 @@ public object FfiConverterTypeBraidClient: FfiConverter<BraidClient, Long> {
 
 
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 public interface BraidConnectionInterface {
     
@@ -2335,13 +2396,20 @@ public interface BraidConnectionInterface {
     fun `abort`()
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */
+    fun `alpnProtocol`(): kotlin.String?
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
     suspend fun `shutdown`()
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
     fun `finish`()
     
@@ -2395,8 +2463,9 @@ public interface BraidConnectionInterface {
 }
 
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 {
@@ -2516,6 +2585,23 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */override fun `alpnProtocol`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidconnection_alpn_protocol(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
@@ -2541,7 +2627,8 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
     @Throws(BraidException::class)override fun `finish`()
         = 
@@ -4826,6 +4913,72 @@ public object FfiConverterTypeBraidStats: FfiConverterRustBuffer<BraidStats> {
 
 
 /**
+ * How `connectTls` checks the server and what it offers.
+ */
+data class BraidTlsOptions (
+    /**
+     * Trust the operating system's certificate store (rustls-platform-verifier: Apple
+     * builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
+     * in `extra_roots_*` and set this to false.
+     */
+    var `useSystemRoots`: kotlin.Boolean = true 
+    , 
+    /**
+     * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).
+     * Only with `use_system_roots = false`: then these, and only these, are trusted.
+     */
+    var `extraRootsPem`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * CA certificates to trust, DER bytes (same rule as `extra_roots_pem`).
+     */
+    var `extraRootsDer`: List<kotlin.ByteArray> = listOf() 
+    , 
+    /**
+     * Application protocols to offer (ALPN), most preferred first, e.g. "h2", "http/1.1".
+     */
+    var `alpn`: List<kotlin.String> = listOf() 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBraidTlsOptions: FfiConverterRustBuffer<BraidTlsOptions> {
+    override fun read(buf: ByteBuffer): BraidTlsOptions {
+        return BraidTlsOptions(
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceByteArray.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BraidTlsOptions) = (
+            FfiConverterBoolean.allocationSize(value.`useSystemRoots`) +
+            FfiConverterSequenceString.allocationSize(value.`extraRootsPem`) +
+            FfiConverterSequenceByteArray.allocationSize(value.`extraRootsDer`) +
+            FfiConverterSequenceString.allocationSize(value.`alpn`)
+    )
+
+    override fun write(value: BraidTlsOptions, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`useSystemRoots`, buf)
+            FfiConverterSequenceString.write(value.`extraRootsPem`, buf)
+            FfiConverterSequenceByteArray.write(value.`extraRootsDer`, buf)
+            FfiConverterSequenceString.write(value.`alpn`, buf)
+    }
+}
+
+
+
+/**
  * When cellular may carry data.
  */
 data class CellularRules (
@@ -4948,6 +5101,18 @@ sealed class BraidException(message: String): kotlin.Exception(message) {
         class Closed(message: String) : BraidException(message)
         
     /**
+     * The TLS server's certificate failed the check (unknown issuer, expired, wrong
+     * name, ...): the connection was not made.
+     */
+        class CertificateRejected(message: String) : BraidException(message)
+        
+    /**
+     * The TLS handshake failed for another reason (protocol versions, ALPN, an alert from
+     * the server).
+     */
+        class Tls(message: String) : BraidException(message)
+        
+    /**
      * The operation was cancelled (the awaiting coroutine or task went away).
      */
         class Cancelled(message: String) : BraidException(message)
@@ -4996,11 +5161,13 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
             9 -> BraidException.Refused(FfiConverterString.read(buf))
             10 -> BraidException.Unreachable(FfiConverterString.read(buf))
             11 -> BraidException.Closed(FfiConverterString.read(buf))
-            12 -> BraidException.Cancelled(FfiConverterString.read(buf))
-            13 -> BraidException.Unsupported(FfiConverterString.read(buf))
-            14 -> BraidException.Logging(FfiConverterString.read(buf))
-            15 -> BraidException.Io(FfiConverterString.read(buf))
-            16 -> BraidException.Internal(FfiConverterString.read(buf))
+            12 -> BraidException.CertificateRejected(FfiConverterString.read(buf))
+            13 -> BraidException.Tls(FfiConverterString.read(buf))
+            14 -> BraidException.Cancelled(FfiConverterString.read(buf))
+            15 -> BraidException.Unsupported(FfiConverterString.read(buf))
+            16 -> BraidException.Logging(FfiConverterString.read(buf))
+            17 -> BraidException.Io(FfiConverterString.read(buf))
+            18 -> BraidException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -5056,24 +5223,32 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
                 buf.putInt(11)
                 Unit
             }
-            is BraidException.Cancelled -> {
+            is BraidException.CertificateRejected -> {
                 buf.putInt(12)
                 Unit
             }
-            is BraidException.Unsupported -> {
+            is BraidException.Tls -> {
                 buf.putInt(13)
                 Unit
             }
-            is BraidException.Logging -> {
+            is BraidException.Cancelled -> {
                 buf.putInt(14)
                 Unit
             }
-            is BraidException.Io -> {
+            is BraidException.Unsupported -> {
                 buf.putInt(15)
                 Unit
             }
-            is BraidException.Internal -> {
+            is BraidException.Logging -> {
                 buf.putInt(16)
+                Unit
+            }
+            is BraidException.Io -> {
+                buf.putInt(17)
+                Unit
+            }
+            is BraidException.Internal -> {
+                buf.putInt(18)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5873,6 +6048,38 @@ public object FfiConverterOptionalTypeBraidConfig: FfiConverterRustBuffer<BraidC
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeBraidTlsOptions: FfiConverterRustBuffer<BraidTlsOptions?> {
+    override fun read(buf: ByteBuffer): BraidTlsOptions? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBraidTlsOptions.read(buf)
+    }
+
+    override fun allocationSize(value: BraidTlsOptions?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBraidTlsOptions.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BraidTlsOptions?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBraidTlsOptions.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeBraidEvent: FfiConverterRustBuffer<BraidEvent?> {
     override fun read(buf: ByteBuffer): BraidEvent? {
         if (buf.get().toInt() == 0) {
@@ -5927,6 +6134,62 @@ public object FfiConverterOptionalTypeInterfaceKind: FfiConverterRustBuffer<Inte
         } else {
             buf.put(1)
             FfiConverterTypeInterfaceKind.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }
