@@ -15,8 +15,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct BraidTlsOptions {
     /// Trust the operating system's certificate store (rustls-platform-verifier: Apple
-    /// builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
-    /// in `extra_roots_*` and set this to false.
+    /// builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+    /// layer passes the system CAs as extra roots instead).
     #[uniffi(default = true)]
     pub use_system_roots: bool,
     /// CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).

@@ -19,6 +19,7 @@ import io.braid.BraidInterface
 import io.braid.BraidLog
 import io.braid.BraidNetworkMonitor
 import io.braid.BraidPathInfo
+import io.braid.BraidTlsOptions
 import io.braid.CellularRules
 import io.braid.InterfaceKind
 import io.braid.LogLevel
@@ -625,6 +626,34 @@ suspend fun fiftyConnectionsAtOnce() {
     }
 }
 
+suspend fun connectTlsChecksTheCertificate() {
+    BraidTestNetwork().use { net ->
+        clientFor(net, ServiceType.AGGREGATE).use { client ->
+            val good = BraidTlsOptions(useSystemRoots = false, extraRootsPem = listOf(net.testCaPem()), alpn = listOf("http/1.1"))
+            client.connectTls(net.gateway(), net.tlsEchoTarget(), "localhost", good).use { conn ->
+                check(conn.alpnProtocol == "http/1.1") { "ALPN ${conn.alpnProtocol}" }
+                val data = pattern(150_000)
+                val back = echo(conn, data)
+                check(back.contentEquals(data)) { "TLS echo differs: ${back.size} of ${data.size} bytes" }
+                check(conn.stats.bytesReceived > data.size.toULong()) { "stats ${conn.stats}" }
+            }
+            val untrusted = BraidTlsOptions(useSystemRoots = false, extraRootsDer = listOf(net.wrongCaDer()))
+            try {
+                client.connectTls(net.gateway(), net.tlsEchoTarget(), "localhost", untrusted).close()
+                throw Failure("a certificate from an untrusted CA was accepted")
+            } catch (e: BraidException.CertificateRejected) {
+                check(e.message!!.contains("UnknownIssuer")) { "message: ${e.message}" }
+            }
+            // The JVM has no AndroidCAStore and the library no platform verifier on Linux.
+            try {
+                client.connectTls(net.gateway(), net.tlsEchoTarget(), "localhost").close()
+                throw Failure("system roots worked in a build without them")
+            } catch (e: BraidException.Unsupported) {
+            }
+        }
+    }
+}
+
 fun main() {
     val tests = listOf(
         "transfer through the gateway over two emulated paths" to ::transferOverTwoPaths,
@@ -640,6 +669,7 @@ fun main() {
         "panics in the library become BraidException.Internal" to ::panicsBecomeInternalErrors,
         "cancelling a pending read within 100 ms" to ::cancelledReadLeavesTheConnectionUsable,
         "50 concurrent connections through the gateway" to ::fiftyConnectionsAtOnce,
+        "connectTls: echo with the test CA, CertificateRejected without it" to ::connectTlsChecksTheCertificate,
     )
     var passed = 0
     var failed = 0

@@ -2989,8 +2989,8 @@ public func FfiConverterTypeBraidStats_lower(_ value: BraidStats) -> RustBuffer 
 public struct BraidTlsOptions: Equatable, Hashable {
     /**
      * Trust the operating system's certificate store (rustls-platform-verifier: Apple
-     * builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
-     * in `extra_roots_*` and set this to false.
+     * builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+     * layer passes the system CAs as extra roots instead).
      */
     public var useSystemRoots: Bool
     /**
@@ -3012,8 +3012,8 @@ public struct BraidTlsOptions: Equatable, Hashable {
     public init(
         /**
          * Trust the operating system's certificate store (rustls-platform-verifier: Apple
-         * builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
-         * in `extra_roots_*` and set this to false.
+         * builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+         * layer passes the system CAs as extra roots instead).
          */useSystemRoots: Bool = true, 
         /**
          * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).

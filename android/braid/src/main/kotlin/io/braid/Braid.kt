@@ -33,6 +33,7 @@ typealias CloseReason = io.braid.ffi.CloseReason
 typealias LogLevel = io.braid.ffi.LogLevel
 typealias LogSink = io.braid.ffi.LogSink
 typealias SocketBinder = io.braid.ffi.SocketBinder
+typealias BraidTlsOptions = io.braid.ffi.BraidTlsOptions
 
 /**
  * Opens connections that use WiFi and cellular at once. One per app is enough.
@@ -128,6 +129,24 @@ class BraidClient(
         ffi.connectVia(resolveGateway(gateway), target)
     }
 
+    /**
+     * Connects to [target] (`host:port`) through the Braid gateway [gateway] and runs a TLS
+     * handshake (rustls) that checks the server's certificate for [serverName]; the
+     * connection then carries plaintext. A certificate that fails the check throws
+     * `BraidException.CertificateRejected`. [options] default: the system's trust store
+     * (on Android, the system CAs of `AndroidCAStore`); for a private CA pass
+     * `BraidTlsOptions(useSystemRoots = false, extraRootsPem = listOf(pem))`.
+     */
+    @Throws(BraidException::class)
+    suspend fun connectTls(
+        gateway: String,
+        target: String,
+        serverName: String,
+        options: BraidTlsOptions = BraidTlsOptions(),
+    ): BraidConnection = opened {
+        ffi.connectTls(resolveGateway(gateway), target, serverName, withAndroidSystemRoots(options))
+    }
+
     private suspend fun resolveGateway(gateway: String): String {
         val monitor = monitors.firstOrNull() ?: return gateway
         val (host, port) = splitHostPort(gateway) ?: return gateway
@@ -164,6 +183,33 @@ class BraidClient(
         ownMonitor?.close()
         ffi.close()
     }
+}
+
+/**
+ * The library has no platform verifier on Android: the system trust store is passed to it
+ * as roots instead (the "system:" entries of `AndroidCAStore`, not user-installed CAs, as
+ * apps targeting API 24+ trust by default). Elsewhere (the JVM) [options] go through as is.
+ */
+internal suspend fun withAndroidSystemRoots(options: BraidTlsOptions): BraidTlsOptions {
+    if (!options.useSystemRoots || options.extraRootsPem.isNotEmpty() || options.extraRootsDer.isNotEmpty()) {
+        return options
+    }
+    val roots = withContext(Dispatchers.IO) { androidSystemRoots() } ?: return options
+    return options.copy(useSystemRoots = false, extraRootsDer = roots)
+}
+
+private fun androidSystemRoots(): List<ByteArray>? {
+    val store = try {
+        java.security.KeyStore.getInstance("AndroidCAStore").apply { load(null) }
+    } catch (e: java.security.GeneralSecurityException) {
+        return null
+    } catch (e: java.io.IOException) {
+        return null
+    }
+    return store.aliases().toList()
+        .filter { it.startsWith("system:") }
+        .mapNotNull { store.getCertificate(it)?.encoded }
+        .takeIf { it.isNotEmpty() }
 }
 
 internal fun splitHostPort(s: String): Pair<String, Int>? {
@@ -233,6 +279,9 @@ class BraidConnection internal constructor(
     val stats: BraidStats get() = ffi.stats()
     val paths: List<BraidPath> get() = ffi.paths()
     val remote: String get() = ffi.remote()
+
+    /** The protocol the TLS server chose by ALPN ("h2", ...); null for a plain connection. */
+    val alpnProtocol: String? get() = ffi.alpnProtocol()
 
     /** Changes how the connection uses its paths, live; the client's other settings stay. */
     @Throws(BraidException::class)

@@ -4918,8 +4918,8 @@ public object FfiConverterTypeBraidStats: FfiConverterRustBuffer<BraidStats> {
 data class BraidTlsOptions (
     /**
      * Trust the operating system's certificate store (rustls-platform-verifier: Apple
-     * builds). Builds without it (Android, Linux) fail with `Unsupported`: pass the roots
-     * in `extra_roots_*` and set this to false.
+     * builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+     * layer passes the system CAs as extra roots instead).
      */
     var `useSystemRoots`: kotlin.Boolean = true 
     , 
