@@ -45,39 +45,48 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     /// The client token, from --token or --token-file.
     fn secret(&self) -> Result<Option<String>> {
-        if let Some(t) = &self.token {
-            if t.trim().is_empty() {
-                return Err(Failure::usage("--token is empty"));
-            }
-            return Ok(Some(t.trim().to_string()));
-        }
-        let Some(path) = &self.token_file else {
-            return Ok(None);
-        };
-        let text = std::fs::read(path)
-            .map_err(|e| {
-                Failure::usage(format!(
-                    "token file {}: {}",
-                    path.display(),
-                    crate::error::io_msg(&e)
-                ))
-            })
-            .and_then(|b| {
-                String::from_utf8(b).map_err(|_| {
-                    Failure::usage(format!("token file {}: not UTF-8 text", path.display()))
-                })
-            })?;
-        text.lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| Some(l.to_string()))
-            .ok_or_else(|| {
-                Failure::usage(format!(
-                    "token file {}: holds no token (only blank lines and # comments)",
-                    path.display()
-                ))
-            })
+        read_secret(self.token.as_deref(), self.token_file.as_deref())
     }
+}
+
+/// A client token from `--token` or the first line of `--token-file` that is not blank or a
+/// `#` comment.
+pub fn read_secret(
+    token: Option<&str>,
+    token_file: Option<&std::path::Path>,
+) -> Result<Option<String>> {
+    if let Some(t) = token {
+        if t.trim().is_empty() {
+            return Err(Failure::usage("--token is empty"));
+        }
+        return Ok(Some(t.trim().to_string()));
+    }
+    let Some(path) = token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read(path)
+        .map_err(|e| {
+            Failure::usage(format!(
+                "token file {}: {}",
+                path.display(),
+                crate::error::io_msg(&e)
+            ))
+        })
+        .and_then(|b| {
+            String::from_utf8(b).map_err(|_| {
+                Failure::usage(format!("token file {}: not UTF-8 text", path.display()))
+            })
+        })?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| Some(l.to_string()))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "token file {}: holds no token (only blank lines and # comments)",
+                path.display()
+            ))
+        })
 }
 
 /// Resolves `host:port` to one address, in one line on failure.
@@ -103,6 +112,20 @@ pub async fn resolve(s: &str) -> Result<SocketAddr> {
         .ok_or_else(|| Failure::new(format!("cannot resolve '{host}': no addresses")))
 }
 
+/// Checks that `s` is `HOST:PORT` (or `[V6]:PORT`), in one line on failure.
+pub fn check_target(s: &str) -> Result<()> {
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(Failure::usage(format!("'{s}': expected HOST:PORT")));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(Failure::usage(format!("'{s}': bad port '{port}'")));
+    }
+    braid::convert::check_host(host).map_err(|e| Failure::usage(format!("'{s}': {e}")))
+}
+
 /// A client for the options: the interfaces checked first (each error in one line).
 pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
     build_client_with(opts, |b| b)
@@ -119,7 +142,8 @@ pub fn build_client_with(
         .carrier(opts.carrier.into())
         .connect_timeout(opts.connect_timeout)
         .dss_checksum(opts.dss_checksum)
-        .gso(!opts.no_gso);
+        .gso(!opts.no_gso)
+        .resolve_on_gateway(!opts.resolve_locally);
     for (_, i) in &ifaces {
         b = b.interface(i.clone());
     }
@@ -148,9 +172,10 @@ pub async fn run(a: ConnectArgs) -> Result<i32> {
         }
     })?;
     let names = names_of(&ifaces);
-    // A host name target must resolve before any packet goes out.
+    // A host name target goes to the gateway to resolve (its DNS, not the local network's,
+    // sees it); only its form is checked here.
     if let Some(t) = &a.target {
-        resolve(t).await?;
+        check_target(t)?;
     }
     let conn = match &a.target {
         Some(t) => client.connect_via(remote, t).await?,

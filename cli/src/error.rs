@@ -114,8 +114,13 @@ pub fn describe(e: &Error) -> String {
         Error::NotAllowed { target } => {
             format!("target {target} not allowed by the gateway (not in its --allow list)")
         }
-        Error::Gateway { target, code } => {
-            format!("the gateway could not connect to {target}: {code}")
+        Error::Gateway {
+            target,
+            code,
+            timed_out,
+        } => {
+            let late = if *timed_out { " (timed out)" } else { "" };
+            format!("the gateway could not connect to {target}: {code}{late}")
         }
         Error::TokenRequired { gateway } => {
             format!("the gateway {gateway} requires a client token: pass --token")
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn not_allowed_says_so() {
         let e = Error::NotAllowed {
-            target: "127.0.0.1:9".parse().unwrap(),
+            target: "127.0.0.1:9".into(),
         };
         assert!(describe(&e).contains("not allowed"));
     }

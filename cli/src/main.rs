@@ -2,6 +2,7 @@
 //!
 //! - `braid gateway`: a Braid-to-TCP gateway (RFC 8803 Convert).
 //! - `braid connect`: netcat over Braid, directly or through a gateway.
+//! - `braid proxy`: a local SOCKS5 / HTTP CONNECT proxy over Braid through a gateway.
 //! - `braid demo`: emulated WiFi + cellular on loopback, WiFi failing midway.
 //! - `braid bench`: goodput and stall measurements (server, client, loopback).
 //!
@@ -16,6 +17,7 @@ mod iface;
 mod json;
 mod logger;
 mod progress;
+mod proxy;
 mod report;
 mod stream;
 mod svg;
@@ -46,6 +48,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Netcat over Braid: stdin to the connection, the connection to stdout.
     Connect(connect::ConnectArgs),
+    /// A local SOCKS5 and HTTP CONNECT proxy: each connection an app makes through it goes
+    /// over Braid through a gateway.
+    Proxy(proxy::ProxyArgs),
     /// Emulated WiFi + cellular on loopback; WiFi fails a third of the way in.
     Demo(demo::DemoArgs),
     /// Throughput and stall measurements.
@@ -133,6 +138,11 @@ pub struct ClientOpts {
     /// start, e.g. behind a local NAT on a device without checksum offload.
     #[arg(long)]
     pub no_gso: bool,
+    /// Resolve a gateway target's host name here, with the local network's DNS, and send the
+    /// gateway an address. By default the gateway resolves it: its DNS sees the name, the
+    /// local network's does not, and its allowlist is checked on the address it connects to.
+    #[arg(long)]
+    pub resolve_locally: bool,
 }
 
 impl ClientOpts {
@@ -174,7 +184,7 @@ fn main() {
         Err(e) => usage_error(e),
     };
     let default_level = match &cli.cmd {
-        Command::Gateway(_) => log::LevelFilter::Info,
+        Command::Gateway(_) | Command::Proxy(_) => log::LevelFilter::Info,
         Command::Bench(b) if b.is_server() => log::LevelFilter::Info,
         _ => log::LevelFilter::Warn,
     };
@@ -191,6 +201,7 @@ fn main() {
         match cli.cmd {
             Command::Gateway(a) => gateway::run(a).await,
             Command::Connect(a) => connect::run(a).await,
+            Command::Proxy(a) => proxy::run(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Bench(a) => bench::run(a).await,
         }

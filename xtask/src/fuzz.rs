@@ -13,6 +13,7 @@ pub const TARGETS: &[&str] = &[
     "convert_decode",
     "gateway_first_bytes",
     "established",
+    "proxy_handshake",
 ];
 const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--target T]";
 const FLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

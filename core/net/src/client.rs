@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     token: Option<Arc<[u8]>>,
     convert_timeout: Duration,
     gso: bool,
+    resolve_on_gateway: bool,
 }
 
 impl Default for ClientBuilder {
@@ -68,6 +69,7 @@ impl Default for ClientBuilder {
             token: None,
             convert_timeout: Duration::from_secs(10),
             gso: true,
+            resolve_on_gateway: true,
         }
     }
 }
@@ -165,6 +167,18 @@ impl ClientBuilder {
         self
     }
 
+    /// Where `connect_via` resolves a target given by name (on by default: the gateway).
+    ///
+    /// On the gateway, the name travels in the Convert message and the gateway's resolver
+    /// answers: the address suits the gateway's network, the allowlist is checked on the
+    /// address actually connected to, and the phone's WiFi or cellular DNS never sees the
+    /// name (the gateway does). `false` resolves with the OS resolver here and sends the
+    /// first address, as a gateway without name support needs.
+    pub fn resolve_on_gateway(mut self, on: bool) -> Self {
+        self.resolve_on_gateway = on;
+        self
+    }
+
     /// Asks for DSS checksums (RFC 8684 §3.3.1); either side asking turns them on.
     pub fn dss_checksum(mut self, on: bool) -> Self {
         self.connection.checksum = on;
@@ -243,6 +257,7 @@ impl ClientBuilder {
                 connect_timeout: self.connect_timeout,
                 convert_timeout: self.convert_timeout,
                 token: self.token,
+                resolve_on_gateway: self.resolve_on_gateway,
                 interfaces: Mutex::new(listed),
                 paths: Arc::new(PathFactory {
                     binder: self.binder,
@@ -263,6 +278,7 @@ struct ClientInner {
     connect_timeout: Duration,
     convert_timeout: Duration,
     token: Option<Arc<[u8]>>,
+    resolve_on_gateway: bool,
     interfaces: Mutex<Vec<(PathId, Interface)>>,
     paths: Arc<PathFactory>,
 }
@@ -359,18 +375,23 @@ impl Client {
         }
     }
 
-    /// Connects to `target` (`host:port`) through a Braid gateway (RFC 8803 Convert).
+    /// Connects to `target` (`host:port`, `[v6]:port`) through a Braid gateway (RFC 8803
+    /// Convert).
     ///
-    /// The Convert Connect TLV names an IP address, so `target` is resolved here, on the
-    /// client, with the OS resolver; the first address is used. With a [`ClientBuilder::token`],
-    /// the message carries the client token for this connection. Returns once the gateway has
-    /// accepted the target, with the stream positioned after the gateway's answer; fails with
-    /// `ConvertTimeout` when no answer comes within the Convert timeout.
+    /// An IP literal goes in a Connect TLV. A host name goes to the gateway to resolve (a
+    /// Host TLV) unless [`ClientBuilder::resolve_on_gateway`] is off, in which case it is
+    /// resolved here with the OS resolver and the first address is sent. With a
+    /// [`ClientBuilder::token`], the message carries the client token for this connection.
+    /// Returns once the gateway has connected to the target, with the stream positioned after
+    /// the gateway's answer. The gateway's refusals come back as distinct errors:
+    /// [`Error::NotAllowed`], [`Error::Resolve`] (no address for the name),
+    /// [`Error::Gateway`] (refused, unreachable, timed out); no answer within the Convert
+    /// timeout is [`Error::ConvertTimeout`].
     pub async fn connect_via(&self, gateway: SocketAddr, target: &str) -> Result<Connection> {
-        let addr = resolve(target).await?;
+        let dest = self.destination(target).await?;
         let mut conn = self.connect(gateway).await?;
         let after = self.inner.convert_timeout;
-        match tokio::time::timeout(after, self.convert(&mut conn, gateway, addr)).await {
+        match tokio::time::timeout(after, self.convert(&mut conn, gateway, &dest)).await {
             Ok(Ok(())) => Ok(conn),
             // Dropped: closed gracefully, so the gateway sees its answer was read.
             Ok(Err(e)) => Err(e),
@@ -381,13 +402,31 @@ impl Client {
         }
     }
 
+    /// What the Convert message names for `target`.
+    async fn destination(&self, target: &str) -> Result<Dest> {
+        if let Ok(a) = target.parse::<SocketAddr>() {
+            return Ok(Dest::Addr(a));
+        }
+        if !self.inner.resolve_on_gateway {
+            return resolve(target).await.map(Dest::Addr);
+        }
+        let bad = |reason: String| Error::InvalidArgument(format!("target '{target}': {reason}"));
+        let (host, port) = target
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected host:port".into()))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| bad(format!("bad port '{port}'")))?;
+        let hp = convert::HostPort {
+            host: host.to_string(),
+            port,
+        };
+        convert::check_host(&hp.host).map_err(|e| bad(e.to_string()))?;
+        Ok(Dest::Name(hp))
+    }
+
     /// The Convert exchange on a fresh connection to a gateway.
-    async fn convert(
-        &self,
-        conn: &mut Connection,
-        gateway: SocketAddr,
-        addr: SocketAddr,
-    ) -> Result<()> {
+    async fn convert(&self, conn: &mut Connection, gateway: SocketAddr, dest: &Dest) -> Result<()> {
         let token = match &self.inner.token {
             None => None,
             Some(secret) => {
@@ -397,9 +436,11 @@ impl Client {
                 Some(convert::token_mac(secret, client_key, server_key))
             }
         };
-        conn.write_all(&convert::encode_connect_with_token(addr, token.as_ref()))
-            .await
-            .map_err(Error::Io)?;
+        let request = match dest {
+            Dest::Addr(a) => convert::encode_connect_with_token(*a, token.as_ref()),
+            Dest::Name(hp) => convert::encode_connect_host(hp, token.as_ref())?,
+        };
+        conn.write_all(&request).await.map_err(Error::Io)?;
         let mut header = [0u8; convert::HEADER_LEN];
         conn.read_exact(&mut header).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -417,14 +458,26 @@ impl Client {
             .await
             .map_err(Error::Io)?;
         let m = convert::decode(&msg)?;
+        let target = dest.to_string();
         match m.error {
             None => Ok(()),
             Some((convert::ErrorCode::MissingCookie, _)) => Err(Error::TokenRequired { gateway }),
             Some((convert::ErrorCode::NotAuthorized, convert::TLV_TOKEN)) => {
                 Err(Error::TokenRejected { gateway })
             }
-            Some((convert::ErrorCode::NotAuthorized, _)) => Err(Error::NotAllowed { target: addr }),
-            Some((code, _)) => Err(Error::Gateway { target: addr, code }),
+            Some((convert::ErrorCode::NotAuthorized, _)) => Err(Error::NotAllowed { target }),
+            Some((convert::ErrorCode::DestinationUnreachable, convert::UNREACHABLE_NO_ADDRESS)) => {
+                Err(Error::Resolve {
+                    host: target,
+                    reason: format!("the gateway {gateway} found no address for it"),
+                })
+            }
+            Some((code, value)) => Err(Error::Gateway {
+                target,
+                code,
+                timed_out: code == convert::ErrorCode::DestinationUnreachable
+                    && value == convert::UNREACHABLE_TIMEOUT,
+            }),
         }
     }
 
@@ -488,6 +541,21 @@ impl Client {
     /// Runtime counters of the client's endpoint.
     pub fn driver_stats(&self) -> crate::driver::DriverStats {
         self.inner.endpoint.shared.lock().stats
+    }
+}
+
+/// What a Convert request names.
+enum Dest {
+    Addr(SocketAddr),
+    Name(convert::HostPort),
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Addr(a) => a.fmt(f),
+            Dest::Name(hp) => hp.fmt(f),
+        }
     }
 }
 

@@ -10,6 +10,11 @@
 //!   HMAC-SHA256 under a secret the gateway shares with its clients over a fixed label and
 //!   the connection's two MPTCP keys ([`token_mac`]). The keys are fresh per connection, so
 //!   a token seen on one connection is worth nothing on another.
+//! - Host TLV (type 193, private use): remote port (16 bits), name length (8 bits), the host
+//!   name in ASCII, zero padding to a whole word. Sent instead of a Connect TLV when the
+//!   gateway is to resolve the name (docs/ARCHITECTURE.md, "The local proxy").
+//! - Destination Unreachable errors carry a value byte saying more: [`UNREACHABLE_NO_ADDRESS`]
+//!   (the name did not resolve), [`UNREACHABLE_TIMEOUT`] (no answer in time), 0 otherwise.
 //!
 //! Decoding never panics: every length is checked against the input.
 
@@ -22,6 +27,14 @@ pub const TLV_CONNECT: u8 = 10;
 pub const TLV_ERROR: u8 = 30;
 /// The client token (RFC 8803 §8.1: 192-255 are for private use).
 pub const TLV_TOKEN: u8 = 192;
+/// A host name for the gateway to resolve (private use, like the token).
+pub const TLV_HOST: u8 = 193;
+/// Longest host name (RFC 1035 §2.3.4: 253 characters in text form).
+pub const MAX_HOST_LEN: usize = 253;
+/// Destination Unreachable value: the host name has no address.
+pub const UNREACHABLE_NO_ADDRESS: u8 = 1;
+/// Destination Unreachable value: the destination did not answer in time.
+pub const UNREACHABLE_TIMEOUT: u8 = 2;
 /// Bytes of a client token.
 pub const TOKEN_LEN: usize = 32;
 /// What the token's HMAC covers before the keys: names the purpose, so a MAC made for
@@ -109,6 +122,9 @@ pub enum ConvertError {
     Malformed(&'static str),
     #[error("Convert message has no Connect TLV")]
     NoConnect,
+    /// A host name that cannot be sent (checked before sending and on receipt).
+    #[error("invalid host name: {0}")]
+    BadHost(&'static str),
 }
 
 impl ConvertError {
@@ -118,6 +134,7 @@ impl ConvertError {
             ConvertError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
             ConvertError::Malformed(_) => ErrorCode::MalformedMessage,
             ConvertError::NoConnect => ErrorCode::UnsupportedMessage,
+            ConvertError::BadHost(_) => ErrorCode::MalformedMessage,
         }
     }
 }
@@ -129,6 +146,51 @@ pub struct Message {
     pub error: Option<(ErrorCode, u8)>,
     /// The client token, if the client sent one.
     pub token: Option<[u8; TOKEN_LEN]>,
+    /// A host name and port for the gateway to resolve (Host TLV), instead of `connect`.
+    pub host: Option<HostPort>,
+}
+
+/// A destination by name: what the Host TLV carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    /// A checked host name ([`check_host`]).
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Checks a host name for the Host TLV: 1 to 253 ASCII characters, dot-separated labels of
+/// 1 to 63 letters, digits, `-` or `_` (a trailing dot is allowed).
+pub fn check_host(host: &str) -> Result<(), ConvertError> {
+    if host.is_empty() {
+        return Err(ConvertError::BadHost("empty"));
+    }
+    if host.len() > MAX_HOST_LEN {
+        return Err(ConvertError::BadHost("longer than 253 characters"));
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(ConvertError::BadHost("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(ConvertError::BadHost("label longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConvertError::BadHost(
+                "only ASCII letters, digits, '-', '_' and '.' are allowed",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the fixed header: the total message length in bytes (header included).
@@ -181,6 +243,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, ConvertError> {
         connect: None,
         error: None,
         token: None,
+        host: None,
     };
     let mut rest = &bytes[HEADER_LEN..];
     while !rest.is_empty() {
@@ -229,12 +292,41 @@ pub fn decode(bytes: &[u8]) -> Result<Message, ConvertError> {
                 t.copy_from_slice(&tlv[4..]);
                 msg.token = Some(t);
             }
+            TLV_HOST => {
+                if msg.host.is_some() {
+                    return Err(ConvertError::Malformed("two Host TLVs"));
+                }
+                msg.host = Some(decode_host(tlv)?);
+            }
             // Info, Supported TCP Extensions, Cookie, ... carry nothing we act on.
             _ => {}
         }
         rest = &rest[tlv_len..];
     }
+    if msg.host.is_some() && msg.connect.is_some() {
+        return Err(ConvertError::Malformed("both a Connect and a Host TLV"));
+    }
     Ok(msg)
+}
+
+/// The Host TLV's value: port, name length, name, zero padding (whole TLV given).
+fn decode_host(tlv: &[u8]) -> Result<HostPort, ConvertError> {
+    let ([_, _, p0, p1, n], name) = tlv
+        .split_first_chunk::<5>()
+        .ok_or(ConvertError::Malformed("Host TLV too short"))?;
+    let (p0, p1, n) = (*p0, *p1, *n as usize);
+    let (name, pad) = name
+        .split_at_checked(n)
+        .ok_or(ConvertError::Malformed("host name runs past the Host TLV"))?;
+    if pad.len() >= 4 || pad.iter().any(|&b| b != 0) {
+        return Err(ConvertError::Malformed("Host TLV padding"));
+    }
+    let host = std::str::from_utf8(name).map_err(|_| ConvertError::BadHost("not ASCII"))?;
+    check_host(host)?;
+    Ok(HostPort {
+        host: host.to_string(),
+        port: u16::from_be_bytes([p0, p1]),
+    })
 }
 
 fn header(out: &mut Vec<u8>, total_len: usize) {
@@ -266,6 +358,29 @@ pub fn encode_connect_with_token(target: SocketAddr, token: Option<&[u8; TOKEN_L
         out.extend_from_slice(t);
     }
     out
+}
+
+/// The client's message naming a host for the gateway to resolve (Host TLV), with a Token
+/// TLV when `token` is given. Fails when the name cannot be sent ([`check_host`]).
+pub fn encode_connect_host(
+    target: &HostPort,
+    token: Option<&[u8; TOKEN_LEN]>,
+) -> Result<Vec<u8>, ConvertError> {
+    check_host(&target.host)?;
+    let tlv_len = (5 + target.host.len()).div_ceil(4) * 4;
+    let len = HEADER_LEN + tlv_len + token.map_or(0, |_| 4 + TOKEN_LEN);
+    let mut out = Vec::with_capacity(len);
+    header(&mut out, len);
+    out.extend_from_slice(&[TLV_HOST, (tlv_len / 4) as u8]);
+    out.extend_from_slice(&target.port.to_be_bytes());
+    out.push(target.host.len() as u8);
+    out.extend_from_slice(target.host.as_bytes());
+    out.resize(HEADER_LEN + tlv_len, 0);
+    if let Some(t) = token {
+        out.extend_from_slice(&[TLV_TOKEN, ((4 + TOKEN_LEN) / 4) as u8, 0, 0]);
+        out.extend_from_slice(t);
+    }
+    Ok(out)
 }
 
 /// The client token for one connection: HMAC-SHA256(secret, label || client key || server
@@ -450,6 +565,101 @@ mod tests {
                 let _ = decode(&b);
             }
         }
+    }
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn host_round_trips_with_and_without_token() {
+        let tok = [7u8; TOKEN_LEN];
+        for name in [
+            "a",
+            "localhost",
+            "abc",
+            "abcd",
+            "www.example.com.",
+            &"x.".repeat(126),
+        ] {
+            let t = hp(name, 8443);
+            for token in [None, Some(&tok)] {
+                let b = encode_connect_host(&t, token).unwrap();
+                assert_eq!(b.len() % 4, 0);
+                assert_eq!(message_len(b[..4].try_into().unwrap()), Ok(b.len()));
+                let m = decode(&b).unwrap();
+                assert_eq!(m.host.as_ref(), Some(&t));
+                assert_eq!((m.connect, m.token.as_ref()), (None, token));
+                assert_eq!(first_bytes(&b), Ok(FirstBytes::Done(m)));
+            }
+        }
+        // Layout: type, words, port, name length, name, zero padding.
+        let b = encode_connect_host(&hp("abc", 443), None).unwrap();
+        assert_eq!(b, [1, 3, 0, 0, TLV_HOST, 2, 1, 187, 3, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn bad_host_names_are_refused_before_sending() {
+        let long = "a".repeat(254);
+        let long_label = "b".repeat(64);
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "ex ample.com",
+            "caf\u{e9}.fr",
+            "::1",
+            &long,
+            &long_label,
+        ] {
+            assert!(
+                matches!(
+                    encode_connect_host(&hp(bad, 1), None),
+                    Err(ConvertError::BadHost(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(encode_connect_host(&hp(&"a.".repeat(126), 1), None).is_ok());
+    }
+
+    #[test]
+    fn malformed_host_tlvs_are_errors() {
+        let good = encode_connect_host(&hp("abc", 443), None).unwrap();
+        // Name length past the TLV.
+        let mut past = good.clone();
+        past[8] = 9;
+        assert!(decode(&past).is_err());
+        // Non-zero padding, and a whole word of padding.
+        let mut dirty = encode_connect_host(&hp("ab", 443), None).unwrap();
+        *dirty.last_mut().unwrap() = 1;
+        assert!(decode(&dirty).is_err());
+        let mut wide = good.clone();
+        wide[1] = 4;
+        wide[5] = 3;
+        wide.extend_from_slice(&[0; 4]);
+        assert!(decode(&wide).is_err());
+        // A name with a space, and a non-ASCII byte.
+        let mut space = good.clone();
+        space[10] = b' ';
+        assert_eq!(
+            decode(&space),
+            Err(ConvertError::BadHost(
+                "only ASCII letters, digits, '-', '_' and '.' are allowed"
+            ))
+        );
+        let mut high = good.clone();
+        high[10] = 0xc3;
+        assert!(decode(&high).is_err());
+        // Too short for the fixed part; and both a Connect and a Host TLV.
+        assert!(decode(&[1, 2, 0, 0, TLV_HOST, 1, 0, 80]).is_err());
+        let mut both = encode_connect("192.0.2.1:80".parse().unwrap());
+        both.extend_from_slice(&good[4..]);
+        both[1] = (both.len() / 4) as u8;
+        assert!(decode(&both).is_err());
     }
 
     #[test]

@@ -51,10 +51,18 @@ pub enum Error {
     },
     #[error("connection closed: {0}")]
     Closed(CloseError),
+    /// The gateway's allowlist does not cover the target (or any address of its name).
     #[error("the gateway does not allow connections to {target}")]
-    NotAllowed { target: SocketAddr },
-    #[error("the gateway could not connect to {target}: {code}")]
-    Gateway { target: SocketAddr, code: ErrorCode },
+    NotAllowed { target: String },
+    /// The gateway could not connect to the target. `code` says why: Connection Reset when
+    /// the destination refused, Destination Unreachable otherwise, with `timed_out` set when
+    /// it did not answer in time. (A name the gateway cannot resolve is [`Error::Resolve`].)
+    #[error("the gateway could not connect to {target}: {code}{}", if *timed_out { " (timed out)" } else { "" })]
+    Gateway {
+        target: String,
+        code: ErrorCode,
+        timed_out: bool,
+    },
     /// The gateway wants a client token and none was configured.
     #[error("the gateway {gateway} requires a client token and none was given")]
     TokenRequired { gateway: SocketAddr },

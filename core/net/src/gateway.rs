@@ -7,9 +7,10 @@
 //! memory bound per connection ([`GatewayConfig`]). Refusals are counted in
 //! [`GatewayStats`] and logged once per source and kind per minute.
 //!
-//! Each connection is one task with two bounded copy loops, so a client that stops reading
-//! only stalls its own TCP peer (through TCP flow control) and nobody else. Half-close is
-//! carried both ways (FIN <-> DATA_FIN); a reset on either side aborts the other.
+//! Each connection is one task relaying both ways ([`crate::relay`]): a client that stops
+//! reading only stalls its own TCP peer, half-close is carried, a reset on either side resets
+//! the other. A destination named by a Host TLV is resolved here, and the allowlist is checked
+//! on each address before it is connected to.
 
 pub use crate::access::{AllowRule, Allowlist, Tokens};
 use crate::access::{PerSource, Source, SourceLog, SourceSlot};
@@ -17,13 +18,14 @@ use crate::connection::Connection;
 use crate::convert::{self, ErrorCode};
 use crate::error::{Error, Result};
 use crate::event::ConnectionEvent;
+use crate::relay::{self, Ending};
 use crate::server::{Server, ServerConfig};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -58,7 +60,8 @@ pub struct GatewayConfig {
     /// Time for the client to send its whole Convert message, from the moment the gateway
     /// takes the connection; the connection is reset after it.
     pub handshake_timeout: Duration,
-    /// Time for the TCP connection to the destination.
+    /// Time for resolving a destination's host name (when the client sends one) and the TCP
+    /// connection to it, together.
     pub connect_timeout: Duration,
     /// A relayed connection is reset when the client has sent nothing that passed its
     /// subflow's checks for this long (stray or forged datagrams do not count). Keep it above
@@ -312,14 +315,6 @@ struct Ctx {
     log: Arc<SourceLog>,
 }
 
-/// How a relayed connection ended, for the log line.
-enum Ending {
-    Finished,
-    ClientReset(io::Error),
-    ServerReset(io::Error),
-    Idle(Duration),
-}
-
 /// Why a connection is refused: the answer, and what the log says.
 struct Refusal {
     code: ErrorCode,
@@ -459,44 +454,31 @@ impl Ctx {
             self.refuse(&mut conn, src, "?", why, start).await;
             return;
         }
-        let Some(target) = msg.connect else {
-            let why = Refusal::new(
-                convert::ConvertError::NoConnect.code(),
-                "Convert message without a Connect TLV",
-            );
-            self.refuse(&mut conn, src, "?", why, start).await;
-            return;
+        let dest = match (msg.connect, msg.host) {
+            (Some(addr), _) => Destination::Addr(addr),
+            (None, Some(hp)) => Destination::Name(hp),
+            (None, None) => {
+                let why = Refusal::new(
+                    convert::ConvertError::NoConnect.code(),
+                    "Convert message without a Connect TLV",
+                );
+                self.refuse(&mut conn, src, "?", why, start).await;
+                return;
+            }
         };
-        let tname = target.to_string();
-        // The address checked is the very one connected to (no name is resolved here).
-        if !self.allow.permits(&target) {
-            let why = Refusal::new(ErrorCode::NotAuthorized, "destination not allowed");
-            self.refuse(&mut conn, src, &tname, why, start).await;
-            return;
-        }
-        let tcp = match tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(target))
-            .await
-        {
+        let tname = dest.to_string();
+        let tcp = match tokio::time::timeout(self.cfg.connect_timeout, self.connect(&dest)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let code = match e.kind() {
-                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => {
-                        ErrorCode::ConnectionReset
-                    }
-                    _ => ErrorCode::DestinationUnreachable,
-                };
-                self.refuse(
-                    &mut conn,
-                    src,
-                    &tname,
-                    Refusal::new(code, "destination failed"),
-                    start,
-                )
-                .await;
+            Ok(Err(why)) => {
+                self.refuse(&mut conn, src, &tname, why, start).await;
                 return;
             }
             Err(_) => {
-                let why = Refusal::new(ErrorCode::DestinationUnreachable, "destination timed out");
+                let why = Refusal {
+                    code: ErrorCode::DestinationUnreachable,
+                    value: convert::UNREACHABLE_TIMEOUT,
+                    kind: "destination timed out",
+                };
                 self.refuse(&mut conn, src, &tname, why, start).await;
                 return;
             }
@@ -509,16 +491,14 @@ impl Ctx {
         drop(half_open);
         drop(source);
         self.stats.relayed.fetch_add(1, Ordering::Relaxed);
-        let up = AtomicU64::new(0);
-        let down = AtomicU64::new(0);
+        let counts = relay::Counts::default();
         let mut events = conn.events();
-        let ending = relay(
+        let ending = relay::relay(
             conn,
             tcp,
             self.cfg.relay_buffer,
-            self.cfg.idle_timeout,
-            &up,
-            &down,
+            Some(self.cfg.idle_timeout),
+            &counts,
         )
         .await;
         drop(permit);
@@ -530,13 +510,16 @@ impl Ctx {
                 break;
             }
         }
-        let (u, d) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
+        let (u, d) = (
+            counts.braid_to_tcp.load(Ordering::Relaxed),
+            counts.tcp_to_braid.load(Ordering::Relaxed),
+        );
         self.stats.bytes_up.fetch_add(u, Ordering::Relaxed);
         self.stats.bytes_down.fetch_add(d, Ordering::Relaxed);
         let how = match ending {
             Ending::Finished => "finished".to_string(),
-            Ending::ClientReset(e) => format!("client side failed: {e}"),
-            Ending::ServerReset(e) => format!("server side failed: {e}"),
+            Ending::BraidFailed(e) => format!("client side failed: {e}"),
+            Ending::TcpFailed(e) => format!("server side failed: {e}"),
             Ending::Idle(d) => {
                 self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
                 format!("client silent for {d:?}: reset")
@@ -546,6 +529,76 @@ impl Ctx {
             "gateway: {peer} -> {tname}: {how}; up {u} B, down {d} B, {:.3}s{gso}",
             start.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// Where the client asked to go.
+enum Destination {
+    Addr(SocketAddr),
+    Name(convert::HostPort),
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Addr(a) => a.fmt(f),
+            Destination::Name(hp) => hp.fmt(f),
+        }
+    }
+}
+
+/// A failed TCP connect as a Convert error code.
+fn connect_refusal(e: &io::Error) -> Refusal {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => {
+            Refusal::new(ErrorCode::ConnectionReset, "destination refused")
+        }
+        io::ErrorKind::TimedOut => Refusal {
+            code: ErrorCode::DestinationUnreachable,
+            value: convert::UNREACHABLE_TIMEOUT,
+            kind: "destination timed out",
+        },
+        _ => Refusal::new(ErrorCode::DestinationUnreachable, "destination unreachable"),
+    }
+}
+
+impl Ctx {
+    /// Connects to the destination: an address as given, a name resolved here. The allowlist
+    /// is checked on every address before connecting to it, so what is checked is what is
+    /// connected to; the first permitted address that answers wins.
+    async fn connect(&self, dest: &Destination) -> std::result::Result<TcpStream, Refusal> {
+        let addrs = match dest {
+            Destination::Addr(a) => vec![*a],
+            Destination::Name(hp) => {
+                let found = tokio::net::lookup_host((hp.host.as_str(), hp.port)).await;
+                match found {
+                    Ok(it) => it.collect(),
+                    Err(e) => {
+                        log::debug!("gateway: cannot resolve {hp}: {e}");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        if addrs.is_empty() {
+            return Err(Refusal {
+                code: ErrorCode::DestinationUnreachable,
+                value: convert::UNREACHABLE_NO_ADDRESS,
+                kind: "destination name did not resolve",
+            });
+        }
+        let mut last = None;
+        for addr in addrs.iter().filter(|a| self.allow.permits(a)) {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    log::debug!("gateway: {dest} at {addr}: {e}");
+                    last = Some(connect_refusal(&e));
+                }
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| Refusal::new(ErrorCode::NotAuthorized, "destination not allowed")))
     }
 }
 
@@ -571,96 +624,6 @@ async fn read_convert(
                     .await
                     .map_err(ConvertFailure::Io)?;
             }
-        }
-    }
-}
-
-/// Which side failed in a copy loop.
-enum PumpError {
-    Read(io::Error),
-    Write(io::Error),
-}
-
-/// Copies until end of stream, then half-closes the writer.
-async fn pump<R, W>(
-    r: &mut R,
-    w: &mut W,
-    buf_size: usize,
-    count: &AtomicU64,
-) -> std::result::Result<(), PumpError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; buf_size.max(1024)];
-    loop {
-        let n = r.read(&mut buf).await.map_err(PumpError::Read)?;
-        if n == 0 {
-            w.shutdown().await.map_err(PumpError::Write)?;
-            return Ok(());
-        }
-        w.write_all(&buf[..n]).await.map_err(PumpError::Write)?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
-    }
-}
-
-async fn relay(
-    conn: Connection,
-    tcp: TcpStream,
-    buf: usize,
-    idle: Duration,
-    up: &AtomicU64,
-    down: &AtomicU64,
-) -> Ending {
-    let monitor = conn.monitor();
-    let (mut br, mut bw) = conn.into_split();
-    let (mut tr, mut tw) = tcp.into_split();
-    let failure = {
-        let upf = pump(&mut br, &mut tw, buf, up);
-        let downf = pump(&mut tr, &mut bw, buf, down);
-        tokio::pin!(upf, downf);
-        let (mut up_done, mut down_done) = (false, false);
-        // Life is what the engine saw pass its checks; the check runs when the last sign
-        // of life would expire.
-        let silent_until =
-            |m: &crate::connection::Monitor| m.last_activity().unwrap_or_else(Instant::now) + idle;
-        let idle_check = tokio::time::sleep_until(silent_until(&monitor).into());
-        tokio::pin!(idle_check);
-        loop {
-            tokio::select! {
-                () = &mut idle_check => {
-                    let until = silent_until(&monitor);
-                    if until <= Instant::now() {
-                        break Some(Ending::Idle(idle));
-                    }
-                    idle_check.as_mut().reset(until.into());
-                    continue;
-                }
-                r = &mut upf, if !up_done => match r {
-                    Ok(()) => up_done = true,
-                    // Reading the client failed: it reset (or vanished). Writing TCP failed: the
-                    // server reset.
-                    Err(PumpError::Read(e)) => break Some(Ending::ClientReset(e)),
-                    Err(PumpError::Write(e)) => break Some(Ending::ServerReset(e)),
-                },
-                r = &mut downf, if !down_done => match r {
-                    Ok(()) => down_done = true,
-                    Err(PumpError::Read(e)) => break Some(Ending::ServerReset(e)),
-                    Err(PumpError::Write(e)) => break Some(Ending::ClientReset(e)),
-                },
-            }
-            if up_done && down_done {
-                break None;
-            }
-        }
-    };
-    match failure {
-        None => Ending::Finished,
-        Some(ending) => {
-            // Pass the reset on: MP_FASTCLOSE to the client, RST to the server.
-            bw.abort();
-            let _ = tw.as_ref().set_zero_linger();
-            ending
         }
     }
 }

@@ -4,6 +4,8 @@
 //!   path (TCP-in-UDP), directly to a Braid server or through a [`gateway::Gateway`].
 //! - [`Connection`] is a tokio `AsyncRead + AsyncWrite` byte stream with path events.
 //! - [`Server`] accepts Braid connections; [`gateway`] relays them to TCP servers (RFC 8803).
+//! - [`Proxy`]: a local SOCKS5 / HTTP CONNECT proxy turning an app's TCP connections into
+//!   Braid connections through a gateway.
 //! - [`tls`] runs rustls over a connection; [`emulator`] fakes WiFi and cellular on loopback.
 //! - [`raw`]: the raw carrier (Linux): genuine TCP on raw IP sockets, for interoperating with
 //!   the kernel's MPTCP ([`Carrier::Raw`], [`Server::bind_raw`]).
@@ -25,7 +27,9 @@ mod gso_guard;
 mod interface_watch;
 #[cfg(target_os = "linux")]
 pub mod netlink;
+pub mod proxy;
 pub mod raw;
+mod relay;
 pub mod server;
 pub mod socket;
 pub mod tls;
@@ -39,6 +43,7 @@ pub use connection::{Connection, Monitor, OwnedReadHalf, OwnedWriteHalf, ReadHal
 pub use driver::DriverStats;
 pub use error::{Error, Result};
 pub use event::{ConnectionEvent, Events};
+pub use proxy::{Proxy, ProxyConfig, ProxyCredentials, ProxyStats};
 pub use raw::{FirewallBackend, FirewallMode, RawConfig};
 pub use server::{Server, ServerConfig};
 pub use socket::{DefaultBinder, Interface, PathInfo, SocketBinder};

@@ -18,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
             let again = convert::decode(&convert::encode_connect(t)).expect("Connect re-decodes");
             assert_eq!(again.connect, Some(t));
         }
+        if let Some(h) = &m.host {
+            let bytes = convert::encode_connect_host(h, None).expect("a decoded host re-encodes");
+            assert_eq!(convert::decode(&bytes).expect("Host re-decodes").host.as_ref(), Some(h));
+        }
         if let Some((code, _)) = m.error {
             let again = convert::decode(&convert::encode_error(code)).expect("Error re-decodes");
             assert_eq!(again.error.map(|e| e.0), Some(code));
