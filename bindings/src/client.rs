@@ -206,7 +206,7 @@ pub(crate) async fn open_via(
 }
 
 /// `ip:port` as is, or a host name through the OS resolver (first address).
-async fn resolve(s: &str, what: &str) -> Result<SocketAddr, BraidError> {
+pub(crate) async fn resolve(s: &str, what: &str) -> Result<SocketAddr, BraidError> {
     if let Ok(a) = parse_socket_addr(s, what) {
         return Ok(a);
     }

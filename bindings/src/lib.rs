@@ -21,6 +21,7 @@ mod client;
 mod connection;
 mod error;
 mod logging;
+mod proxy;
 pub mod runtime;
 mod stream;
 mod tls;
@@ -31,6 +32,7 @@ pub use client::{BraidClient, SocketBinder};
 pub use connection::{BraidConnection, BraidEventListener, BraidEventStream, BraidSubscription};
 pub use error::{BraidError, CallbackError};
 pub use logging::{LogLevel, LogSink, init_logging};
+pub use proxy::{BraidProxy, BraidProxyConfig, BraidProxyStats};
 pub use tls::BraidTlsOptions;
 pub use types::*;
 

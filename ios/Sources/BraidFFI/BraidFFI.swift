@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -809,6 +825,12 @@ public protocol BraidClientProtocol: AnyObject, Sendable {
     func interfaces()  -> [BraidInterfaceEntry]
     
     /**
+     * Starts a [`BraidProxy`] that sends through the Braid gateway at `gateway`
+     * (`host:port`). Fails with `ConnectFailed` when the port is taken.
+     */
+    func startProxy(gateway: String, config: BraidProxyConfig?) async throws  -> BraidProxy
+    
+    /**
      * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
      * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
      * `server_name` (a DNS name or IP address). The connection then reads and writes
@@ -968,6 +990,26 @@ open func interfaces() -> [BraidInterfaceEntry]  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Starts a [`BraidProxy`] that sends through the Braid gateway at `gateway`
+     * (`host:port`). Fails with `ConnectFailed` when the port is taken.
+     */
+open func startProxy(gateway: String, config: BraidProxyConfig? = nil)async throws  -> BraidProxy  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_braid_ffi_fn_method_braidclient_start_proxy(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(gateway),FfiConverterOptionTypeBraidProxyConfig.lower(config)
+                )
+            },
+            pollFunc: ffi_braid_ffi_rust_future_poll_u64,
+            completeFunc: ffi_braid_ffi_rust_future_complete_u64,
+            freeFunc: ffi_braid_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeBraidProxy_lift,
+            errorHandler: FfiConverterTypeBraidError_lift
+        )
 }
     
     /**
@@ -1757,6 +1799,210 @@ public func FfiConverterTypeBraidEventStream_lift(_ handle: UInt64) throws -> Br
 #endif
 public func FfiConverterTypeBraidEventStream_lower(_ value: BraidEventStream) -> UInt64 {
     return FfiConverterTypeBraidEventStream.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A local proxy on 127.0.0.1 speaking SOCKS5 and HTTP CONNECT on one port: each
+ * connection an app's HTTP stack opens through it becomes a Braid connection through the
+ * gateway, with the client's interfaces, service type, cellular rules and token. Host names
+ * are resolved by the gateway. Stops when stopped or dropped; open connections go on.
+ */
+public protocol BraidProxyProtocol: AnyObject, Sendable {
+    
+    /**
+     * `127.0.0.1:port`.
+     */
+    func address()  -> String
+    
+    /**
+     * Whether it still accepts connections.
+     */
+    func isRunning()  -> Bool
+    
+    /**
+     * The port it listens on (on 127.0.0.1).
+     */
+    func port()  -> UInt16
+    
+    /**
+     * Its counters; after `stop`, the last values before it.
+     */
+    func stats()  -> BraidProxyStats
+    
+    /**
+     * Stops accepting (the port closes); connections already open go on until they end.
+     * Idempotent.
+     */
+    func stop() 
+    
+}
+/**
+ * A local proxy on 127.0.0.1 speaking SOCKS5 and HTTP CONNECT on one port: each
+ * connection an app's HTTP stack opens through it becomes a Braid connection through the
+ * gateway, with the client's interfaces, service type, cellular rules and token. Host names
+ * are resolved by the gateway. Stops when stopped or dropped; open connections go on.
+ */
+open class BraidProxy: BraidProxyProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_braid_ffi_fn_clone_braidproxy(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_braid_ffi_fn_free_braidproxy(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * `127.0.0.1:port`.
+     */
+open func address() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_address(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether it still accepts connections.
+     */
+open func isRunning() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_is_running(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The port it listens on (on 127.0.0.1).
+     */
+open func port() -> UInt16  {
+    return try!  FfiConverterUInt16.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_port(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Its counters; after `stop`, the last values before it.
+     */
+open func stats() -> BraidProxyStats  {
+    return try!  FfiConverterTypeBraidProxyStats_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Stops accepting (the port closes); connections already open go on until they end.
+     * Idempotent.
+     */
+open func stop()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_stop(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidProxy: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = BraidProxy
+
+    public static func lift(_ handle: UInt64) throws -> BraidProxy {
+        return BraidProxy(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: BraidProxy) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidProxy {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: BraidProxy, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxy_lift(_ handle: UInt64) throws -> BraidProxy {
+    return try FfiConverterTypeBraidProxy.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxy_lower(_ value: BraidProxy) -> UInt64 {
+    return FfiConverterTypeBraidProxy.lower(value)
 }
 
 
@@ -2879,6 +3125,203 @@ public func FfiConverterTypeBraidPathStats_lift(_ buf: RustBuffer) throws -> Bra
 #endif
 public func FfiConverterTypeBraidPathStats_lower(_ value: BraidPathStats) -> RustBuffer {
     return FfiConverterTypeBraidPathStats.lower(value)
+}
+
+
+/**
+ * Settings of a [`BraidProxy`]. It always listens on loopback (127.0.0.1): other devices
+ * must never reach it.
+ */
+public struct BraidProxyConfig: Equatable, Hashable {
+    /**
+     * The port to listen on; 0 (the default) picks a free one.
+     */
+    public var port: UInt16
+    /**
+     * Credentials local clients must present (SOCKS5 username/password, or HTTP `Basic`
+     * proxy authorization), so other apps on the device cannot use the proxy. Both or
+     * neither.
+     */
+    public var username: String?
+    public var password: String?
+    /**
+     * Most local connections at once; more wait until one ends.
+     */
+    public var maxConnections: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The port to listen on; 0 (the default) picks a free one.
+         */port: UInt16 = UInt16(0), 
+        /**
+         * Credentials local clients must present (SOCKS5 username/password, or HTTP `Basic`
+         * proxy authorization), so other apps on the device cannot use the proxy. Both or
+         * neither.
+         */username: String? = nil, password: String? = nil, 
+        /**
+         * Most local connections at once; more wait until one ends.
+         */maxConnections: UInt32 = UInt32(256)) {
+        self.port = port
+        self.username = username
+        self.password = password
+        self.maxConnections = maxConnections
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BraidProxyConfig: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidProxyConfig: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidProxyConfig {
+        return
+            try BraidProxyConfig(
+                port: FfiConverterUInt16.read(from: &buf), 
+                username: FfiConverterOptionString.read(from: &buf), 
+                password: FfiConverterOptionString.read(from: &buf), 
+                maxConnections: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BraidProxyConfig, into buf: inout [UInt8]) {
+        FfiConverterUInt16.write(value.port, into: &buf)
+        FfiConverterOptionString.write(value.username, into: &buf)
+        FfiConverterOptionString.write(value.password, into: &buf)
+        FfiConverterUInt32.write(value.maxConnections, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyConfig_lift(_ buf: RustBuffer) throws -> BraidProxyConfig {
+    return try FfiConverterTypeBraidProxyConfig.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyConfig_lower(_ value: BraidProxyConfig) -> RustBuffer {
+    return FfiConverterTypeBraidProxyConfig.lower(value)
+}
+
+
+/**
+ * A proxy's counters.
+ */
+public struct BraidProxyStats: Equatable, Hashable {
+    /**
+     * Local connections accepted.
+     */
+    public var accepted: UInt64
+    /**
+     * Local connections open now.
+     */
+    public var active: UInt64
+    /**
+     * Connections answered with an error (bad request, not allowed, unreachable, ...).
+     */
+    public var failed: UInt64
+    /**
+     * Connections refused for missing or wrong credentials (also in `failed`).
+     */
+    public var refusedAuth: UInt64
+    /**
+     * Bytes from local clients to their destinations (counted when a connection ends).
+     */
+    public var bytesUp: UInt64
+    /**
+     * Bytes from destinations to local clients (counted when a connection ends).
+     */
+    public var bytesDown: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Local connections accepted.
+         */accepted: UInt64, 
+        /**
+         * Local connections open now.
+         */active: UInt64, 
+        /**
+         * Connections answered with an error (bad request, not allowed, unreachable, ...).
+         */failed: UInt64, 
+        /**
+         * Connections refused for missing or wrong credentials (also in `failed`).
+         */refusedAuth: UInt64, 
+        /**
+         * Bytes from local clients to their destinations (counted when a connection ends).
+         */bytesUp: UInt64, 
+        /**
+         * Bytes from destinations to local clients (counted when a connection ends).
+         */bytesDown: UInt64) {
+        self.accepted = accepted
+        self.active = active
+        self.failed = failed
+        self.refusedAuth = refusedAuth
+        self.bytesUp = bytesUp
+        self.bytesDown = bytesDown
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BraidProxyStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidProxyStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidProxyStats {
+        return
+            try BraidProxyStats(
+                accepted: FfiConverterUInt64.read(from: &buf), 
+                active: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                refusedAuth: FfiConverterUInt64.read(from: &buf), 
+                bytesUp: FfiConverterUInt64.read(from: &buf), 
+                bytesDown: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BraidProxyStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.accepted, into: &buf)
+        FfiConverterUInt64.write(value.active, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.refusedAuth, into: &buf)
+        FfiConverterUInt64.write(value.bytesUp, into: &buf)
+        FfiConverterUInt64.write(value.bytesDown, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyStats_lift(_ buf: RustBuffer) throws -> BraidProxyStats {
+    return try FfiConverterTypeBraidProxyStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyStats_lower(_ value: BraidProxyStats) -> RustBuffer {
+    return FfiConverterTypeBraidProxyStats.lower(value)
 }
 
 
@@ -4331,6 +4774,30 @@ fileprivate struct FfiConverterOptionTypeBraidConfig: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeBraidProxyConfig: FfiConverterRustBuffer {
+    typealias SwiftType = BraidProxyConfig?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBraidProxyConfig.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBraidProxyConfig.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeBraidTlsOptions: FfiConverterRustBuffer {
     typealias SwiftType = BraidTlsOptions?
 
@@ -4705,6 +5172,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidclient_interfaces() != 48920) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_braid_ffi_checksum_method_braidclient_start_proxy() != 37356) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_braid_ffi_checksum_method_braidclient_connect_tls() != 20445) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4760,6 +5230,21 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_logsink_log() != 32311) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_address() != 5602) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_is_running() != 1073) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_port() != 60371) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_stats() != 18800) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_stop() != 9889) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() != 2205) {
