@@ -1,9 +1,10 @@
 //! braid-ffi-testing: a whole network on loopback for the foreign-language tests.
 //!
 //! `BraidTestNetwork` starts, in this process, a TCP echo server, a TLS echo server, an
-//! HTTPS/1.1 server (test certificate for "localhost" and 127.0.0.1, signed by a test CA the
-//! tests can ask for), a Braid gateway that allows only these servers and one closed port, and two path emulators ("wifi": 40
-//! Mbit/s, 10 ms; "cellular": 20 Mbit/s, 30 ms) in front of the gateway. A test builds a
+//! HTTP/1.1 server with and without TLS (test certificate for "localhost" and 127.0.0.1,
+//! signed by a test CA the tests can ask for), a Braid gateway that allows only these
+//! servers and one closed port, and two path emulators ("wifi": 40 Mbit/s, 10 ms;
+//! "cellular": 20 Mbit/s, 30 ms) in front of the gateway. A test builds a
 //! `BraidClient` whose interfaces send `via` the emulators, and can kill a path mid-transfer.
 //!
 //! It is its own crate (and its own generated module) so the shipped bindings of braid-ffi
@@ -79,6 +80,7 @@ pub struct BraidTestNetwork {
     echo: SocketAddr,
     tls_echo: SocketAddr,
     https: SocketAddr,
+    http: SocketAddr,
     refused: SocketAddr,
     forbidden: SocketAddr,
     paths: Vec<(&'static str, PathEmulator)>,
@@ -116,6 +118,7 @@ struct Servers {
     echo: SocketAddr,
     tls_echo: SocketAddr,
     https: SocketAddr,
+    http: SocketAddr,
     refused: SocketAddr,
     forbidden: SocketAddr,
 }
@@ -148,10 +151,11 @@ impl BraidTestNetwork {
             let echo = echo_server().await?;
             let tls_echo = tls_servers::echo().await?;
             let https = tls_servers::https().await?;
+            let http = tls_servers::http().await?;
             let refused = closed_port().await?;
             let forbidden = closed_port().await?;
             let cfg = GatewayConfig {
-                allow: [echo, tls_echo, https, refused]
+                allow: [echo, tls_echo, https, http, refused]
                     .iter()
                     .map(ToString::to_string)
                     .collect(),
@@ -179,6 +183,7 @@ impl BraidTestNetwork {
                 echo,
                 tls_echo,
                 https,
+                http,
                 refused,
                 forbidden,
             };
@@ -195,6 +200,7 @@ impl BraidTestNetwork {
             echo: servers.echo,
             tls_echo: servers.tls_echo,
             https: servers.https,
+            http: servers.http,
             refused: servers.refused,
             forbidden: servers.forbidden,
             paths,
@@ -222,6 +228,11 @@ impl BraidTestNetwork {
     /// `i % 251`), any other GET path answers `https_greeting()`.
     pub fn https_target(&self) -> String {
         self.https.to_string()
+    }
+
+    /// The same server as `https_target()`, without TLS.
+    pub fn http_target(&self) -> String {
+        self.http.to_string()
     }
 
     /// The body the HTTPS server answers for a GET of any other path than /bytes/N.

@@ -1,4 +1,5 @@
-//! The test network's TLS servers: a TLS echo server and a tiny HTTPS/1.1 server, both with
+//! The test network's TLS servers: a TLS echo server and a tiny HTTPS/1.1 server (also
+//! served without TLS), both with
 //! the test certificate of core/net/tests/fixtures ("localhost" and 127.0.0.1, signed by
 //! "Braid Test CA").
 
@@ -87,6 +88,26 @@ pub(crate) async fn https() -> Result<SocketAddr, TestNetworkError> {
         let _ = s.shutdown().await;
     })
     .await
+}
+
+/// The same HTTP/1.1 server without TLS, for clients that cannot do TLS themselves (the
+/// Swift tests on Linux).
+pub(crate) async fn http() -> Result<SocketAddr, TestNetworkError> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(failed("HTTP server"))?;
+    let addr = l.local_addr().map_err(failed("HTTP server"))?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                if let Err(e) = answer(&mut s).await {
+                    log::info!("test HTTP server: {e}");
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    Ok(addr)
 }
 
 /// The greeting body of the HTTPS server.
