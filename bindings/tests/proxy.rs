@@ -170,3 +170,95 @@ async fn credentials_keep_other_clients_out() {
         r.err()
     );
 }
+
+/// Reads an HTTP/1.1 response with `connection: close` to the end; returns the body length.
+async fn body_len<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> usize {
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).await.unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    all.len() - end - 4
+}
+
+/// Goodput of one HTTP download over the emulated WiFi path (40 Mbit/s, 10 ms): through
+/// BraidProxy (SOCKS5), straight with connectVia, and with connectTls to the HTTPS server.
+/// A measurement, not a check: `cargo test -p braid-ffi --test proxy -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_download_goodput() {
+    const N: usize = 8 << 20;
+    let net = network().await;
+    let c = client(&net);
+    let get = format!("GET /bytes/{N} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mbit = |t: std::time::Duration| N as f64 * 8.0 / t.as_secs_f64() / 1e6;
+
+    let proxy = c.clone().start_proxy(net.gateway(), None).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let mut s = socks5(&proxy.address(), &net.http_target(), None)
+        .await
+        .unwrap();
+    s.write_all(get.as_bytes()).await.unwrap();
+    assert_eq!(body_len(&mut s).await, N);
+    let via_proxy = t0.elapsed();
+
+    let t0 = std::time::Instant::now();
+    let conn = c
+        .clone()
+        .connect_via(net.gateway(), net.http_target(), None)
+        .await
+        .unwrap();
+    conn.clone()
+        .write(get.as_bytes().to_vec(), None)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    loop {
+        let b = conn.clone().read(1 << 20, None).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&b);
+    }
+    let direct = t0.elapsed();
+    assert!(got.len() > N);
+
+    let t0 = std::time::Instant::now();
+    let opts = BraidTlsOptions {
+        use_system_roots: false,
+        extra_roots_der: vec![net.test_ca_der()],
+        ..BraidTlsOptions::default()
+    };
+    let tls = c
+        .clone()
+        .connect_tls(
+            net.gateway(),
+            net.https_target(),
+            "localhost".into(),
+            Some(opts),
+            None,
+        )
+        .await
+        .unwrap();
+    tls.clone()
+        .write(get.as_bytes().to_vec(), None)
+        .await
+        .unwrap();
+    let mut n = 0;
+    loop {
+        let b = tls.clone().read(1 << 20, None).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        n += b.len();
+    }
+    let with_tls = t0.elapsed();
+    assert!(n > N);
+    println!(
+        "8 MiB over emulated WiFi (40 Mbit/s): BraidProxy SOCKS5 {:.1} Mbit/s ({:?}), connectVia {:.1} Mbit/s ({:?}), connectTls {:.1} Mbit/s ({:?})",
+        mbit(via_proxy),
+        via_proxy,
+        mbit(direct),
+        direct,
+        mbit(with_tls),
+        with_tls
+    );
+}
