@@ -17,7 +17,8 @@ pub struct GatewayArgs {
     /// name, and a port (or *). Repeat for more. Nothing is allowed without it. `*` and wide
     /// networks do not reach loopback, private, link-local, multicast or unspecified
     /// addresses, nor this host's public ones: list those explicitly (127.0.0.1:9000,
-    /// 10.0.0.0/8:443).
+    /// 10.0.0.0/8:443). A client may name its destination by host name: the gateway resolves
+    /// it and checks each address against this list before connecting to it.
     #[arg(long, value_name = "HOST_OR_CIDR:PORT")]
     pub allow: Vec<String>,
     /// Seconds between new lookups of the host names in --allow.

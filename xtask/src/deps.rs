@@ -9,6 +9,10 @@ const APT: &[(&str, &str)] = &[
     ("iptables", "iptables"),
     ("nft", "nftables"),
     ("ethtool", "ethtool"),
+    // The proxy's real-client test: curl through `braid proxy` to nginx behind the gateway.
+    ("nginx", "nginx"),
+    ("curl", "curl"),
+    ("openssl", "openssl"),
 ];
 
 pub fn install_all() -> Result {

@@ -250,8 +250,10 @@ impl ClientBuilder {
                 listed.push((id, iface));
             }
         }
+        let configured = listed.iter().map(|(_, i)| i.clone()).collect();
         Ok(Client {
             inner: Arc::new(ClientInner {
+                configured,
                 endpoint,
                 connection,
                 connect_timeout: self.connect_timeout,
@@ -273,6 +275,9 @@ impl ClientBuilder {
 }
 
 struct ClientInner {
+    /// The interfaces as configured, most preferred first: one that comes back takes its
+    /// place again (see [`Client::interface_available`]).
+    configured: Vec<Interface>,
     endpoint: EndpointRef,
     connection: ConnectionConfig,
     connect_timeout: Duration,
@@ -481,7 +486,8 @@ impl Client {
         }
     }
 
-    /// A new interface came up: every live connection opens a path on it.
+    /// A new interface came up: every live connection opens a path on it. One of the
+    /// configured interfaces takes its configured place in the preference order again.
     pub fn interface_available(&self, iface: Interface) -> Result<PathId> {
         let shared = &self.inner.endpoint.shared;
         let id = {
@@ -495,9 +501,23 @@ impl Client {
             }
         };
         {
+            // Back in its configured place, not last: the first interface is the preferred
+            // one (the first path of new connections), and a WiFi that flapped must stay so.
+            let configured = &self.inner.configured;
+            let rank = |i: &Interface| {
+                configured
+                    .iter()
+                    .position(|c| same_interface(c, i))
+                    .unwrap_or(usize::MAX)
+            };
+            let r = rank(&iface);
             let mut list = crate::driver::lock(&self.inner.interfaces);
             list.retain(|(p, _)| *p != id);
-            list.push((id, iface.clone()));
+            let at = list
+                .iter()
+                .position(|(_, i)| rank(i) > r)
+                .unwrap_or(list.len());
+            list.insert(at, (id, iface.clone()));
         }
         let conns: Vec<_> = {
             let st = shared.lock();
@@ -544,6 +564,16 @@ impl Client {
     }
 }
 
+/// Whether two interface descriptions are the same interface: by OS name when either has
+/// one, else by kind, local address and relay.
+fn same_interface(a: &Interface, b: &Interface) -> bool {
+    if a.name.is_some() || b.name.is_some() {
+        a.name == b.name
+    } else {
+        (a.kind, a.local_addr, a.via) == (b.kind, b.local_addr, b.via)
+    }
+}
+
 /// What a Convert request names.
 enum Dest {
     Addr(SocketAddr),
@@ -574,4 +604,65 @@ pub(crate) async fn resolve(target: &str) -> Result<SocketAddr> {
         host: target.to_string(),
         reason: "no addresses".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use braid_proto::InterfaceKind;
+
+    fn via(port: u16, kind: InterfaceKind) -> Interface {
+        Interface::new(kind)
+            .with_local_addr("127.0.0.1".parse().unwrap())
+            .with_via(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[tokio::test]
+    async fn an_interface_that_comes_back_keeps_its_preference() {
+        let wifi = via(1, InterfaceKind::Wifi);
+        let cell = via(2, InterfaceKind::Cellular);
+        let client = Client::builder()
+            .interface(wifi.clone())
+            .interface(cell.clone())
+            .build()
+            .unwrap();
+        let kinds = |c: &Client| {
+            c.interfaces()
+                .into_iter()
+                .map(|(_, i)| i.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(&client),
+            [InterfaceKind::Wifi, InterfaceKind::Cellular]
+        );
+        let wifi_id = client.interfaces()[0].0;
+        client.interface_lost(wifi_id);
+        assert_eq!(kinds(&client), [InterfaceKind::Cellular]);
+        client.interface_available(wifi).unwrap();
+        assert_eq!(
+            kinds(&client),
+            [InterfaceKind::Wifi, InterfaceKind::Cellular]
+        );
+        // One never configured goes last.
+        client
+            .interface_available(via(3, InterfaceKind::Wired))
+            .unwrap();
+        assert_eq!(
+            kinds(&client),
+            [
+                InterfaceKind::Wifi,
+                InterfaceKind::Cellular,
+                InterfaceKind::Wired
+            ]
+        );
+        // So does cellular's return after its loss: its place is after WiFi anyway.
+        let cell_id = client.interfaces()[1].0;
+        client.interface_lost(cell_id);
+        client.interface_available(cell).unwrap();
+        assert_eq!(
+            kinds(&client)[..2],
+            [InterfaceKind::Wifi, InterfaceKind::Cellular]
+        );
+    }
 }

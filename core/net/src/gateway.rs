@@ -499,6 +499,7 @@ impl Ctx {
             self.cfg.relay_buffer,
             Some(self.cfg.idle_timeout),
             &counts,
+            None,
         )
         .await;
         drop(permit);

@@ -38,12 +38,14 @@ enum PumpError {
     Write(io::Error),
 }
 
-/// Copies until end of stream, then half-closes the writer.
+/// Copies until end of stream, then half-closes the writer. Adds what it copies to `count`
+/// and, when given, `total`.
 async fn pump<R, W>(
     r: &mut R,
     w: &mut W,
     buf_size: usize,
     count: &AtomicU64,
+    total: Option<&AtomicU64>,
 ) -> Result<(), PumpError>
 where
     R: AsyncRead + Unpin,
@@ -58,25 +60,42 @@ where
         }
         w.write_all(&buf[..n]).await.map_err(PumpError::Write)?;
         count.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(t) = total {
+            t.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 }
 
 /// Relays until both directions end or one side fails. `buf` is the copy buffer per
 /// direction; with `idle`, the pair is reset once the Braid peer has sent nothing that passed
-/// its subflow's checks for that long.
+/// its subflow's checks for that long. Bytes are counted in `counts` and, as they pass, in
+/// `totals` (an endpoint's live counters).
 pub(crate) async fn relay(
     conn: Connection,
     tcp: TcpStream,
     buf: usize,
     idle: Option<Duration>,
     counts: &Counts,
+    totals: Option<&Counts>,
 ) -> Ending {
     let monitor = conn.monitor();
     let (mut br, mut bw) = conn.into_split();
     let (mut tr, mut tw) = tcp.into_split();
     let failure = {
-        let to_tcp = pump(&mut br, &mut tw, buf, &counts.braid_to_tcp);
-        let to_braid = pump(&mut tr, &mut bw, buf, &counts.tcp_to_braid);
+        let to_tcp = pump(
+            &mut br,
+            &mut tw,
+            buf,
+            &counts.braid_to_tcp,
+            totals.map(|t| &t.braid_to_tcp),
+        );
+        let to_braid = pump(
+            &mut tr,
+            &mut bw,
+            buf,
+            &counts.tcp_to_braid,
+            totals.map(|t| &t.tcp_to_braid),
+        );
         tokio::pin!(to_tcp, to_braid);
         let (mut to_tcp_done, mut to_braid_done) = (false, false);
         // Life is what the engine saw pass its checks; the check runs when the last sign

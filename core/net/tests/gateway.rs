@@ -312,3 +312,67 @@ async fn syn_flood_is_bounded_by_the_half_open_limit() {
     }
     assert!(answered >= 90, "only {answered} of 100 SYNs were answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_resolved_on_the_gateway_and_refusals_told_apart() {
+    init_log();
+    let echo = tcp_echo().await;
+    let closed = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let allow = vec![echo.to_string(), closed.to_string()];
+    let (gw, stats, _t, _stop) = gateway(allow, Default::default()).await;
+    let client = direct_client();
+
+    // The name travels; the gateway resolves it and checks the address it connects to.
+    let mut c = client
+        .connect_via(gw, &format!("localhost:{}", echo.port()))
+        .await
+        .unwrap();
+    c.write_all(b"by name").await.unwrap();
+    c.finish();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"by name");
+
+    // Each refusal is its own error.
+    let name = |port: u16| format!("localhost:{port}");
+    match client.connect_via(gw, &name(9)).await {
+        Err(Error::NotAllowed { target }) => assert_eq!(target, name(9)),
+        r => panic!("expected NotAllowed, got {r:?}"),
+    }
+    match client.connect_via(gw, &name(closed.port())).await {
+        Err(Error::Gateway {
+            code: ErrorCode::ConnectionReset,
+            timed_out: false,
+            ..
+        }) => {}
+        r => panic!("expected refused, got {r:?}"),
+    }
+    match client.connect_via(gw, "nonexistent.invalid:443").await {
+        Err(Error::Resolve { host, reason }) => {
+            assert_eq!(host, "nonexistent.invalid:443");
+            assert!(reason.contains("gateway"), "{reason}");
+        }
+        r => panic!("expected Resolve from the gateway, got {r:?}"),
+    }
+    match client.connect_via(gw, "bad..name:443").await {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("bad..name"), "{m}"),
+        r => panic!("expected InvalidArgument, got {r:?}"),
+    }
+    assert_eq!(stats.refused.load(Ordering::Relaxed), 3);
+
+    // Resolved on the client: the gateway gets an address (and the same answers).
+    let local = Client::builder().resolve_on_gateway(false).build().unwrap();
+    let mut c = local
+        .connect_via(gw, &format!("localhost:{}", echo.port()))
+        .await
+        .unwrap();
+    c.finish();
+    c.read_to_end(&mut Vec::new()).await.unwrap();
+    match local.connect_via(gw, "nonexistent.invalid:443").await {
+        Err(Error::Resolve { reason, .. }) => assert!(!reason.contains("gateway"), "{reason}"),
+        r => panic!("expected a local Resolve error, got {r:?}"),
+    }
+}

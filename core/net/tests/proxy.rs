@@ -494,6 +494,16 @@ async fn stop_closes_the_listener_and_bad_configs_fail() {
     let p = proxy.local_addr();
     let (code, mut live) = socks_connect(p, "127.0.0.1", echo.port()).await;
     assert_eq!(code, 0);
+    // Bytes are counted while the connection is open.
+    live.write_all(b"live bytes").await.unwrap();
+    let mut back = [0u8; 10];
+    live.read_exact(&mut back).await.unwrap();
+    let st = proxy.stats();
+    assert_eq!(
+        (st.active, st.bytes_up, st.bytes_down),
+        (1, 10, 10),
+        "{st:?}"
+    );
     proxy.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(TcpStream::connect(p).await.is_err(), "no longer accepting");

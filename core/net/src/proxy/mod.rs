@@ -79,7 +79,7 @@ impl Default for ProxyConfig {
     }
 }
 
-/// A snapshot of a proxy's counters. Bytes are counted when a connection ends.
+/// A snapshot of a proxy's counters. Bytes are counted as they are relayed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProxyStats {
     /// Local connections accepted.
@@ -101,8 +101,8 @@ struct Counters {
     accepted: AtomicU64,
     active: AtomicU64,
     failed: AtomicU64,
-    bytes_up: AtomicU64,
-    bytes_down: AtomicU64,
+    /// Bytes relayed: `tcp_to_braid` up, `braid_to_tcp` down.
+    bytes: relay::Counts,
     refused_auth: AtomicU64,
 }
 
@@ -157,8 +157,8 @@ impl Proxy {
             accepted: get(&c.accepted),
             active: get(&c.active),
             failed: get(&c.failed),
-            bytes_up: get(&c.bytes_up),
-            bytes_down: get(&c.bytes_down),
+            bytes_up: get(&c.bytes.tcp_to_braid),
+            bytes_down: get(&c.bytes.braid_to_tcp),
             refused_auth: get(&c.refused_auth),
         }
     }
@@ -315,18 +315,17 @@ async fn serve(ctx: &Ctx, mut sock: TcpStream, peer: SocketAddr) {
                     Ending::BraidFailed(e)
                 }
                 Ok(()) => {
-                    counts
-                        .tcp_to_braid
-                        .fetch_add(req.early.len() as u64, Ordering::Relaxed);
-                    relay::relay(conn, sock, RELAY_BUFFER, None, &counts).await
+                    let early = req.early.len() as u64;
+                    counts.tcp_to_braid.fetch_add(early, Ordering::Relaxed);
+                    let totals = &ctx.counters.bytes;
+                    totals.tcp_to_braid.fetch_add(early, Ordering::Relaxed);
+                    relay::relay(conn, sock, RELAY_BUFFER, None, &counts, Some(totals)).await
                 }
             }
         }
     };
     let up = counts.tcp_to_braid.load(Ordering::Relaxed);
     let down = counts.braid_to_tcp.load(Ordering::Relaxed);
-    ctx.counters.bytes_up.fetch_add(up, Ordering::Relaxed);
-    ctx.counters.bytes_down.fetch_add(down, Ordering::Relaxed);
     let how = match ending {
         Ending::Finished => "finished".to_string(),
         Ending::BraidFailed(e) => format!("gateway side failed: {e}"),
