@@ -85,9 +85,9 @@ pub struct BraidProxyStats {
     pub failed: u64,
     /// Connections refused for missing or wrong credentials (also in `failed`).
     pub refused_auth: u64,
-    /// Bytes from local clients to their destinations (counted when a connection ends).
+    /// Bytes from local clients to their destinations (counted as they are relayed).
     pub bytes_up: u64,
-    /// Bytes from destinations to local clients (counted when a connection ends).
+    /// Bytes from destinations to local clients (counted as they are relayed).
     pub bytes_down: u64,
 }
 

@@ -3237,11 +3237,11 @@ public struct BraidProxyStats: Equatable, Hashable {
      */
     public var refusedAuth: UInt64
     /**
-     * Bytes from local clients to their destinations (counted when a connection ends).
+     * Bytes from local clients to their destinations (counted as they are relayed).
      */
     public var bytesUp: UInt64
     /**
-     * Bytes from destinations to local clients (counted when a connection ends).
+     * Bytes from destinations to local clients (counted as they are relayed).
      */
     public var bytesDown: UInt64
 
@@ -3261,10 +3261,10 @@ public struct BraidProxyStats: Equatable, Hashable {
          * Connections refused for missing or wrong credentials (also in `failed`).
          */refusedAuth: UInt64, 
         /**
-         * Bytes from local clients to their destinations (counted when a connection ends).
+         * Bytes from local clients to their destinations (counted as they are relayed).
          */bytesUp: UInt64, 
         /**
-         * Bytes from destinations to local clients (counted when a connection ends).
+         * Bytes from destinations to local clients (counted as they are relayed).
          */bytesDown: UInt64) {
         self.accepted = accepted
         self.active = active

@@ -5377,12 +5377,12 @@ data class BraidProxyStats (
     var `refusedAuth`: kotlin.ULong
     , 
     /**
-     * Bytes from local clients to their destinations (counted when a connection ends).
+     * Bytes from local clients to their destinations (counted as they are relayed).
      */
     var `bytesUp`: kotlin.ULong
     , 
     /**
-     * Bytes from destinations to local clients (counted when a connection ends).
+     * Bytes from destinations to local clients (counted as they are relayed).
      */
     var `bytesDown`: kotlin.ULong
     
