@@ -4,6 +4,7 @@ use crate::cancel::{BraidCancelToken, cancellable};
 use crate::connection::BraidConnection;
 use crate::error::{BraidError, CallbackError};
 use crate::runtime::{run, runtime};
+use crate::stream::Stream;
 use crate::types::{
     BraidConfig, BraidInterface, BraidInterfaceEntry, BraidPathInfo, parse_socket_addr,
 };
@@ -44,10 +45,10 @@ impl braid::SocketBinder for ForeignBinder {
 /// a driver task, and its interface list is shared by all its connections.
 #[derive(uniffi::Object)]
 pub struct BraidClient {
-    client: braid::Client,
-    connect_timeout: Duration,
+    pub(crate) client: braid::Client,
+    pub(crate) connect_timeout: Duration,
     /// Connections start with it; `setServiceType` changes a copy per connection.
-    policy: braid::Policy,
+    pub(crate) policy: braid::Policy,
 }
 
 impl BraidClient {
@@ -116,7 +117,12 @@ impl BraidClient {
         run(cancellable(cancel, async move {
             let addr = resolve(&server, "server").await?;
             let conn = client.connect(addr).await?;
-            Ok(BraidConnection::new(conn, client, addr.to_string(), policy))
+            Ok(BraidConnection::new(
+                Stream::Plain(conn),
+                client,
+                addr.to_string(),
+                policy,
+            ))
         }))
         .await
     }
@@ -136,19 +142,13 @@ impl BraidClient {
         let deadline = self.connect_timeout;
         let policy = self.policy.clone();
         run(cancellable(cancel, async move {
-            let gw = resolve(&gateway, "gateway").await?;
-            if target.trim().is_empty() {
-                return Err(BraidError::InvalidArgument("empty target".into()));
-            }
-            // The handshake has its own timeout; this one also covers the gateway's answer.
-            let conn = tokio::time::timeout(deadline, client.connect_via(gw, &target))
-                .await
-                .map_err(|_| {
-                    BraidError::Timeout(format!(
-                        "no answer from gateway {gw} for {target} within {deadline:?}"
-                    ))
-                })??;
-            Ok(BraidConnection::new(conn, client, target, policy))
+            let conn = open_via(&client, deadline, &gateway, &target).await?;
+            Ok(BraidConnection::new(
+                Stream::Plain(conn),
+                client,
+                target,
+                policy,
+            ))
         }))
         .await
     }
@@ -182,8 +182,31 @@ impl BraidClient {
     }
 }
 
+/// A Braid connection to `target` through the gateway at `gateway`, the gateway's answer
+/// included within `deadline`.
+pub(crate) async fn open_via(
+    client: &braid::Client,
+    deadline: Duration,
+    gateway: &str,
+    target: &str,
+) -> Result<braid::Connection, BraidError> {
+    let gw = resolve(gateway, "gateway").await?;
+    if target.trim().is_empty() {
+        return Err(BraidError::InvalidArgument("empty target".into()));
+    }
+    // The handshake has its own timeout; this one also covers the gateway's answer.
+    let conn = tokio::time::timeout(deadline, client.connect_via(gw, target))
+        .await
+        .map_err(|_| {
+            BraidError::Timeout(format!(
+                "no answer from gateway {gw} for {target} within {deadline:?}"
+            ))
+        })??;
+    Ok(conn)
+}
+
 /// `ip:port` as is, or a host name through the OS resolver (first address).
-async fn resolve(s: &str, what: &str) -> Result<SocketAddr, BraidError> {
+pub(crate) async fn resolve(s: &str, what: &str) -> Result<SocketAddr, BraidError> {
     if let Ok(a) = parse_socket_addr(s, what) {
         return Ok(a);
     }

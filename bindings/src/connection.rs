@@ -4,27 +4,33 @@ use crate::cancel::{BraidCancelToken, cancellable};
 use crate::error::{BraidError, CallbackError, from_io};
 use crate::lock;
 use crate::runtime::{run, runtime};
+use crate::stream::Stream;
 use crate::types::{BraidEvent, BraidPath, BraidStats, InterfaceKind, ServiceType};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 /// The largest single read; bigger requests are served in several reads.
 const MAX_READ: usize = 1 << 20;
 
+/// How long `close` waits to hand TLS's close_notify to a full send buffer.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(1);
+
 fn closed_error() -> BraidError {
     BraidError::Closed("the connection was closed by the app".into())
 }
 
-/// One Braid connection. Reads and writes may run at the same time (one of each); a second
-/// concurrent read waits for the first. Dropping it closes it gracefully.
+/// One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+/// writes may run at the same time (one of each); a second concurrent read waits for the
+/// first. Dropping it closes it gracefully.
 #[derive(uniffi::Object)]
 pub struct BraidConnection {
     /// `None` once the app closed or aborted it.
-    conn: Mutex<Option<braid::Connection>>,
+    conn: Mutex<Option<Stream>>,
     client: braid::Client,
     remote: String,
     reading: tokio::sync::Mutex<()>,
@@ -41,12 +47,12 @@ pub struct BraidConnection {
 
 impl BraidConnection {
     pub(crate) fn new(
-        conn: braid::Connection,
+        conn: Stream,
         client: braid::Client,
         remote: String,
         policy: braid::Policy,
     ) -> Arc<Self> {
-        let events = conn.events();
+        let events = conn.connection().events();
         Arc::new(BraidConnection {
             conn: Mutex::new(Some(conn)),
             client,
@@ -97,6 +103,14 @@ impl BraidConnection {
         Ok(buf)
     }
 
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), BraidError>> {
+        let mut g = lock(&self.conn);
+        let Some(c) = g.as_mut() else {
+            return Poll::Ready(Err(closed_error()));
+        };
+        Pin::new(c).poll_flush(cx).map_err(from_io)
+    }
+
     async fn write_inner(&self, data: &[u8]) -> Result<(), BraidError> {
         let _one_writer = self.writing.lock().await;
         let mut closed = self.closed.subscribe();
@@ -113,14 +127,49 @@ impl BraidConnection {
             }
             off += n;
         }
-        Ok(())
+        // TLS may keep records it could not hand to a full send buffer yet.
+        tokio::select! {
+            r = poll_fn(|cx| self.poll_flush(cx)) => r,
+            _ = closed.wait_for(|c| *c) => Err(closed_error()),
+        }
+    }
+
+    /// Ends the sending side; for TLS, completes in the background if the send buffer is
+    /// too full for the close_notify alert right now.
+    fn finish_inner(self: &Arc<Self>) -> Result<(), BraidError> {
+        let mut g = lock(&self.conn);
+        let s = g.as_mut().ok_or_else(closed_error)?;
+        if let Stream::Plain(c) = s {
+            c.finish();
+            return Ok(());
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match s.poll_finish(&mut cx) {
+            Poll::Ready(r) => r.map_err(from_io),
+            Poll::Pending => {
+                drop(g);
+                let this = self.clone();
+                runtime().spawn(async move {
+                    let _one_writer = this.writing.lock().await;
+                    let r = poll_fn(|cx| match lock(&this.conn).as_mut() {
+                        Some(s) => s.poll_finish(cx),
+                        None => Poll::Ready(Ok(())),
+                    })
+                    .await;
+                    if let Err(e) = r {
+                        log::warn!("finishing a TLS connection failed: {e}");
+                    }
+                });
+                Ok(())
+            }
+        }
     }
 
     /// Takes the connection away from the API; what happens to it is up to the caller.
-    fn take(&self) -> Option<braid::Connection> {
+    fn take(&self) -> Option<Stream> {
         let c = lock(&self.conn).take();
         if let Some(c) = &c {
-            *lock(&self.final_stats) = Some(c.stats().into());
+            *lock(&self.final_stats) = Some(c.connection().stats().into());
         }
         self.closed.send_replace(true);
         c
@@ -130,7 +179,7 @@ impl BraidConnection {
         if let Some(e) = lock(&self.first_events).take() {
             return Some(e);
         }
-        lock(&self.conn).as_ref().map(|c| c.events())
+        lock(&self.conn).as_ref().map(|c| c.connection().events())
     }
 }
 
@@ -173,15 +222,10 @@ impl BraidConnection {
         .await
     }
 
-    /// Finishes the sending side (the peer reads end of stream); reading goes on.
-    pub fn finish(&self) -> Result<(), BraidError> {
-        crate::guard("finish", || match lock(&self.conn).as_ref() {
-            Some(c) => {
-                c.finish();
-                Ok(())
-            }
-            None => Err(closed_error()),
-        })
+    /// Finishes the sending side (the peer reads end of stream; with TLS, after a
+    /// close_notify alert); reading goes on.
+    pub fn finish(self: Arc<Self>) -> Result<(), BraidError> {
+        crate::guard("finish", || self.finish_inner())
     }
 
     /// Closes the connection gracefully: what was written is still delivered in the
@@ -189,8 +233,15 @@ impl BraidConnection {
     pub async fn close(self: Arc<Self>) {
         let this = self.clone();
         let _ = run(async move {
-            if let Some(c) = this.take() {
-                c.finish();
+            if let Some(mut c) = this.take() {
+                // TLS's close_notify, then DATA_FIN; a plain connection finishes at once.
+                let finish = poll_fn(|cx| c.poll_finish(cx));
+                if tokio::time::timeout(CLOSE_NOTIFY_WAIT, finish)
+                    .await
+                    .is_err()
+                {
+                    c.connection().finish();
+                }
                 // Wait for reads and writes in flight to see the close before dropping it.
                 let _r = this.reading.lock().await;
                 let _w = this.writing.lock().await;
@@ -205,8 +256,14 @@ impl BraidConnection {
     pub fn abort(&self) {
         if let Some(c) = self.take() {
             let _rt = runtime().enter();
-            c.abort();
+            c.connection().abort();
         }
+    }
+
+    /// The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+    /// connection or when the server chose none.
+    pub fn alpn_protocol(&self) -> Option<String> {
+        lock(&self.conn).as_ref().and_then(Stream::alpn)
     }
 
     /// The address (or `host:port` target) the connection was opened to.
@@ -217,7 +274,7 @@ impl BraidConnection {
     /// Counters; after `close` the last values before it.
     pub fn stats(&self) -> BraidStats {
         if let Some(c) = lock(&self.conn).as_ref() {
-            return c.stats().into();
+            return c.connection().stats().into();
         }
         lock(&self.final_stats).clone().unwrap_or(BraidStats {
             mptcp: false,
@@ -236,7 +293,7 @@ impl BraidConnection {
     /// The paths the connection has a socket on now.
     pub fn paths(&self) -> Vec<BraidPath> {
         let (paths, stats) = match lock(&self.conn).as_ref() {
-            Some(c) => (c.paths(), c.stats()),
+            Some(c) => (c.connection().paths(), c.connection().stats()),
             None => return Vec::new(),
         };
         let ifaces = self.client.interfaces();
@@ -268,7 +325,7 @@ impl BraidConnection {
             let mut p = lock(&self.policy);
             p.service = service_type.into();
             let _rt = runtime().enter();
-            c.set_policy(p.clone());
+            c.connection().set_policy(p.clone());
             Ok(())
         })
     }

@@ -41,6 +41,14 @@ pub enum BraidError {
     /// The connection is over: closed by the app, reset by the peer, or every path died.
     #[error("{0}")]
     Closed(String),
+    /// The TLS server's certificate failed the check (unknown issuer, expired, wrong
+    /// name, ...): the connection was not made.
+    #[error("certificate rejected: {0}")]
+    CertificateRejected(String),
+    /// The TLS handshake failed for another reason (protocol versions, ALPN, an alert from
+    /// the server).
+    #[error("{0}")]
+    Tls(String),
     /// The operation was cancelled (the awaiting coroutine or task went away).
     #[error("operation cancelled")]
     Cancelled,
@@ -80,6 +88,10 @@ impl From<braid::Error> for BraidError {
             E::TokenFile { .. } => BraidError::InvalidArgument(msg),
             E::ConnectFailed { .. } | E::Listen { .. } => BraidError::ConnectFailed(msg),
             E::NotAllowed { .. } => BraidError::NotAllowed(msg),
+            // The gateway got no answer from the target in time: a timeout for the app too.
+            E::Gateway {
+                timed_out: true, ..
+            } => BraidError::Timeout(msg),
             E::Gateway { code, .. } => match code {
                 // RFC 8803 has no "refused" code: a RST or ECONNREFUSED from the target is
                 // reported as Connection Reset.
@@ -91,10 +103,21 @@ impl From<braid::Error> for BraidError {
             E::Closed(_) | E::EndpointClosed => BraidError::Closed(msg),
             E::Unsupported(what) => BraidError::Unsupported(what.to_string()),
             E::Io(io) => from_io(io),
-            E::Tls(_) | E::TooManyConnections => BraidError::ConnectFailed(msg),
+            E::Tls(t) => tls_error(t),
+            E::TooManyConnections => BraidError::ConnectFailed(msg),
             // An error a newer runtime adds before this mapping names it.
             _ => BraidError::Internal(msg),
         }
+    }
+}
+
+fn tls_error(e: braid::tls::rustls::Error) -> BraidError {
+    use braid::tls::rustls::Error as T;
+    match e {
+        T::InvalidCertificate(_) | T::NoCertificatesPresented => {
+            BraidError::CertificateRejected(e.to_string())
+        }
+        other => BraidError::Tls(format!("TLS handshake failed: {other}")),
     }
 }
 

@@ -21,7 +21,10 @@ mod client;
 mod connection;
 mod error;
 mod logging;
+mod proxy;
 pub mod runtime;
+mod stream;
+mod tls;
 mod types;
 
 pub use cancel::BraidCancelToken;
@@ -29,6 +32,8 @@ pub use client::{BraidClient, SocketBinder};
 pub use connection::{BraidConnection, BraidEventListener, BraidEventStream, BraidSubscription};
 pub use error::{BraidError, CallbackError};
 pub use logging::{LogLevel, LogSink, init_logging};
+pub use proxy::{BraidProxy, BraidProxyConfig, BraidProxyStats};
+pub use tls::BraidTlsOptions;
 pub use types::*;
 
 /// The test network is linked into the library only for the foreign-language tests.

@@ -1,8 +1,10 @@
 //! braid-ffi-testing: a whole network on loopback for the foreign-language tests.
 //!
-//! `BraidTestNetwork` starts, in this process, a TCP echo server, a Braid gateway that
-//! allows only the echo server and one closed port, and two path emulators ("wifi": 40
-//! Mbit/s, 10 ms; "cellular": 20 Mbit/s, 30 ms) in front of the gateway. A test builds a
+//! `BraidTestNetwork` starts, in this process, a TCP echo server, a TLS echo server, an
+//! HTTP/1.1 server with and without TLS (test certificate for "localhost" and 127.0.0.1,
+//! signed by a test CA the tests can ask for), a Braid gateway that allows only these
+//! servers and one closed port, and two path emulators ("wifi": 40 Mbit/s, 10 ms;
+//! "cellular": 20 Mbit/s, 30 ms) in front of the gateway. A test builds a
 //! `BraidClient` whose interfaces send `via` the emulators, and can kill a path mid-transfer.
 //!
 //! It is its own crate (and its own generated module) so the shipped bindings of braid-ffi
@@ -10,6 +12,8 @@
 //! It has its own tokio runtime: the network it fakes is not part of the library.
 
 uniffi::setup_scaffolding!();
+
+mod tls_servers;
 
 use braid::emulator::PathEmulator;
 use braid::gateway::{Gateway, GatewayConfig, GatewayStats};
@@ -50,7 +54,7 @@ pub enum TestNetworkError {
     Failed(String),
 }
 
-fn failed(what: &str) -> impl Fn(std::io::Error) -> TestNetworkError + '_ {
+pub(crate) fn failed(what: &str) -> impl Fn(std::io::Error) -> TestNetworkError + '_ {
     move |e| TestNetworkError::Failed(format!("{what}: {e}"))
 }
 
@@ -74,6 +78,9 @@ pub struct BraidTestNetwork {
     rt: Option<Runtime>,
     gateway: SocketAddr,
     echo: SocketAddr,
+    tls_echo: SocketAddr,
+    https: SocketAddr,
+    http: SocketAddr,
     refused: SocketAddr,
     forbidden: SocketAddr,
     paths: Vec<(&'static str, PathEmulator)>,
@@ -106,6 +113,16 @@ async fn echo_server() -> Result<SocketAddr, TestNetworkError> {
     Ok(addr)
 }
 
+/// The servers behind the gateway, as set up.
+struct Servers {
+    echo: SocketAddr,
+    tls_echo: SocketAddr,
+    https: SocketAddr,
+    http: SocketAddr,
+    refused: SocketAddr,
+    forbidden: SocketAddr,
+}
+
 impl BraidTestNetwork {
     fn path(&self, name: &str) -> Result<&PathEmulator, TestNetworkError> {
         self.paths
@@ -132,10 +149,16 @@ impl BraidTestNetwork {
         // On a thread of its own, so this also works when called from inside a runtime.
         let setup = async {
             let echo = echo_server().await?;
+            let tls_echo = tls_servers::echo().await?;
+            let https = tls_servers::https().await?;
+            let http = tls_servers::http().await?;
             let refused = closed_port().await?;
             let forbidden = closed_port().await?;
             let cfg = GatewayConfig {
-                allow: vec![echo.to_string(), refused.to_string()],
+                allow: [echo, tls_echo, https, http, refused]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
                 connect_timeout: Duration::from_secs(5),
                 // Every test client reaches the gateway from the same loopback address, and
                 // the tests open dozens of connections at once.
@@ -156,9 +179,17 @@ impl BraidTestNetwork {
                     .map_err(failed("path emulator"))?;
                 paths.push((name, emu));
             }
-            Ok::<_, TestNetworkError>((gateway, echo, refused, forbidden, paths, stats))
+            let servers = Servers {
+                echo,
+                tls_echo,
+                https,
+                http,
+                refused,
+                forbidden,
+            };
+            Ok::<_, TestNetworkError>((gateway, servers, paths, stats))
         };
-        let (gateway, echo, refused, forbidden, paths, stats) = std::thread::scope(|s| {
+        let (gateway, servers, paths, stats) = std::thread::scope(|s| {
             s.spawn(|| rt.block_on(setup))
                 .join()
                 .unwrap_or_else(|_| Err(TestNetworkError::Failed("setup panicked".into())))
@@ -166,9 +197,12 @@ impl BraidTestNetwork {
         Ok(Arc::new(BraidTestNetwork {
             rt: Some(rt),
             gateway,
-            echo,
-            refused,
-            forbidden,
+            echo: servers.echo,
+            tls_echo: servers.tls_echo,
+            https: servers.https,
+            http: servers.http,
+            refused: servers.refused,
+            forbidden: servers.forbidden,
             paths,
             stats,
         }))
@@ -182,6 +216,44 @@ impl BraidTestNetwork {
     /// A TCP echo server the gateway allows.
     pub fn echo_target(&self) -> String {
         self.echo.to_string()
+    }
+
+    /// A TLS echo server the gateway allows (ALPN: "h2", "http/1.1"); it closes with
+    /// close_notify once the client finished sending.
+    pub fn tls_echo_target(&self) -> String {
+        self.tls_echo.to_string()
+    }
+
+    /// An HTTPS/1.1 server the gateway allows: `GET /bytes/N` answers N bytes (byte i is
+    /// `i % 251`), any other GET path answers `https_greeting()`.
+    pub fn https_target(&self) -> String {
+        self.https.to_string()
+    }
+
+    /// The same server as `https_target()`, without TLS.
+    pub fn http_target(&self) -> String {
+        self.http.to_string()
+    }
+
+    /// The body the HTTPS server answers for a GET of any other path than /bytes/N.
+    pub fn https_greeting(&self) -> String {
+        tls_servers::GREETING.to_string()
+    }
+
+    /// The CA that signed the TLS servers' certificate, DER.
+    pub fn test_ca_der(&self) -> Vec<u8> {
+        tls_servers::CA_DER.to_vec()
+    }
+
+    /// The same CA, PEM.
+    pub fn test_ca_pem(&self) -> String {
+        tls_servers::pem("CERTIFICATE", tls_servers::CA_DER)
+    }
+
+    /// A certificate that is not the servers' CA (their own leaf certificate, DER): trusting
+    /// only it makes their certificate fail the check.
+    pub fn wrong_ca_der(&self) -> Vec<u8> {
+        tls_servers::LEAF_DER.to_vec()
     }
 
     /// A port the gateway allows but where nothing listens: the gateway answers "refused".

@@ -19,6 +19,8 @@ import io.braid.BraidInterface
 import io.braid.BraidLog
 import io.braid.BraidNetworkMonitor
 import io.braid.BraidPathInfo
+import io.braid.BraidProxyConfig
+import io.braid.BraidTlsOptions
 import io.braid.CellularRules
 import io.braid.InterfaceKind
 import io.braid.LogLevel
@@ -40,6 +42,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
 import java.io.FileDescriptor
 import java.io.IOException
@@ -625,6 +628,133 @@ suspend fun fiftyConnectionsAtOnce() {
     }
 }
 
+suspend fun connectTlsChecksTheCertificate() {
+    BraidTestNetwork().use { net ->
+        clientFor(net, ServiceType.AGGREGATE).use { client ->
+            val good = BraidTlsOptions(useSystemRoots = false, extraRootsPem = listOf(net.testCaPem()), alpn = listOf("http/1.1"))
+            client.connectTls(net.gateway(), net.tlsEchoTarget(), "localhost", good).use { conn ->
+                check(conn.alpnProtocol == "http/1.1") { "ALPN ${conn.alpnProtocol}" }
+                val data = pattern(150_000)
+                val back = echo(conn, data)
+                check(back.contentEquals(data)) { "TLS echo differs: ${back.size} of ${data.size} bytes" }
+                check(conn.stats.bytesReceived > data.size.toULong()) { "stats ${conn.stats}" }
+            }
+            val untrusted = BraidTlsOptions(useSystemRoots = false, extraRootsDer = listOf(net.wrongCaDer()))
+            try {
+                client.connectTls(net.gateway(), net.tlsEchoTarget(), "localhost", untrusted).close()
+                throw Failure("a certificate from an untrusted CA was accepted")
+            } catch (e: BraidException.CertificateRejected) {
+                check(e.message!!.contains("UnknownIssuer")) { "message: ${e.message}" }
+            }
+            // The JVM has no AndroidCAStore and the library no platform verifier on Linux.
+            try {
+                client.connectTls(net.gateway(), net.tlsEchoTarget(), "localhost").close()
+                throw Failure("system roots worked in a build without them")
+            } catch (e: BraidException.Unsupported) {
+            }
+        }
+    }
+}
+
+/** An SSLContext that trusts only the test network's CA. */
+fun trustingTestCa(net: BraidTestNetwork): javax.net.ssl.SSLContext {
+    val ca = java.security.cert.CertificateFactory.getInstance("X.509")
+        .generateCertificate(net.testCaDer().inputStream())
+    val store = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType()).apply {
+        load(null)
+        setCertificateEntry("braid-test-ca", ca)
+    }
+    val tmf = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm())
+    tmf.init(store)
+    return javax.net.ssl.SSLContext.getInstance("TLS").apply { init(null, tmf.trustManagers, null) }
+}
+
+/** The JDK's own HTTP client (java.net.http) through BraidProxy (HTTP CONNECT) to HTTPS. */
+suspend fun jdkHttpClientThroughTheProxy() {
+    BraidTestNetwork().use { net ->
+        clientFor(net, ServiceType.HANDOVER).use { client ->
+            client.startProxy(net.gateway()).use { proxy ->
+                val http = java.net.http.HttpClient.newBuilder()
+                    .proxy(proxy.proxySelector())
+                    .sslContext(trustingTestCa(net))
+                    .connectTimeout(java.time.Duration.ofSeconds(10))
+                    .build()
+                // "localhost": the proxy hands the name to the gateway, which resolves it.
+                val port = net.httpsTarget().substringAfterLast(':')
+                fun get(path: String): java.net.http.HttpResponse<ByteArray> {
+                    val req = java.net.http.HttpRequest.newBuilder(java.net.URI("https://localhost:$port$path"))
+                        .timeout(java.time.Duration.ofSeconds(30)).build()
+                    return http.send(req, java.net.http.HttpResponse.BodyHandlers.ofByteArray())
+                }
+                val greeting = withContext(Dispatchers.IO) { get("/") }
+                check(greeting.statusCode() == 200) { "status ${greeting.statusCode()}" }
+                check(String(greeting.body()) == net.httpsGreeting()) { "body '${String(greeting.body())}'" }
+                val n = 2_000_000
+                val big = withContext(Dispatchers.IO) { get("/bytes/$n") }
+                val want = ByteArray(n) { i -> (i % 251).toByte() }
+                check(big.statusCode() == 200 && big.body().contentEquals(want)) {
+                    "status ${big.statusCode()}, ${big.body().size} bytes"
+                }
+                val st = proxy.stats
+                check(st.accepted >= 1uL && st.failed == 0uL) { "proxy stats $st" }
+                check(net.relayedConnections() >= 1uL) { "gateway relayed ${net.relayedConnections()}" }
+                check(proxy.javaProxy(java.net.Proxy.Type.SOCKS).type() == java.net.Proxy.Type.SOCKS) { "SOCKS proxy" }
+                proxy.stop()
+                check(!proxy.isRunning) { "running after stop" }
+                val refused = try {
+                    java.net.Socket("127.0.0.1", proxy.port).close()
+                    false
+                } catch (e: IOException) {
+                    true
+                }
+                check(refused) { "the port still accepts after stop" }
+            }
+        }
+    }
+}
+
+/** SOCKS5 with username/password through java.net.Socket (the JDK's SOCKS client). */
+suspend fun socksWithCredentialsFromTheJdk() {
+    BraidTestNetwork().use { net ->
+        clientFor(net, ServiceType.HANDOVER).use { client ->
+            val cfg = BraidProxyConfig(username = "app", password = "s3cret")
+            client.startProxy(net.gateway(), cfg).use { proxy ->
+                val (host, port) = net.echoTarget().split(':').let { it[0] to it[1].toInt() }
+                // The JDK asks the default Authenticator for SOCKS credentials.
+                java.net.Authenticator.setDefault(object : java.net.Authenticator() {
+                    override fun getPasswordAuthentication() =
+                        java.net.PasswordAuthentication("app", "s3cret".toCharArray())
+                })
+                try {
+                    val back = withContext(Dispatchers.IO) {
+                        java.net.Socket(proxy.javaProxy(java.net.Proxy.Type.SOCKS)).use { s ->
+                            s.connect(java.net.InetSocketAddress.createUnresolved(host, port), 10_000)
+                            s.getOutputStream().write("braid".toByteArray())
+                            s.shutdownOutput()
+                            s.getInputStream().readBytes()
+                        }
+                    }
+                    check(String(back) == "braid") { "echo '${String(back)}'" }
+                } finally {
+                    java.net.Authenticator.setDefault(null)
+                }
+                val noAuth = withContext(Dispatchers.IO) {
+                    try {
+                        java.net.Socket(proxy.javaProxy(java.net.Proxy.Type.SOCKS)).use { s ->
+                            s.connect(java.net.InetSocketAddress.createUnresolved(host, port), 10_000)
+                        }
+                        false
+                    } catch (e: IOException) {
+                        true
+                    }
+                }
+                check(noAuth) { "connected without credentials" }
+                check(proxy.stats.refusedAuth >= 1uL) { "stats ${proxy.stats}" }
+            }
+        }
+    }
+}
+
 fun main() {
     val tests = listOf(
         "transfer through the gateway over two emulated paths" to ::transferOverTwoPaths,
@@ -640,6 +770,9 @@ fun main() {
         "panics in the library become BraidException.Internal" to ::panicsBecomeInternalErrors,
         "cancelling a pending read within 100 ms" to ::cancelledReadLeavesTheConnectionUsable,
         "50 concurrent connections through the gateway" to ::fiftyConnectionsAtOnce,
+        "connectTls: echo with the test CA, CertificateRejected without it" to ::connectTlsChecksTheCertificate,
+        "java.net.http.HttpClient through BraidProxy to HTTPS" to ::jdkHttpClientThroughTheProxy,
+        "SOCKS5 with credentials from java.net.Socket" to ::socksWithCredentialsFromTheJdk,
     )
     var passed = 0
     var failed = 0

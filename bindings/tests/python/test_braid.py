@@ -17,6 +17,7 @@ from braid_ffi import (
     BraidEvent,
     BraidEventListener,
     BraidInterface,
+    BraidTlsOptions,
     InterfaceKind,
     ServiceType,
     SwitchReason,
@@ -122,6 +123,19 @@ class BraidTests(unittest.IsolatedAsyncioTestCase):
         self.assertEqual([p.kind for p in conn.paths()], [InterfaceKind.CELLULAR])
         events.close()
         self.assertIsNone(await events.next())
+
+    async def test_connect_tls_checks_the_certificate(self):
+        client = client_for(self.net, ServiceType.AGGREGATE)
+        good = BraidTlsOptions(use_system_roots=False, extra_roots_pem=[self.net.test_ca_pem()], alpn=["h2"])
+        conn = await client.connect_tls(self.net.gateway(), self.net.tls_echo_target(), "localhost", good)
+        self.assertEqual(conn.alpn_protocol(), "h2")
+        data = pattern(100_000)
+        self.assertEqual(await echo(conn, data), data)
+        await conn.close()
+        untrusted = BraidTlsOptions(use_system_roots=False, extra_roots_der=[self.net.wrong_ca_der()])
+        with self.assertRaises(BraidError.CertificateRejected) as cm:
+            await client.connect_tls(self.net.gateway(), self.net.tls_echo_target(), "localhost", untrusted)
+        self.assertIn("UnknownIssuer", str(cm.exception))
 
     async def test_refused_and_forbidden_targets(self):
         client = client_for(self.net, ServiceType.HANDOVER)

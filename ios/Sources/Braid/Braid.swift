@@ -24,8 +24,11 @@ public typealias LogLevel = BraidFFI.LogLevel
 public typealias LogSink = BraidFFI.LogSink
 public typealias SocketBinder = BraidFFI.SocketBinder
 public typealias CallbackError = BraidFFI.CallbackError
+/// How `connectTls` checks the server (system trust, or only the roots given) and which
+/// application protocols it offers (ALPN).
+public typealias BraidTlsOptions = BraidFFI.BraidTlsOptions
 /// Every Braid failure (`.Refused`, `.NotAllowed`, `.Unauthorized` (the gateway wants a
-/// `BraidConfig.token`), `.Timeout`, `.Closed`, ...); `message` (and `localizedDescription`)
+/// `BraidConfig.token`), `.Timeout`, `.Closed`, `.CertificateRejected` (TLS), ...); `message` (and `localizedDescription`)
 /// says what happened in words. A cancelled call throws `CancellationError` instead of
 /// `.Cancelled`.
 public typealias BraidError = BraidFFI.BraidError
@@ -36,7 +39,8 @@ extension BraidFFI.BraidError {
         switch self {
         case .InvalidArgument(let m), .Resolve(let m), .NoUsableInterface(let m), .Interface(let m),
              .Timeout(let m), .ConnectFailed(let m), .NotAllowed(let m), .Unauthorized(let m),
-             .Refused(let m), .Unreachable(let m), .Closed(let m), .Cancelled(let m),
+             .Refused(let m), .Unreachable(let m), .Closed(let m), .CertificateRejected(let m),
+             .Tls(let m), .Cancelled(let m),
              .Unsupported(let m), .Logging(let m), .Io(let m), .Internal(let m):
             return m
         }
@@ -110,6 +114,20 @@ public final class BraidClient: Sendable {
     public func connect(via gateway: String, target: String) async throws -> BraidConnection {
         BraidConnection(try await cancellable {
             try await ffi.connectVia(gateway: gateway, target: target, cancel: $0)
+        })
+    }
+
+    /// Connects to `target` (`host:port`) through the Braid gateway `gateway` and runs a TLS
+    /// handshake that checks the server's certificate for `serverName`; the connection then
+    /// carries plaintext. A certificate that fails the check throws `.CertificateRejected`.
+    /// `options` default: the system's trust store. For a private CA:
+    /// `BraidTlsOptions(useSystemRoots: false, extraRootsPem: [pem])`.
+    public func connectTls(
+        via gateway: String, target: String, serverName: String, options: BraidTlsOptions? = nil
+    ) async throws -> BraidConnection {
+        BraidConnection(try await cancellable {
+            try await ffi.connectTls(
+                gateway: gateway, target: target, serverName: serverName, options: options, cancel: $0)
         })
     }
 
@@ -195,6 +213,8 @@ public final class BraidConnection: Sendable {
     public var stats: BraidStats { ffi.stats() }
     public var paths: [BraidPath] { ffi.paths() }
     public var remote: String { ffi.remote() }
+    /// The protocol the TLS server chose by ALPN ("h2", ...); nil for a plain connection.
+    public var alpnProtocol: String? { ffi.alpnProtocol() }
 
     /// Changes how the connection uses its paths, live; the client's other settings stay.
     public func setServiceType(_ serviceType: ServiceType) throws {

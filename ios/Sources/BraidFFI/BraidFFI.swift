@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -808,6 +824,23 @@ public protocol BraidClientProtocol: AnyObject, Sendable {
      */
     func interfaces()  -> [BraidInterfaceEntry]
     
+    /**
+     * Starts a [`BraidProxy`] that sends through the Braid gateway at `gateway`
+     * (`host:port`). Fails with `ConnectFailed` when the port is taken.
+     */
+    func startProxy(gateway: String, config: BraidProxyConfig?) async throws  -> BraidProxy
+    
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+    func connectTls(gateway: String, target: String, serverName: String, options: BraidTlsOptions?, cancel: BraidCancelToken?) async throws  -> BraidConnection
+    
 }
 /**
  * Opens Braid connections over every interface it knows. One per app is plenty: it owns
@@ -959,6 +992,51 @@ open func interfaces() -> [BraidInterfaceEntry]  {
 })
 }
     
+    /**
+     * Starts a [`BraidProxy`] that sends through the Braid gateway at `gateway`
+     * (`host:port`). Fails with `ConnectFailed` when the port is taken.
+     */
+open func startProxy(gateway: String, config: BraidProxyConfig? = nil)async throws  -> BraidProxy  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_braid_ffi_fn_method_braidclient_start_proxy(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(gateway),FfiConverterOptionTypeBraidProxyConfig.lower(config)
+                )
+            },
+            pollFunc: ffi_braid_ffi_rust_future_poll_u64,
+            completeFunc: ffi_braid_ffi_rust_future_complete_u64,
+            freeFunc: ffi_braid_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeBraidProxy_lift,
+            errorHandler: FfiConverterTypeBraidError_lift
+        )
+}
+    
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+open func connectTls(gateway: String, target: String, serverName: String, options: BraidTlsOptions? = nil, cancel: BraidCancelToken? = nil)async throws  -> BraidConnection  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_braid_ffi_fn_method_braidclient_connect_tls(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(gateway),FfiConverterString.lower(target),FfiConverterString.lower(serverName),FfiConverterOptionTypeBraidTlsOptions.lower(options),FfiConverterOptionTypeBraidCancelToken.lower(cancel)
+                )
+            },
+            pollFunc: ffi_braid_ffi_rust_future_poll_u64,
+            completeFunc: ffi_braid_ffi_rust_future_complete_u64,
+            freeFunc: ffi_braid_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeBraidConnection_lift,
+            errorHandler: FfiConverterTypeBraidError_lift
+        )
+}
+    
 
     
 }
@@ -1010,8 +1088,9 @@ public func FfiConverterTypeBraidClient_lower(_ value: BraidClient) -> UInt64 {
 
 
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 public protocol BraidConnectionProtocol: AnyObject, Sendable {
     
@@ -1021,13 +1100,20 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     func abort() 
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */
+    func alpnProtocol()  -> String?
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
     func close() async 
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
     func finish() throws 
     
@@ -1079,8 +1165,9 @@ public protocol BraidConnectionProtocol: AnyObject, Sendable {
     
 }
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 open class BraidConnection: BraidConnectionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1147,6 +1234,19 @@ open func abort()  {try! rustCall() {
 }
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */
+open func alpnProtocol() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidconnection_alpn_protocol(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
@@ -1168,7 +1268,8 @@ open func close()async   {
 }
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
 open func finish()throws   {try rustCallWithError(FfiConverterTypeBraidError_lift) {
         uniffiCallStatus in
@@ -1698,6 +1799,210 @@ public func FfiConverterTypeBraidEventStream_lift(_ handle: UInt64) throws -> Br
 #endif
 public func FfiConverterTypeBraidEventStream_lower(_ value: BraidEventStream) -> UInt64 {
     return FfiConverterTypeBraidEventStream.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A local proxy on 127.0.0.1 speaking SOCKS5 and HTTP CONNECT on one port: each
+ * connection an app's HTTP stack opens through it becomes a Braid connection through the
+ * gateway, with the client's interfaces, service type, cellular rules and token. Host names
+ * are resolved by the gateway. Stops when stopped or dropped; open connections go on.
+ */
+public protocol BraidProxyProtocol: AnyObject, Sendable {
+    
+    /**
+     * `127.0.0.1:port`.
+     */
+    func address()  -> String
+    
+    /**
+     * Whether it still accepts connections.
+     */
+    func isRunning()  -> Bool
+    
+    /**
+     * The port it listens on (on 127.0.0.1).
+     */
+    func port()  -> UInt16
+    
+    /**
+     * Its counters; after `stop`, the last values before it.
+     */
+    func stats()  -> BraidProxyStats
+    
+    /**
+     * Stops accepting (the port closes); connections already open go on until they end.
+     * Idempotent.
+     */
+    func stop() 
+    
+}
+/**
+ * A local proxy on 127.0.0.1 speaking SOCKS5 and HTTP CONNECT on one port: each
+ * connection an app's HTTP stack opens through it becomes a Braid connection through the
+ * gateway, with the client's interfaces, service type, cellular rules and token. Host names
+ * are resolved by the gateway. Stops when stopped or dropped; open connections go on.
+ */
+open class BraidProxy: BraidProxyProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_braid_ffi_fn_clone_braidproxy(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_braid_ffi_fn_free_braidproxy(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * `127.0.0.1:port`.
+     */
+open func address() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_address(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether it still accepts connections.
+     */
+open func isRunning() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_is_running(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The port it listens on (on 127.0.0.1).
+     */
+open func port() -> UInt16  {
+    return try!  FfiConverterUInt16.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_port(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Its counters; after `stop`, the last values before it.
+     */
+open func stats() -> BraidProxyStats  {
+    return try!  FfiConverterTypeBraidProxyStats_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Stops accepting (the port closes); connections already open go on until they end.
+     * Idempotent.
+     */
+open func stop()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_braid_ffi_fn_method_braidproxy_stop(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidProxy: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = BraidProxy
+
+    public static func lift(_ handle: UInt64) throws -> BraidProxy {
+        return BraidProxy(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: BraidProxy) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidProxy {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: BraidProxy, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxy_lift(_ handle: UInt64) throws -> BraidProxy {
+    return try FfiConverterTypeBraidProxy.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxy_lower(_ value: BraidProxy) -> UInt64 {
+    return FfiConverterTypeBraidProxy.lower(value)
 }
 
 
@@ -2824,6 +3129,203 @@ public func FfiConverterTypeBraidPathStats_lower(_ value: BraidPathStats) -> Rus
 
 
 /**
+ * Settings of a [`BraidProxy`]. It always listens on loopback (127.0.0.1): other devices
+ * must never reach it.
+ */
+public struct BraidProxyConfig: Equatable, Hashable {
+    /**
+     * The port to listen on; 0 (the default) picks a free one.
+     */
+    public var port: UInt16
+    /**
+     * Credentials local clients must present (SOCKS5 username/password, or HTTP `Basic`
+     * proxy authorization), so other apps on the device cannot use the proxy. Both or
+     * neither.
+     */
+    public var username: String?
+    public var password: String?
+    /**
+     * Most local connections at once; more wait until one ends.
+     */
+    public var maxConnections: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The port to listen on; 0 (the default) picks a free one.
+         */port: UInt16 = UInt16(0), 
+        /**
+         * Credentials local clients must present (SOCKS5 username/password, or HTTP `Basic`
+         * proxy authorization), so other apps on the device cannot use the proxy. Both or
+         * neither.
+         */username: String? = nil, password: String? = nil, 
+        /**
+         * Most local connections at once; more wait until one ends.
+         */maxConnections: UInt32 = UInt32(256)) {
+        self.port = port
+        self.username = username
+        self.password = password
+        self.maxConnections = maxConnections
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BraidProxyConfig: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidProxyConfig: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidProxyConfig {
+        return
+            try BraidProxyConfig(
+                port: FfiConverterUInt16.read(from: &buf), 
+                username: FfiConverterOptionString.read(from: &buf), 
+                password: FfiConverterOptionString.read(from: &buf), 
+                maxConnections: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BraidProxyConfig, into buf: inout [UInt8]) {
+        FfiConverterUInt16.write(value.port, into: &buf)
+        FfiConverterOptionString.write(value.username, into: &buf)
+        FfiConverterOptionString.write(value.password, into: &buf)
+        FfiConverterUInt32.write(value.maxConnections, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyConfig_lift(_ buf: RustBuffer) throws -> BraidProxyConfig {
+    return try FfiConverterTypeBraidProxyConfig.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyConfig_lower(_ value: BraidProxyConfig) -> RustBuffer {
+    return FfiConverterTypeBraidProxyConfig.lower(value)
+}
+
+
+/**
+ * A proxy's counters.
+ */
+public struct BraidProxyStats: Equatable, Hashable {
+    /**
+     * Local connections accepted.
+     */
+    public var accepted: UInt64
+    /**
+     * Local connections open now.
+     */
+    public var active: UInt64
+    /**
+     * Connections answered with an error (bad request, not allowed, unreachable, ...).
+     */
+    public var failed: UInt64
+    /**
+     * Connections refused for missing or wrong credentials (also in `failed`).
+     */
+    public var refusedAuth: UInt64
+    /**
+     * Bytes from local clients to their destinations (counted as they are relayed).
+     */
+    public var bytesUp: UInt64
+    /**
+     * Bytes from destinations to local clients (counted as they are relayed).
+     */
+    public var bytesDown: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Local connections accepted.
+         */accepted: UInt64, 
+        /**
+         * Local connections open now.
+         */active: UInt64, 
+        /**
+         * Connections answered with an error (bad request, not allowed, unreachable, ...).
+         */failed: UInt64, 
+        /**
+         * Connections refused for missing or wrong credentials (also in `failed`).
+         */refusedAuth: UInt64, 
+        /**
+         * Bytes from local clients to their destinations (counted as they are relayed).
+         */bytesUp: UInt64, 
+        /**
+         * Bytes from destinations to local clients (counted as they are relayed).
+         */bytesDown: UInt64) {
+        self.accepted = accepted
+        self.active = active
+        self.failed = failed
+        self.refusedAuth = refusedAuth
+        self.bytesUp = bytesUp
+        self.bytesDown = bytesDown
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BraidProxyStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidProxyStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidProxyStats {
+        return
+            try BraidProxyStats(
+                accepted: FfiConverterUInt64.read(from: &buf), 
+                active: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                refusedAuth: FfiConverterUInt64.read(from: &buf), 
+                bytesUp: FfiConverterUInt64.read(from: &buf), 
+                bytesDown: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BraidProxyStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.accepted, into: &buf)
+        FfiConverterUInt64.write(value.active, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.refusedAuth, into: &buf)
+        FfiConverterUInt64.write(value.bytesUp, into: &buf)
+        FfiConverterUInt64.write(value.bytesDown, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyStats_lift(_ buf: RustBuffer) throws -> BraidProxyStats {
+    return try FfiConverterTypeBraidProxyStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidProxyStats_lower(_ value: BraidProxyStats) -> RustBuffer {
+    return FfiConverterTypeBraidProxyStats.lower(value)
+}
+
+
+/**
  * Connection counters.
  */
 public struct BraidStats: Equatable, Hashable {
@@ -2921,6 +3423,101 @@ public func FfiConverterTypeBraidStats_lift(_ buf: RustBuffer) throws -> BraidSt
 #endif
 public func FfiConverterTypeBraidStats_lower(_ value: BraidStats) -> RustBuffer {
     return FfiConverterTypeBraidStats.lower(value)
+}
+
+
+/**
+ * How `connectTls` checks the server and what it offers.
+ */
+public struct BraidTlsOptions: Equatable, Hashable {
+    /**
+     * Trust the operating system's certificate store (rustls-platform-verifier: Apple
+     * builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+     * layer passes the system CAs as extra roots instead).
+     */
+    public var useSystemRoots: Bool
+    /**
+     * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).
+     * Only with `use_system_roots = false`: then these, and only these, are trusted.
+     */
+    public var extraRootsPem: [String]
+    /**
+     * CA certificates to trust, DER bytes (same rule as `extra_roots_pem`).
+     */
+    public var extraRootsDer: [Data]
+    /**
+     * Application protocols to offer (ALPN), most preferred first, e.g. "h2", "http/1.1".
+     */
+    public var alpn: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Trust the operating system's certificate store (rustls-platform-verifier: Apple
+         * builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+         * layer passes the system CAs as extra roots instead).
+         */useSystemRoots: Bool = true, 
+        /**
+         * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).
+         * Only with `use_system_roots = false`: then these, and only these, are trusted.
+         */extraRootsPem: [String] = [], 
+        /**
+         * CA certificates to trust, DER bytes (same rule as `extra_roots_pem`).
+         */extraRootsDer: [Data] = [], 
+        /**
+         * Application protocols to offer (ALPN), most preferred first, e.g. "h2", "http/1.1".
+         */alpn: [String] = []) {
+        self.useSystemRoots = useSystemRoots
+        self.extraRootsPem = extraRootsPem
+        self.extraRootsDer = extraRootsDer
+        self.alpn = alpn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BraidTlsOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBraidTlsOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BraidTlsOptions {
+        return
+            try BraidTlsOptions(
+                useSystemRoots: FfiConverterBool.read(from: &buf), 
+                extraRootsPem: FfiConverterSequenceString.read(from: &buf), 
+                extraRootsDer: FfiConverterSequenceData.read(from: &buf), 
+                alpn: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BraidTlsOptions, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.useSystemRoots, into: &buf)
+        FfiConverterSequenceString.write(value.extraRootsPem, into: &buf)
+        FfiConverterSequenceData.write(value.extraRootsDer, into: &buf)
+        FfiConverterSequenceString.write(value.alpn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidTlsOptions_lift(_ buf: RustBuffer) throws -> BraidTlsOptions {
+    return try FfiConverterTypeBraidTlsOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBraidTlsOptions_lower(_ value: BraidTlsOptions) -> RustBuffer {
+    return FfiConverterTypeBraidTlsOptions.lower(value)
 }
 
 
@@ -3073,6 +3670,18 @@ enum BraidError: Swift.Error, Equatable, Hashable {
     case Closed(message: String)
     
     /**
+     * The TLS server's certificate failed the check (unknown issuer, expired, wrong
+     * name, ...): the connection was not made.
+     */
+    case CertificateRejected(message: String)
+    
+    /**
+     * The TLS handshake failed for another reason (protocol versions, ALPN, an alert from
+     * the server).
+     */
+    case Tls(message: String)
+    
+    /**
      * The operation was cancelled (the awaiting coroutine or task went away).
      */
     case Cancelled(message: String)
@@ -3166,23 +3775,31 @@ public struct FfiConverterTypeBraidError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .Cancelled(
+        case 12: return .CertificateRejected(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Unsupported(
+        case 13: return .Tls(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .Logging(
+        case 14: return .Cancelled(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 15: return .Io(
+        case 15: return .Unsupported(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 16: return .Internal(
+        case 16: return .Logging(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 17: return .Io(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 18: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3219,16 +3836,20 @@ public struct FfiConverterTypeBraidError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(10))
         case .Closed(_ /* message is ignored*/):
             writeInt(&buf, Int32(11))
-        case .Cancelled(_ /* message is ignored*/):
+        case .CertificateRejected(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Unsupported(_ /* message is ignored*/):
+        case .Tls(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
-        case .Logging(_ /* message is ignored*/):
+        case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(14))
-        case .Io(_ /* message is ignored*/):
+        case .Unsupported(_ /* message is ignored*/):
             writeInt(&buf, Int32(15))
-        case .Internal(_ /* message is ignored*/):
+        case .Logging(_ /* message is ignored*/):
             writeInt(&buf, Int32(16))
+        case .Io(_ /* message is ignored*/):
+            writeInt(&buf, Int32(17))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(18))
 
         
         }
@@ -4153,6 +4774,54 @@ fileprivate struct FfiConverterOptionTypeBraidConfig: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeBraidProxyConfig: FfiConverterRustBuffer {
+    typealias SwiftType = BraidProxyConfig?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBraidProxyConfig.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBraidProxyConfig.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeBraidTlsOptions: FfiConverterRustBuffer {
+    typealias SwiftType = BraidTlsOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBraidTlsOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBraidTlsOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeBraidEvent: FfiConverterRustBuffer {
     typealias SwiftType = BraidEvent?
 
@@ -4195,6 +4864,56 @@ fileprivate struct FfiConverterOptionTypeInterfaceKind: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypeInterfaceKind.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -4453,16 +5172,25 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidclient_interfaces() != 48920) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_braid_ffi_checksum_method_braidclient_start_proxy() != 37356) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidclient_connect_tls() != 20445) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() != 43352) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_abort() != 5646) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_braid_ffi_checksum_method_braidconnection_alpn_protocol() != 48378) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_braid_ffi_checksum_method_braidconnection_close() != 26251) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidconnection_finish() != 56824) {
+    if (uniffi_braid_ffi_checksum_method_braidconnection_finish() != 6594) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_paths() != 20450) {
@@ -4502,6 +5230,21 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_logsink_log() != 32311) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_address() != 5602) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_is_running() != 1073) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_port() != 60371) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_stats() != 18800) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_braid_ffi_checksum_method_braidproxy_stop() != 9889) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() != 2205) {

@@ -33,6 +33,9 @@ typealias CloseReason = io.braid.ffi.CloseReason
 typealias LogLevel = io.braid.ffi.LogLevel
 typealias LogSink = io.braid.ffi.LogSink
 typealias SocketBinder = io.braid.ffi.SocketBinder
+typealias BraidTlsOptions = io.braid.ffi.BraidTlsOptions
+typealias BraidProxyConfig = io.braid.ffi.BraidProxyConfig
+typealias BraidProxyStats = io.braid.ffi.BraidProxyStats
 
 /**
  * Opens connections that use WiFi and cellular at once. One per app is enough.
@@ -128,6 +131,43 @@ class BraidClient(
         ffi.connectVia(resolveGateway(gateway), target)
     }
 
+    /**
+     * Connects to [target] (`host:port`) through the Braid gateway [gateway] and runs a TLS
+     * handshake (rustls) that checks the server's certificate for [serverName]; the
+     * connection then carries plaintext. A certificate that fails the check throws
+     * `BraidException.CertificateRejected`. [options] default: the system's trust store
+     * (on Android, the system CAs of `AndroidCAStore`); for a private CA pass
+     * `BraidTlsOptions(useSystemRoots = false, extraRootsPem = listOf(pem))`.
+     */
+    @Throws(BraidException::class)
+    suspend fun connectTls(
+        gateway: String,
+        target: String,
+        serverName: String,
+        options: BraidTlsOptions = BraidTlsOptions(),
+    ): BraidConnection = opened {
+        ffi.connectTls(resolveGateway(gateway), target, serverName, withAndroidSystemRoots(options))
+    }
+
+    /**
+     * Starts a local proxy (SOCKS5 and HTTP CONNECT on one port of 127.0.0.1) that turns
+     * every connection of the app's own HTTP stack into a Braid connection through
+     * [gateway], with this client's interfaces, service type, cellular rules and token:
+     * `OkHttpClient.Builder().proxy(braidProxy.javaProxy()).build()`. While it runs it
+     * counts as an open connection (a network monitor keeps cellular up for it).
+     */
+    @Throws(BraidException::class)
+    suspend fun startProxy(gateway: String, config: BraidProxyConfig = BraidProxyConfig()): BraidProxy {
+        connectionsChanged(+1)
+        val p = try {
+            ffi.startProxy(resolveGateway(gateway), config)
+        } catch (e: Throwable) {
+            connectionsChanged(-1)
+            throw e
+        }
+        return BraidProxy(p) { connectionsChanged(-1) }
+    }
+
     private suspend fun resolveGateway(gateway: String): String {
         val monitor = monitors.firstOrNull() ?: return gateway
         val (host, port) = splitHostPort(gateway) ?: return gateway
@@ -164,6 +204,33 @@ class BraidClient(
         ownMonitor?.close()
         ffi.close()
     }
+}
+
+/**
+ * The library has no platform verifier on Android: the system trust store is passed to it
+ * as roots instead (the "system:" entries of `AndroidCAStore`, not user-installed CAs, as
+ * apps targeting API 24+ trust by default). Elsewhere (the JVM) [options] go through as is.
+ */
+internal suspend fun withAndroidSystemRoots(options: BraidTlsOptions): BraidTlsOptions {
+    if (!options.useSystemRoots || options.extraRootsPem.isNotEmpty() || options.extraRootsDer.isNotEmpty()) {
+        return options
+    }
+    val roots = withContext(Dispatchers.IO) { androidSystemRoots() } ?: return options
+    return options.copy(useSystemRoots = false, extraRootsDer = roots)
+}
+
+private fun androidSystemRoots(): List<ByteArray>? {
+    val store = try {
+        java.security.KeyStore.getInstance("AndroidCAStore").apply { load(null) }
+    } catch (e: java.security.GeneralSecurityException) {
+        return null
+    } catch (e: java.io.IOException) {
+        return null
+    }
+    return store.aliases().toList()
+        .filter { it.startsWith("system:") }
+        .mapNotNull { store.getCertificate(it)?.encoded }
+        .takeIf { it.isNotEmpty() }
 }
 
 internal fun splitHostPort(s: String): Pair<String, Int>? {
@@ -234,6 +301,9 @@ class BraidConnection internal constructor(
     val paths: List<BraidPath> get() = ffi.paths()
     val remote: String get() = ffi.remote()
 
+    /** The protocol the TLS server chose by ALPN ("h2", ...); null for a plain connection. */
+    val alpnProtocol: String? get() = ffi.alpnProtocol()
+
     /** Changes how the connection uses its paths, live; the client's other settings stay. */
     @Throws(BraidException::class)
     fun setServiceType(serviceType: ServiceType) = ffi.setServiceType(serviceType)
@@ -256,6 +326,59 @@ class BraidConnection internal constructor(
     /** Frees the connection; it closes gracefully in the background. */
     override fun close() {
         release()
+        ffi.close()
+    }
+}
+
+/**
+ * A local proxy from [BraidClient.startProxy]. Point an HTTP client at it:
+ * `OkHttpClient.Builder().proxy(proxy.javaProxy()).build()`, or
+ * `HttpClient.newBuilder().proxy(proxy.proxySelector())` (java.net.http speaks HTTP CONNECT
+ * only). With credentials in the config, the client must send them (OkHttp:
+ * `proxyAuthenticator`; SOCKS: `java.net.Authenticator`). Closing it stops it.
+ */
+class BraidProxy internal constructor(
+    internal val ffi: io.braid.ffi.BraidProxy,
+    private val onRelease: () -> Unit = {},
+) : AutoCloseable {
+    private val released = AtomicBoolean()
+
+    /** The port on 127.0.0.1. */
+    val port: Int get() = ffi.port().toInt()
+
+    /** `127.0.0.1:port`. */
+    val address: String get() = ffi.address()
+
+    val stats: BraidProxyStats get() = ffi.stats()
+
+    val isRunning: Boolean get() = ffi.isRunning()
+
+    /** The proxy as a `java.net.Proxy`: [type] HTTP is CONNECT (the default), SOCKS is SOCKS5. */
+    @JvmOverloads
+    fun javaProxy(type: java.net.Proxy.Type = java.net.Proxy.Type.HTTP): java.net.Proxy {
+        require(type != java.net.Proxy.Type.DIRECT) { "a Braid proxy is HTTP or SOCKS" }
+        return java.net.Proxy(type, java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port))
+    }
+
+    /** A `ProxySelector` that sends every URI through [javaProxy] of [type]. */
+    @JvmOverloads
+    fun proxySelector(type: java.net.Proxy.Type = java.net.Proxy.Type.HTTP): java.net.ProxySelector {
+        val proxy = javaProxy(type)
+        return object : java.net.ProxySelector() {
+            override fun select(uri: java.net.URI?): List<java.net.Proxy> = listOf(proxy)
+            override fun connectFailed(uri: java.net.URI?, sa: java.net.SocketAddress?, ioe: java.io.IOException?) {}
+        }
+    }
+
+    /** Stops accepting; connections already open go on. Idempotent. */
+    fun stop() {
+        ffi.stop()
+        if (released.compareAndSet(false, true)) onRelease()
+    }
+
+    /** Stops it and frees it. */
+    override fun close() {
+        stop()
         ffi.close()
     }
 }

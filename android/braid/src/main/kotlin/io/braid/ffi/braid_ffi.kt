@@ -772,9 +772,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidclient_interfaces(
     ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidclient_start_proxy(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidclient_connect_tls(
+    ): Int
     external fun uniffi_braid_ffi_checksum_method_socketbinder_bind_socket(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidconnection_abort(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidconnection_alpn_protocol(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_braidconnection_close(
     ): Int
@@ -805,6 +811,16 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_braid_ffi_checksum_method_braidsubscription_cancel(
     ): Int
     external fun uniffi_braid_ffi_checksum_method_logsink_log(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidproxy_address(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidproxy_is_running(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidproxy_port(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidproxy_stats(
+    ): Int
+    external fun uniffi_braid_ffi_checksum_method_braidproxy_stop(
     ): Int
     external fun uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new(
     ): Int
@@ -859,6 +875,10 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_braid_ffi_fn_method_braidclient_interfaces(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_braid_ffi_fn_method_braidclient_start_proxy(`ptr`: Long,`gateway`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_braid_ffi_fn_method_braidclient_connect_tls(`ptr`: Long,`gateway`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`serverName`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_braid_ffi_fn_clone_socketbinder(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_braid_ffi_fn_free_socketbinder(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -873,6 +893,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_braid_ffi_fn_method_braidconnection_abort(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_braid_ffi_fn_method_braidconnection_alpn_protocol(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_braid_ffi_fn_method_braidconnection_close(`ptr`: Long,
     ): Long
     external fun uniffi_braid_ffi_fn_method_braidconnection_finish(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -922,6 +944,20 @@ internal object UniffiLib {
     external fun uniffi_braid_ffi_fn_init_callback_vtable_logsink(`vtable`: UniffiVTableCallbackInterfaceLogSink,
     ): Unit
     external fun uniffi_braid_ffi_fn_method_logsink_log(`ptr`: Long,`level`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_braid_ffi_fn_clone_braidproxy(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_braid_ffi_fn_free_braidproxy(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_braid_ffi_fn_method_braidproxy_address(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_braid_ffi_fn_method_braidproxy_is_running(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_braid_ffi_fn_method_braidproxy_port(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Int
+    external fun uniffi_braid_ffi_fn_method_braidproxy_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_braid_ffi_fn_method_braidproxy_stop(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_braid_ffi_fn_func_braid_version(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1088,16 +1124,25 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_interfaces() and 0xFFFF) != 48920) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_start_proxy() and 0xFFFF) != 37356) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_tls() and 0xFFFF) != 20445) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() and 0xFFFF) != 43352) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_abort() and 0xFFFF) != 5646) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_alpn_protocol() and 0xFFFF) != 48378) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_close() and 0xFFFF) != 26251) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_finish() and 0xFFFF) != 56824) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_finish() and 0xFFFF) != 6594) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_paths() and 0xFFFF) != 20450) {
@@ -1137,6 +1182,21 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_logsink_log() and 0xFFFF) != 32311) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_address() and 0xFFFF) != 5602) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_is_running() and 0xFFFF) != 1073) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_port() and 0xFFFF) != 60371) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_stats() and 0xFFFF) != 18800) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_stop() and 0xFFFF) != 9889) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() and 0xFFFF) != 2205) {
@@ -1345,6 +1405,33 @@ private class UniffiJnaCleanable(
 
 private fun UniffiCleaner.Companion.create(): UniffiCleaner = UniffiJnaCleaner()
 
+
+/**
+ * @suppress
+ */
+public object FfiConverterUShort: FfiConverter<UShort, Short> {
+    override fun lift(value: Short): UShort {
+        return value.toUShort()
+    }
+
+    fun lift(value: Int): UShort {
+        return value.toUShort()
+    }
+
+    override fun read(buf: ByteBuffer): UShort {
+        return lift(buf.getShort())
+    }
+
+    override fun lower(value: UShort): Short {
+        return value.toShort()
+    }
+
+    override fun allocationSize(value: UShort) = 2UL
+
+    override fun write(value: UShort, buf: ByteBuffer) {
+        buf.putShort(value.toShort())
+    }
+}
 
 /**
  * @suppress
@@ -1960,6 +2047,23 @@ public interface BraidClientInterface {
      */
     fun `interfaces`(): List<BraidInterfaceEntry>
     
+    /**
+     * Starts a [`BraidProxy`] that sends through the Braid gateway at `gateway`
+     * (`host:port`). Fails with `ConnectFailed` when the port is taken.
+     */
+    suspend fun `startProxy`(`gateway`: kotlin.String, `config`: BraidProxyConfig? = null): BraidProxy
+    
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+    suspend fun `connectTls`(`gateway`: kotlin.String, `target`: kotlin.String, `serverName`: kotlin.String, `options`: BraidTlsOptions? = null, `cancel`: BraidCancelToken? = null): BraidConnection
+    
     companion object
 }
 
@@ -2190,6 +2294,68 @@ open class BraidClient: Disposable, AutoCloseable, BraidClientInterface
     
 
     
+    /**
+     * Starts a [`BraidProxy`] that sends through the Braid gateway at `gateway`
+     * (`host:port`). Fails with `ConnectFailed` when the port is taken.
+     */
+    @Throws(BraidException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `startProxy`(`gateway`: kotlin.String, `config`: BraidProxyConfig?) : BraidProxy {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_braid_ffi_fn_method_braidclient_start_proxy(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`gateway`),
+        FfiConverterOptionalTypeBraidProxyConfig.lower(`config`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_braid_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_braid_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeBraidProxy.lift(it) },
+        // Error FFI converter
+        BraidException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Connects to `target` (`host:port`) through the Braid gateway at `gateway`, then runs
+     * a TLS handshake (rustls, TLS 1.2/1.3) that checks the server's certificate for
+     * `server_name` (a DNS name or IP address). The connection then reads and writes
+     * plaintext; stats, paths, events and the service type work as for `connectVia`.
+     * A certificate that fails the check gives `CertificateRejected`; other handshake
+     * failures `Tls`. The connect timeout of the config applies to the gateway exchange
+     * and to the handshake, each.
+     */
+    @Throws(BraidException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `connectTls`(`gateway`: kotlin.String, `target`: kotlin.String, `serverName`: kotlin.String, `options`: BraidTlsOptions?, `cancel`: BraidCancelToken?) : BraidConnection {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_braid_ffi_fn_method_braidclient_connect_tls(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`gateway`),
+        FfiConverterString.lower(`target`),
+        FfiConverterString.lower(`serverName`),
+        FfiConverterOptionalTypeBraidTlsOptions.lower(`options`),
+        FfiConverterOptionalTypeBraidCancelToken.lower(`cancel`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_braid_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_braid_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_braid_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeBraidConnection.lift(it) },
+        // Error FFI converter
+        BraidException.ErrorHandler,
+    )
+    }
+
+    
 
     
 
@@ -2324,8 +2490,9 @@ public object FfiConverterTypeBraidClient: FfiConverter<BraidClient, Long> {
 
 
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 public interface BraidConnectionInterface {
     
@@ -2335,13 +2502,20 @@ public interface BraidConnectionInterface {
     fun `abort`()
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */
+    fun `alpnProtocol`(): kotlin.String?
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
     suspend fun `shutdown`()
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
     fun `finish`()
     
@@ -2395,8 +2569,9 @@ public interface BraidConnectionInterface {
 }
 
 /**
- * One Braid connection. Reads and writes may run at the same time (one of each); a second
- * concurrent read waits for the first. Dropping it closes it gracefully.
+ * One Braid connection, plain or with TLS inside (`BraidClient.connectTls`). Reads and
+ * writes may run at the same time (one of each); a second concurrent read waits for the
+ * first. Dropping it closes it gracefully.
  */
 open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 {
@@ -2516,6 +2691,23 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 
     
     /**
+     * The application protocol the TLS server chose (ALPN, e.g. "h2"); nothing for a plain
+     * connection or when the server chose none.
+     */override fun `alpnProtocol`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidconnection_alpn_protocol(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Closes the connection gracefully: what was written is still delivered in the
      * background (up to the linger time); pending reads and writes fail with `Closed`.
      */
@@ -2541,7 +2733,8 @@ open class BraidConnection: Disposable, AutoCloseable, BraidConnectionInterface
 
     
     /**
-     * Finishes the sending side (the peer reads end of stream); reading goes on.
+     * Finishes the sending side (the peer reads end of stream; with TLS, after a
+     * close_notify alert); reading goes on.
      */
     @Throws(BraidException::class)override fun `finish`()
         = 
@@ -3365,6 +3558,364 @@ public object FfiConverterTypeBraidEventStream: FfiConverter<BraidEventStream, L
     override fun allocationSize(value: BraidEventStream) = 8UL
 
     override fun write(value: BraidEventStream, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A local proxy on 127.0.0.1 speaking SOCKS5 and HTTP CONNECT on one port: each
+ * connection an app's HTTP stack opens through it becomes a Braid connection through the
+ * gateway, with the client's interfaces, service type, cellular rules and token. Host names
+ * are resolved by the gateway. Stops when stopped or dropped; open connections go on.
+ */
+public interface BraidProxyInterface {
+    
+    /**
+     * `127.0.0.1:port`.
+     */
+    fun `address`(): kotlin.String
+    
+    /**
+     * Whether it still accepts connections.
+     */
+    fun `isRunning`(): kotlin.Boolean
+    
+    /**
+     * The port it listens on (on 127.0.0.1).
+     */
+    fun `port`(): kotlin.UShort
+    
+    /**
+     * Its counters; after `stop`, the last values before it.
+     */
+    fun `stats`(): BraidProxyStats
+    
+    /**
+     * Stops accepting (the port closes); connections already open go on until they end.
+     * Idempotent.
+     */
+    fun `stop`()
+    
+    companion object
+}
+
+/**
+ * A local proxy on 127.0.0.1 speaking SOCKS5 and HTTP CONNECT on one port: each
+ * connection an app's HTTP stack opens through it becomes a Braid connection through the
+ * gateway, with the client's interfaces, service type, cellular rules and token. Host names
+ * are resolved by the gateway. Stops when stopped or dropped; open connections go on.
+ */
+open class BraidProxy: Disposable, AutoCloseable, BraidProxyInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_braid_ffi_fn_free_braidproxy(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_braid_ffi_fn_clone_braidproxy(handle, status)
+        }
+    }
+
+    
+    /**
+     * `127.0.0.1:port`.
+     */override fun `address`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidproxy_address(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Whether it still accepts connections.
+     */override fun `isRunning`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidproxy_is_running(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The port it listens on (on 127.0.0.1).
+     */override fun `port`(): kotlin.UShort {
+            return FfiConverterUShort.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidproxy_port(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Its counters; after `stop`, the last values before it.
+     */override fun `stats`(): BraidProxyStats {
+            return FfiConverterTypeBraidProxyStats.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidproxy_stats(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Stops accepting (the port closes); connections already open go on until they end.
+     * Idempotent.
+     */override fun `stop`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_braid_ffi_fn_method_braidproxy_stop(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBraidProxy: FfiConverter<BraidProxy, Long> {
+    override fun lower(value: BraidProxy): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): BraidProxy {
+        return BraidProxy(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): BraidProxy {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: BraidProxy) = 8UL
+
+    override fun write(value: BraidProxy, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -4739,6 +5290,148 @@ public object FfiConverterTypeBraidPathStats: FfiConverterRustBuffer<BraidPathSt
 
 
 /**
+ * Settings of a [`BraidProxy`]. It always listens on loopback (127.0.0.1): other devices
+ * must never reach it.
+ */
+data class BraidProxyConfig (
+    /**
+     * The port to listen on; 0 (the default) picks a free one.
+     */
+    var `port`: kotlin.UShort = 0u 
+    , 
+    /**
+     * Credentials local clients must present (SOCKS5 username/password, or HTTP `Basic`
+     * proxy authorization), so other apps on the device cannot use the proxy. Both or
+     * neither.
+     */
+    var `username`: kotlin.String? = null 
+    , 
+    var `password`: kotlin.String? = null 
+    , 
+    /**
+     * Most local connections at once; more wait until one ends.
+     */
+    var `maxConnections`: kotlin.UInt = 256u 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBraidProxyConfig: FfiConverterRustBuffer<BraidProxyConfig> {
+    override fun read(buf: ByteBuffer): BraidProxyConfig {
+        return BraidProxyConfig(
+            FfiConverterUShort.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BraidProxyConfig) = (
+            FfiConverterUShort.allocationSize(value.`port`) +
+            FfiConverterOptionalString.allocationSize(value.`username`) +
+            FfiConverterOptionalString.allocationSize(value.`password`) +
+            FfiConverterUInt.allocationSize(value.`maxConnections`)
+    )
+
+    override fun write(value: BraidProxyConfig, buf: ByteBuffer) {
+            FfiConverterUShort.write(value.`port`, buf)
+            FfiConverterOptionalString.write(value.`username`, buf)
+            FfiConverterOptionalString.write(value.`password`, buf)
+            FfiConverterUInt.write(value.`maxConnections`, buf)
+    }
+}
+
+
+
+/**
+ * A proxy's counters.
+ */
+data class BraidProxyStats (
+    /**
+     * Local connections accepted.
+     */
+    var `accepted`: kotlin.ULong
+    , 
+    /**
+     * Local connections open now.
+     */
+    var `active`: kotlin.ULong
+    , 
+    /**
+     * Connections answered with an error (bad request, not allowed, unreachable, ...).
+     */
+    var `failed`: kotlin.ULong
+    , 
+    /**
+     * Connections refused for missing or wrong credentials (also in `failed`).
+     */
+    var `refusedAuth`: kotlin.ULong
+    , 
+    /**
+     * Bytes from local clients to their destinations (counted as they are relayed).
+     */
+    var `bytesUp`: kotlin.ULong
+    , 
+    /**
+     * Bytes from destinations to local clients (counted as they are relayed).
+     */
+    var `bytesDown`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBraidProxyStats: FfiConverterRustBuffer<BraidProxyStats> {
+    override fun read(buf: ByteBuffer): BraidProxyStats {
+        return BraidProxyStats(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BraidProxyStats) = (
+            FfiConverterULong.allocationSize(value.`accepted`) +
+            FfiConverterULong.allocationSize(value.`active`) +
+            FfiConverterULong.allocationSize(value.`failed`) +
+            FfiConverterULong.allocationSize(value.`refusedAuth`) +
+            FfiConverterULong.allocationSize(value.`bytesUp`) +
+            FfiConverterULong.allocationSize(value.`bytesDown`)
+    )
+
+    override fun write(value: BraidProxyStats, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`accepted`, buf)
+            FfiConverterULong.write(value.`active`, buf)
+            FfiConverterULong.write(value.`failed`, buf)
+            FfiConverterULong.write(value.`refusedAuth`, buf)
+            FfiConverterULong.write(value.`bytesUp`, buf)
+            FfiConverterULong.write(value.`bytesDown`, buf)
+    }
+}
+
+
+
+/**
  * Connection counters.
  */
 data class BraidStats (
@@ -4820,6 +5513,72 @@ public object FfiConverterTypeBraidStats: FfiConverterRustBuffer<BraidStats> {
             FfiConverterULong.write(value.`subflowsClosed`, buf)
             FfiConverterULong.write(value.`cellularBytes`, buf)
             FfiConverterSequenceTypeBraidPathStats.write(value.`paths`, buf)
+    }
+}
+
+
+
+/**
+ * How `connectTls` checks the server and what it offers.
+ */
+data class BraidTlsOptions (
+    /**
+     * Trust the operating system's certificate store (rustls-platform-verifier: Apple
+     * builds). Builds without it fail with `Unsupported` (Linux; on Android the Kotlin
+     * layer passes the system CAs as extra roots instead).
+     */
+    var `useSystemRoots`: kotlin.Boolean = true 
+    , 
+    /**
+     * CA certificates to trust, PEM text (one or more `BEGIN CERTIFICATE` blocks each).
+     * Only with `use_system_roots = false`: then these, and only these, are trusted.
+     */
+    var `extraRootsPem`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * CA certificates to trust, DER bytes (same rule as `extra_roots_pem`).
+     */
+    var `extraRootsDer`: List<kotlin.ByteArray> = listOf() 
+    , 
+    /**
+     * Application protocols to offer (ALPN), most preferred first, e.g. "h2", "http/1.1".
+     */
+    var `alpn`: List<kotlin.String> = listOf() 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBraidTlsOptions: FfiConverterRustBuffer<BraidTlsOptions> {
+    override fun read(buf: ByteBuffer): BraidTlsOptions {
+        return BraidTlsOptions(
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceByteArray.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BraidTlsOptions) = (
+            FfiConverterBoolean.allocationSize(value.`useSystemRoots`) +
+            FfiConverterSequenceString.allocationSize(value.`extraRootsPem`) +
+            FfiConverterSequenceByteArray.allocationSize(value.`extraRootsDer`) +
+            FfiConverterSequenceString.allocationSize(value.`alpn`)
+    )
+
+    override fun write(value: BraidTlsOptions, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`useSystemRoots`, buf)
+            FfiConverterSequenceString.write(value.`extraRootsPem`, buf)
+            FfiConverterSequenceByteArray.write(value.`extraRootsDer`, buf)
+            FfiConverterSequenceString.write(value.`alpn`, buf)
     }
 }
 
@@ -4948,6 +5707,18 @@ sealed class BraidException(message: String): kotlin.Exception(message) {
         class Closed(message: String) : BraidException(message)
         
     /**
+     * The TLS server's certificate failed the check (unknown issuer, expired, wrong
+     * name, ...): the connection was not made.
+     */
+        class CertificateRejected(message: String) : BraidException(message)
+        
+    /**
+     * The TLS handshake failed for another reason (protocol versions, ALPN, an alert from
+     * the server).
+     */
+        class Tls(message: String) : BraidException(message)
+        
+    /**
      * The operation was cancelled (the awaiting coroutine or task went away).
      */
         class Cancelled(message: String) : BraidException(message)
@@ -4996,11 +5767,13 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
             9 -> BraidException.Refused(FfiConverterString.read(buf))
             10 -> BraidException.Unreachable(FfiConverterString.read(buf))
             11 -> BraidException.Closed(FfiConverterString.read(buf))
-            12 -> BraidException.Cancelled(FfiConverterString.read(buf))
-            13 -> BraidException.Unsupported(FfiConverterString.read(buf))
-            14 -> BraidException.Logging(FfiConverterString.read(buf))
-            15 -> BraidException.Io(FfiConverterString.read(buf))
-            16 -> BraidException.Internal(FfiConverterString.read(buf))
+            12 -> BraidException.CertificateRejected(FfiConverterString.read(buf))
+            13 -> BraidException.Tls(FfiConverterString.read(buf))
+            14 -> BraidException.Cancelled(FfiConverterString.read(buf))
+            15 -> BraidException.Unsupported(FfiConverterString.read(buf))
+            16 -> BraidException.Logging(FfiConverterString.read(buf))
+            17 -> BraidException.Io(FfiConverterString.read(buf))
+            18 -> BraidException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -5056,24 +5829,32 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
                 buf.putInt(11)
                 Unit
             }
-            is BraidException.Cancelled -> {
+            is BraidException.CertificateRejected -> {
                 buf.putInt(12)
                 Unit
             }
-            is BraidException.Unsupported -> {
+            is BraidException.Tls -> {
                 buf.putInt(13)
                 Unit
             }
-            is BraidException.Logging -> {
+            is BraidException.Cancelled -> {
                 buf.putInt(14)
                 Unit
             }
-            is BraidException.Io -> {
+            is BraidException.Unsupported -> {
                 buf.putInt(15)
                 Unit
             }
-            is BraidException.Internal -> {
+            is BraidException.Logging -> {
                 buf.putInt(16)
+                Unit
+            }
+            is BraidException.Io -> {
+                buf.putInt(17)
+                Unit
+            }
+            is BraidException.Internal -> {
+                buf.putInt(18)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5873,6 +6654,70 @@ public object FfiConverterOptionalTypeBraidConfig: FfiConverterRustBuffer<BraidC
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeBraidProxyConfig: FfiConverterRustBuffer<BraidProxyConfig?> {
+    override fun read(buf: ByteBuffer): BraidProxyConfig? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBraidProxyConfig.read(buf)
+    }
+
+    override fun allocationSize(value: BraidProxyConfig?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBraidProxyConfig.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BraidProxyConfig?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBraidProxyConfig.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeBraidTlsOptions: FfiConverterRustBuffer<BraidTlsOptions?> {
+    override fun read(buf: ByteBuffer): BraidTlsOptions? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBraidTlsOptions.read(buf)
+    }
+
+    override fun allocationSize(value: BraidTlsOptions?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBraidTlsOptions.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BraidTlsOptions?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBraidTlsOptions.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeBraidEvent: FfiConverterRustBuffer<BraidEvent?> {
     override fun read(buf: ByteBuffer): BraidEvent? {
         if (buf.get().toInt() == 0) {
@@ -5927,6 +6772,62 @@ public object FfiConverterOptionalTypeInterfaceKind: FfiConverterRustBuffer<Inte
         } else {
             buf.put(1)
             FfiConverterTypeInterfaceKind.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }
