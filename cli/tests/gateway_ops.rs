@@ -402,3 +402,60 @@ fn workers_share_the_listening_port_and_each_answers_at_its_own_address() {
     let body = scrape_raw(at, "GET /metrics HTTP/1.1").1;
     assert_eq!(value(&body, "braid_gateway_accepted_total"), 18.0);
 }
+
+/// Without announced addresses, a join lands on the worker owning its connection only one
+/// time in two: the others are refused, and counted.
+#[test]
+fn joins_on_the_wrong_worker_are_refused_and_counted() {
+    let echo = tcp_echo();
+    let gw = gateway_with(
+        &[echo.to_string()],
+        &["--workers", "2", "--metrics", "127.0.0.1:0"],
+    );
+    let at = metrics_addr(&gw);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let gw_addr = gw.addr;
+    let subflows = rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Two paths from two loopback addresses: the join comes from another 4-tuple.
+        let client = braid::Client::builder()
+            .service(braid::ServiceType::Aggregate)
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Wifi)
+                    .with_local_addr([127, 0, 0, 1].into()),
+            )
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Cellular)
+                    .with_local_addr([127, 0, 0, 2].into()),
+            )
+            .build()
+            .unwrap();
+        let mut held = Vec::new();
+        for i in 0..12u8 {
+            let mut conn = client
+                .connect_via(gw_addr, &echo.to_string())
+                .await
+                .unwrap();
+            conn.write_all(&[i; 100]).await.unwrap();
+            let mut back = [0u8; 100];
+            conn.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, [i; 100], "connection {i}: echo differs");
+            held.push(conn);
+        }
+        // Joins are answered (or refused) within a few round trips on loopback.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        held.iter().map(|c| c.stats().paths.len()).sum::<usize>()
+    });
+    let body = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+    let refused = value(&body, "braid_gateway_joins_refused_total");
+    // 12 joins, each refused with probability 1/2: none refused is 1 in 4096.
+    assert!(refused >= 1.0, "no join refused:\n{body}");
+    // The ones that landed right made second subflows.
+    assert!(
+        subflows > 12,
+        "no join succeeded ({subflows} subflows for 12 connections)"
+    );
+}
