@@ -3,7 +3,9 @@
 //! gateway` (its resident set before and after opening them, per connection), and a bulk
 //! transfer's goodput through it beside those idle connections against alone, in one run.
 //!
-//! Clients run in this process: each connection has `--paths` subflows (loopback addresses
+//! The idle clients run in helper processes (`braid-bench idle-clients`, 2,500 connections
+//! each, so no process needs more descriptors than a default limit allows); the bulk client
+//! runs in this one. Each idle connection has `--paths` subflows (loopback addresses
 //! 127.0.0.1, 127.0.0.2, …, aggregate policy), relays to a loopback echo server, sends one
 //! byte, reads it back and then stays open and silent (keepalives only).
 
@@ -237,6 +239,94 @@ async fn bulk(
     Ok(bytes as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Idle connections one helper process holds, at most.
+const PER_HELPER: usize = 2500;
+
+/// A helper process holding idle connections until its stdin closes; killed on drop.
+struct Helper {
+    child: Child,
+    subflows: usize,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts helpers for `n` connections in all; returns once every one has them open.
+fn spawn_helpers(
+    gw: SocketAddr,
+    echo: SocketAddr,
+    n: usize,
+    paths: u8,
+) -> Result<Vec<Helper>, String> {
+    use std::io::BufRead;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut helpers = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(PER_HELPER);
+        left -= k;
+        let mut child = Command::new(&me)
+            .args(["idle-clients", &gw.to_string(), &echo.to_string()])
+            .args([k.to_string(), paths.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start a helper: {e}"))?;
+        let out = child.stdout.take().ok_or("no helper stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let subflows = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("helper failed: {line:?}"))?;
+        helpers.push(Helper { child, subflows });
+    }
+    Ok(helpers)
+}
+
+/// `braid-bench idle-clients GATEWAY ECHO N PATHS` (run by `gateway-idle`): opens N idle
+/// connections, prints `ready SUBFLOWS`, holds them until stdin closes.
+pub fn helper(args: &[String]) -> Result<(), String> {
+    let [gw, echo, n, paths] = args else {
+        return Err("idle-clients GATEWAY ECHO N PATHS".into());
+    };
+    let parse = |v: &str| v.parse::<SocketAddr>().map_err(|e| e.to_string());
+    let (gw, echo) = (parse(gw)?, parse(echo)?);
+    let n: usize = n.parse().map_err(|_| "N: not a number")?;
+    let paths: u8 = paths.parse().map_err(|_| "PATHS: not a number")?;
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let c = client(paths)?;
+        let held = open_idle(&c, gw, echo, n).await?;
+        // Joins of the last ones settle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let subflows: usize = held.iter().map(|c| c.stats().paths.len()).sum();
+        println!("ready {subflows}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // Hold them until the parent closes stdin (or kills us).
+        let _ = tokio::task::spawn_blocking(|| {
+            use std::io::Read;
+            let _ = std::io::stdin().read(&mut [0u8; 1]);
+        })
+        .await;
+        drop(held);
+        Ok(())
+    })
+}
+
 /// Min, median, max.
 fn median(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -273,19 +363,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
             let before = rss(pid)?;
-            let idle_client = client(a.paths)?;
             let t0 = Instant::now();
-            let held = open_idle(&idle_client, addr, echo, n).await?;
+            // The idle clients live in helper processes of at most PER_HELPER connections
+            // each: one process's descriptor limit would not hold them all.
+            let helpers = spawn_helpers(addr, echo, n, a.paths)?;
+            let subflows: usize = helpers.iter().map(|h| h.subflows).sum();
             let open_secs = t0.elapsed().as_secs_f64();
             // Joins of the last ones settle, buffers drain.
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let subflows: usize = held.iter().map(|c| c.stats().paths.len()).sum();
             let after = rss(pid)?;
             let mut beside = Vec::new();
             for _ in 0..3 {
                 beside.push(bulk(&bulk_client, addr, sink, a.bulk_bytes).await?);
             }
-            drop(held);
+            drop(helpers);
             Ok::<_, String>((
                 n,
                 before,

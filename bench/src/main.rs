@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Some("attack") => attack_main::run(&args[1..]),
         Some("gateway-rate") => gateway_rate::run(&args[1..]),
         Some("gateway-idle") => gateway_idle::run(&args[1..]),
+        Some("idle-clients") => gateway_idle::helper(&args[1..]),
         _ => Err(
             "usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]\n       \
              braid-bench attack [--seconds N] [--repeats N] [--bytes N] [--rate N] \
