@@ -281,6 +281,9 @@ impl From<braid::SwitchReason> for SwitchReason {
             R::SubflowDied => SwitchReason::SubflowDied,
             R::PolicyChange => SwitchReason::PolicyChange,
             R::CostControl => SwitchReason::CostControl,
+            // A reason newer than these bindings: the old path stopped serving, which is
+            // what `Unresponsive` says without naming a cause.
+            _ => SwitchReason::Unresponsive,
         }
     }
 }
@@ -309,6 +312,8 @@ impl From<&braid::CloseError> for CloseReason {
             C::TimedOut => CloseReason::TimedOut,
             C::Aborted => CloseReason::Aborted,
             C::ProtocolViolation(_) => CloseReason::ProtocolViolation,
+            // An ending newer than these bindings: abnormal, and not the app's doing.
+            _ => CloseReason::Reset,
         }
     }
 }

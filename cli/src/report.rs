@@ -28,6 +28,8 @@ pub fn reason(r: SwitchReason) -> &'static str {
         SwitchReason::SubflowDied => "its subflow died",
         SwitchReason::PolicyChange => "policy change",
         SwitchReason::CostControl => "cellular budget or allow_cellular",
+        // The engine may add reasons (the enum is non_exhaustive).
+        _ => "another reason",
     }
 }
 

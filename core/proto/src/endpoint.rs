@@ -59,6 +59,7 @@ impl Default for EndpointConfig {
 
 /// Why a segment was not handed to any connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Dropped {
     Malformed(wire::WireError),
     NoConnection,
