@@ -366,20 +366,20 @@ impl BraidEvent {
             E::Connected => BraidEvent::Connected,
             E::FellBackToTcp => BraidEvent::FellBackToTcp,
             E::PathUp { path, kind } => BraidEvent::PathUp {
-                path_id: path,
+                path_id: path.get(),
                 kind: kind.into(),
             },
             E::PathDown { path, kind } => BraidEvent::PathDown {
-                path_id: path,
+                path_id: path.get(),
                 kind: kind.into(),
             },
             E::PathSwitched { from, to, reason } => BraidEvent::PathSwitched {
-                from_path: from,
-                to_path: to,
+                from_path: from.map(braid::PathId::get),
+                to_path: to.get(),
                 reason: reason.into(),
             },
             E::BackupChanged { path, backup } => BraidEvent::BackupChanged {
-                path_id: path,
+                path_id: path.get(),
                 backup,
             },
             E::AddressAnnounced { addr } => BraidEvent::AddressAnnounced {
@@ -451,7 +451,7 @@ impl From<braid::ConnectionStats> for BraidStats {
                 .paths
                 .into_iter()
                 .map(|p| BraidPathStats {
-                    path_id: p.path,
+                    path_id: p.path.map(braid::PathId::get),
                     kind: p.kind.map(Into::into),
                     local_addr: p.local.map(|a| a.to_string()),
                     remote_addr: p.remote.map(|a| a.to_string()),

@@ -334,13 +334,7 @@ impl Connection {
         };
         let id = {
             let mut st = self.inner.shared.lock();
-            match iface.index {
-                Some(i) => i,
-                None => {
-                    st.next_path_id += 1;
-                    st.next_path_id
-                }
-            }
+            st.path_id_for(iface.index)
         };
         f.add_path(
             &self.inner.shared,
