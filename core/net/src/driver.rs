@@ -494,10 +494,10 @@ impl Driver {
             let now = Instant::now();
             for (m, buf) in self.meta.iter().zip(slices.iter()).take(n) {
                 let mut from = m.addr;
-                if let Some((via, remote)) = sock.via {
-                    if from == via {
-                        from = remote;
-                    }
+                if let Some((via, remote)) = sock.via
+                    && from == via
+                {
+                    from = remote;
                 }
                 let local = if sock.local.ip().is_unspecified() {
                     match m.dst_ip {
@@ -588,10 +588,10 @@ impl Driver {
             }
         };
         let mut dest = b.key.1;
-        if let Some((via, remote)) = sock.via {
-            if dest == remote {
-                dest = via;
-            }
+        if let Some((via, remote)) = sock.via
+            && dest == remote
+        {
+            dest = via;
         }
         let t = Transmit {
             destination: dest,
@@ -688,11 +688,11 @@ impl Driver {
 
     /// Drains the engine's transmits. Returns true if the budget ran out with more to send.
     fn transmit(&mut self, st: &mut State, now: Instant) -> bool {
-        if let Some(b) = self.blocked.take() {
-            if let Sent::Blocked = Self::send_batch(st, &b) {
-                self.blocked = Some(b);
-                return false;
-            }
+        if let Some(b) = self.blocked.take()
+            && let Sent::Blocked = Self::send_batch(st, &b)
+        {
+            self.blocked = Some(b);
+            return false;
         }
         let mut sent = 0;
         let mut max_segs = 1;

@@ -102,3 +102,18 @@ impl PathSpec {
         Self { id, kind, local }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_id_round_trips_and_prints_its_number() {
+        let p = PathId::new(42);
+        assert_eq!(p.get(), 42);
+        assert_eq!(PathId::from(42u32), p);
+        assert_eq!(u32::from(p), 42);
+        assert_eq!(p.to_string(), "42");
+        assert!(PathId::new(1) < PathId::new(2));
+    }
+}

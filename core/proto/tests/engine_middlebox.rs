@@ -82,12 +82,12 @@ fn corrupter(
         if src.port() != port {
             return true;
         }
-        if let Ok((_, off)) = parse_udp_payload(buf, src.port(), dst.port()) {
-            if buf.len() > off + 100 {
-                seen.set(seen.get() + 1);
-                if seen.get() == nth {
-                    buf[off + 50] ^= 0x5a;
-                }
+        if let Ok((_, off)) = parse_udp_payload(buf, src.port(), dst.port())
+            && buf.len() > off + 100
+        {
+            seen.set(seen.get() + 1);
+            if seen.get() == nth {
+                buf[off + 50] ^= 0x5a;
             }
         }
         true
