@@ -237,7 +237,7 @@ impl RawClient {
         let h = ep.connect(
             Instant::now(),
             None,
-            PathSpec::new(1, InterfaceKind::Wifi, local),
+            PathSpec::new(braid_proto::PathId::new(1), InterfaceKind::Wifi, local),
             gw,
         );
         let mut c = RawClient {

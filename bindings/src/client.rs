@@ -31,7 +31,7 @@ struct ForeignBinder(Arc<dyn SocketBinder>);
 impl braid::SocketBinder for ForeignBinder {
     fn bind(&self, fd: RawFd, path: &braid::PathInfo) -> io::Result<()> {
         let info = BraidPathInfo {
-            path_id: path.id,
+            path_id: path.id.get(),
             interface: BraidInterface::from_braid(&path.interface),
             remote: path.remote.to_string(),
         };
@@ -159,14 +159,14 @@ impl BraidClient {
         crate::guard("interface_available", || {
             let iface = interface.to_braid()?;
             let _rt = runtime().enter();
-            Ok(self.client.interface_available(iface)?)
+            Ok(self.client.interface_available(iface)?.get())
         })
     }
 
     /// The interface behind `path_id` is gone: traffic moves off it at once.
     pub fn interface_lost(&self, path_id: u32) {
         let _rt = runtime().enter();
-        self.client.interface_lost(path_id);
+        self.client.interface_lost(path_id.into());
     }
 
     /// The interfaces in use, with their path ids.
@@ -175,7 +175,7 @@ impl BraidClient {
             .interfaces()
             .into_iter()
             .map(|(id, i)| BraidInterfaceEntry {
-                path_id: id,
+                path_id: id.get(),
                 interface: BraidInterface::from_braid(&i),
             })
             .collect()

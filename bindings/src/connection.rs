@@ -306,7 +306,7 @@ impl BraidConnection {
                     .and_then(|p| p.kind)
                     .or_else(|| ifaces.iter().find(|(p, _)| *p == id).map(|(_, i)| i.kind));
                 BraidPath {
-                    path_id: id,
+                    path_id: id.get(),
                     kind: kind.map(Into::into).unwrap_or(InterfaceKind::Other),
                     local_addr: local.to_string(),
                     state: sub.map(|p| p.state).unwrap_or("none").to_string(),

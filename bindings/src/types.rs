@@ -281,6 +281,9 @@ impl From<braid::SwitchReason> for SwitchReason {
             R::SubflowDied => SwitchReason::SubflowDied,
             R::PolicyChange => SwitchReason::PolicyChange,
             R::CostControl => SwitchReason::CostControl,
+            // A reason newer than these bindings: the old path stopped serving, which is
+            // what `Unresponsive` says without naming a cause.
+            _ => SwitchReason::Unresponsive,
         }
     }
 }
@@ -309,6 +312,8 @@ impl From<&braid::CloseError> for CloseReason {
             C::TimedOut => CloseReason::TimedOut,
             C::Aborted => CloseReason::Aborted,
             C::ProtocolViolation(_) => CloseReason::ProtocolViolation,
+            // An ending newer than these bindings: abnormal, and not the app's doing.
+            _ => CloseReason::Reset,
         }
     }
 }
@@ -361,20 +366,20 @@ impl BraidEvent {
             E::Connected => BraidEvent::Connected,
             E::FellBackToTcp => BraidEvent::FellBackToTcp,
             E::PathUp { path, kind } => BraidEvent::PathUp {
-                path_id: path,
+                path_id: path.get(),
                 kind: kind.into(),
             },
             E::PathDown { path, kind } => BraidEvent::PathDown {
-                path_id: path,
+                path_id: path.get(),
                 kind: kind.into(),
             },
             E::PathSwitched { from, to, reason } => BraidEvent::PathSwitched {
-                from_path: from,
-                to_path: to,
+                from_path: from.map(braid::PathId::get),
+                to_path: to.get(),
                 reason: reason.into(),
             },
             E::BackupChanged { path, backup } => BraidEvent::BackupChanged {
-                path_id: path,
+                path_id: path.get(),
                 backup,
             },
             E::AddressAnnounced { addr } => BraidEvent::AddressAnnounced {
@@ -446,7 +451,7 @@ impl From<braid::ConnectionStats> for BraidStats {
                 .paths
                 .into_iter()
                 .map(|p| BraidPathStats {
-                    path_id: p.path,
+                    path_id: p.path.map(braid::PathId::get),
                     kind: p.kind.map(Into::into),
                     local_addr: p.local.map(|a| a.to_string()),
                     remote_addr: p.remote.map(|a| a.to_string()),

@@ -154,7 +154,7 @@ pub fn names_of(ifaces: &[(IfaceSpec, Interface)]) -> PathNames {
     let mut n = PathNames::default();
     for (s, i) in ifaces {
         if let Some(idx) = i.index {
-            n.0.insert(idx, format!("{} ({})", s.name, s.kind));
+            n.0.insert(braid::PathId::new(idx), format!("{} ({})", s.name, s.kind));
         }
     }
     n

@@ -28,6 +28,8 @@ pub fn reason(r: SwitchReason) -> &'static str {
         SwitchReason::SubflowDied => "its subflow died",
         SwitchReason::PolicyChange => "policy change",
         SwitchReason::CostControl => "cellular budget or allow_cellular",
+        // The engine may add reasons (the enum is non_exhaustive).
+        _ => "another reason",
     }
 }
 
@@ -121,11 +123,11 @@ mod tests {
     #[test]
     fn events_read_well() {
         let mut n = PathNames::default();
-        n.0.insert(3, "wlan0 (wifi)".into());
-        n.0.insert(5, "rmnet0 (cellular)".into());
+        n.0.insert(PathId::new(3), "wlan0 (wifi)".into());
+        n.0.insert(PathId::new(5), "rmnet0 (cellular)".into());
         let e = ConnectionEvent::PathSwitched {
-            from: Some(3),
-            to: 5,
+            from: Some(PathId::new(3)),
+            to: PathId::new(5),
             reason: SwitchReason::InterfaceLost,
         };
         assert_eq!(
@@ -133,7 +135,7 @@ mod tests {
             "switched wlan0 (wifi) -> rmnet0 (cellular) (the OS reported the interface lost)"
         );
         let e = ConnectionEvent::PathDown {
-            path: 9,
+            path: PathId::new(9),
             kind: braid::InterfaceKind::Other,
         };
         assert_eq!(event(&e, &n), "path down: path 9");

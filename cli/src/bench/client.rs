@@ -271,10 +271,8 @@ pub(super) async fn loopback(a: LoopbackArgs) -> Result<i32> {
             if let Some((_, e)) = emus.first() {
                 e.set_down(true);
             }
-            if !silent {
-                if let Some((id, _)) = client.interfaces().first() {
-                    client.interface_lost(*id);
-                }
+            if !silent && let Some((id, _)) = client.interfaces().first() {
+                client.interface_lost(*id);
             }
         });
         (at, f)

@@ -309,7 +309,7 @@ pub(super) fn to_json(remote: &str, policy: &str, m: &Measure, o: &Outcome, extr
         .iter()
         .map(|(id, p)| {
             Json::obj()
-                .with("id", *id)
+                .with("id", id.get())
                 .with("kind", p.kind.as_str())
                 .with("bytes_sent", p.sent)
                 .with("bytes_received", p.received)

@@ -190,20 +190,20 @@ pub(super) async fn watch(a: &DemoArgs, net: &mut Network, out: &mut Display) ->
             ));
         }
         // Completion.
-        if writer.as_ref().is_some_and(|h| h.is_finished()) {
-            if let Some(h) = writer.take() {
-                up_done = Some(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
-            }
+        if writer.as_ref().is_some_and(|h| h.is_finished())
+            && let Some(h) = writer.take()
+        {
+            up_done = Some(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
         }
-        if reader.as_ref().is_some_and(|h| h.is_finished()) {
-            if let Some(h) = reader.take() {
-                down_done = Some(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
-            }
+        if reader.as_ref().is_some_and(|h| h.is_finished())
+            && let Some(h) = reader.take()
+        {
+            down_done = Some(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
         }
-        if server_done.is_none() {
-            if let Ok(s) = server_rx.try_recv() {
-                server_done = Some(s);
-            }
+        if server_done.is_none()
+            && let Ok(s) = server_rx.try_recv()
+        {
+            server_done = Some(s);
         }
         if up_done.is_some() && down_done.is_some() && server_done.is_some() {
             break;

@@ -238,18 +238,18 @@ impl Allowlist {
             match resolve(host.clone(), port).await {
                 Ok(rules) => {
                     let mut g = self.hosts.write().unwrap_or_else(|e| e.into_inner());
-                    if let Some(h) = g.get_mut(i) {
-                        if h.rules != rules {
-                            log::info!(
-                                "allowlist: {host} now resolves to {}",
-                                rules
-                                    .iter()
-                                    .map(|r| r.net.to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            );
-                            h.rules = rules;
-                        }
+                    if let Some(h) = g.get_mut(i)
+                        && h.rules != rules
+                    {
+                        log::info!(
+                            "allowlist: {host} now resolves to {}",
+                            rules
+                                .iter()
+                                .map(|r| r.net.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        h.rules = rules;
                     }
                 }
                 Err(e) => log::warn!(

@@ -241,13 +241,7 @@ impl ClientBuilder {
         {
             let mut st = endpoint.shared.lock();
             for iface in ifaces.drain(..) {
-                let id = match iface.index {
-                    Some(i) => i,
-                    None => {
-                        st.next_path_id += 1;
-                        st.next_path_id
-                    }
-                };
+                let id = st.path_id_for(iface.index);
                 listed.push((id, iface));
             }
         }
@@ -495,13 +489,7 @@ impl Client {
         let shared = &self.inner.endpoint.shared;
         let id = {
             let mut st = shared.lock();
-            match iface.index {
-                Some(i) => i,
-                None => {
-                    st.next_path_id += 1;
-                    st.next_path_id
-                }
-            }
+            st.path_id_for(iface.index)
         };
         {
             // Back in its configured place, not last: the first interface is the preferred

@@ -144,6 +144,8 @@ impl ConnRef {
                 Poll::Pending
             }
             Err(ReadError::ConnectionLost(e)) => Poll::Ready(Err(Error::Closed(e).into_io())),
+            // A refusal this runtime does not know yet: fail the read and say why.
+            Err(other) => Poll::Ready(Err(io::Error::other(other.to_string()))),
         }
     }
 
@@ -171,6 +173,8 @@ impl ConnRef {
                 "write side already shut down",
             ))),
             Err(WriteError::ConnectionLost(e)) => Poll::Ready(Err(Error::Closed(e).into_io())),
+            // A refusal this runtime does not know yet: fail the write and say why.
+            Err(other) => Poll::Ready(Err(io::Error::other(other.to_string()))),
         }
     }
 
@@ -330,13 +334,7 @@ impl Connection {
         };
         let id = {
             let mut st = self.inner.shared.lock();
-            match iface.index {
-                Some(i) => i,
-                None => {
-                    st.next_path_id += 1;
-                    st.next_path_id
-                }
-            }
+            st.path_id_for(iface.index)
         };
         f.add_path(
             &self.inner.shared,

@@ -215,7 +215,8 @@ pub(crate) struct State {
     /// Sockets bound to an unspecified address, by port.
     route_port: HashMap<u16, SockId>,
     next_sock: SockId,
-    pub next_path_id: PathId,
+    /// Last path id handed to an interface without an OS index (starts above real indexes).
+    last_path_id: u32,
     pub conns: HashMap<ConnectionHandle, ConnRt>,
     pub incoming: VecDeque<ConnectionHandle>,
     pub incoming_waker: Option<Waker>,
@@ -233,6 +234,17 @@ pub(crate) struct State {
     gso_guard: GsoGuard,
 }
 
+impl State {
+    /// The path id for an interface: its OS index when it has one, else a fresh number
+    /// above any index.
+    pub(crate) fn path_id_for(&mut self, index: Option<u32>) -> PathId {
+        PathId::new(index.unwrap_or_else(|| {
+            self.last_path_id += 1;
+            self.last_path_id
+        }))
+    }
+}
+
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub wake: Arc<WakeQueue>,
@@ -247,7 +259,7 @@ impl Shared {
                 route: HashMap::new(),
                 route_port: HashMap::new(),
                 next_sock: 1,
-                next_path_id: 1 << 16,
+                last_path_id: 1 << 16,
                 conns: HashMap::new(),
                 incoming: VecDeque::new(),
                 incoming_waker: None,
@@ -482,10 +494,10 @@ impl Driver {
             let now = Instant::now();
             for (m, buf) in self.meta.iter().zip(slices.iter()).take(n) {
                 let mut from = m.addr;
-                if let Some((via, remote)) = sock.via {
-                    if from == via {
-                        from = remote;
-                    }
+                if let Some((via, remote)) = sock.via
+                    && from == via
+                {
+                    from = remote;
                 }
                 let local = if sock.local.ip().is_unspecified() {
                     match m.dst_ip {
@@ -576,10 +588,10 @@ impl Driver {
             }
         };
         let mut dest = b.key.1;
-        if let Some((via, remote)) = sock.via {
-            if dest == remote {
-                dest = via;
-            }
+        if let Some((via, remote)) = sock.via
+            && dest == remote
+        {
+            dest = via;
         }
         let t = Transmit {
             destination: dest,
@@ -676,11 +688,11 @@ impl Driver {
 
     /// Drains the engine's transmits. Returns true if the budget ran out with more to send.
     fn transmit(&mut self, st: &mut State, now: Instant) -> bool {
-        if let Some(b) = self.blocked.take() {
-            if let Sent::Blocked = Self::send_batch(st, &b) {
-                self.blocked = Some(b);
-                return false;
-            }
+        if let Some(b) = self.blocked.take()
+            && let Sent::Blocked = Self::send_batch(st, &b)
+        {
+            self.blocked = Some(b);
+            return false;
         }
         let mut sent = 0;
         let mut max_segs = 1;

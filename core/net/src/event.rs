@@ -94,6 +94,8 @@ impl ConnectionEvent {
             Event::AddressAnnounced { addr } => ConnectionEvent::AddressAnnounced { addr: *addr },
             Event::BudgetExhausted { bytes } => ConnectionEvent::BudgetExhausted { bytes: *bytes },
             Event::Closed(e) => ConnectionEvent::Closed(e.clone()),
+            // An engine event this runtime has no counterpart for yet is not surfaced.
+            _ => return None,
         })
     }
 }

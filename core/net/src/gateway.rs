@@ -7,7 +7,7 @@
 //! memory bound per connection ([`GatewayConfig`]). Refusals are counted in
 //! [`GatewayStats`] and logged once per source and kind per minute.
 //!
-//! Each connection is one task relaying both ways ([`crate::relay`]): a client that stops
+//! Each connection is one task relaying both ways (`relay.rs`): a client that stops
 //! reading only stalls its own TCP peer, half-close is carried, a reset on either side resets
 //! the other. A destination named by a Host TLV is resolved here, and the allowlist is checked
 //! on each address before it is connected to.

@@ -2,7 +2,7 @@
 //! layers feed NWPathMonitor and ConnectivityManager events.
 
 use crate::netlink::{self, Change};
-use crate::{Client, Interface};
+use crate::{Client, Interface, PathId};
 use tokio::sync::mpsc;
 
 impl Client {
@@ -38,7 +38,7 @@ impl Client {
                 match &change {
                     Change::Lost { index, name, why } => {
                         log::info!("interface {name} lost ({why})");
-                        client.interface_lost(*index);
+                        client.interface_lost(PathId::new(*index));
                     }
                     Change::Available { index, name } => {
                         let Some(mut iface) = watched

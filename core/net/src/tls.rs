@@ -106,10 +106,10 @@ fn tls_io(e: std::io::Error) -> Error {
         .get_ref()
         .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
     if is_tls {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(t) = inner.downcast::<rustls::Error>() {
-                return Error::Tls(*t);
-            }
+        if let Some(inner) = e.into_inner()
+            && let Ok(t) = inner.downcast::<rustls::Error>()
+        {
+            return Error::Tls(*t);
         }
         return Error::Io(std::io::Error::other("TLS failure"));
     }

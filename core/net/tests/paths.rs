@@ -68,10 +68,10 @@ async fn add_then_lose(service: ServiceType) {
         let up = tokio::time::timeout_at(deadline.into(), events.recv())
             .await
             .expect("no PathUp for cellular");
-        if let Some(ConnectionEvent::PathUp { path, .. }) = up {
-            if path == cell_id {
-                break;
-            }
+        if let Some(ConnectionEvent::PathUp { path, .. }) = up
+            && path == cell_id
+        {
+            break;
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -4,6 +4,9 @@
 //!
 //! `cargo run --release -p braid-proto --example sim_bench` prints a Markdown section.
 
+use braid_proto::PathId;
+
+const WIFI_PATH: PathId = PathId::new(1);
 use braid_proto::harness::{Transfer, base_link, cell_link, wifi_link};
 use braid_proto::{ConnectionConfig, Policy, SchedulerKind, ServiceType};
 use std::time::{Duration, Instant};
@@ -145,7 +148,7 @@ pub fn handover_table() {
             let (c, h) = (t.client, t.handle);
             t.sim.at(kill, move |sim| {
                 let now = sim.now();
-                sim.node_mut(c).ep.remove_path(now, h, 1);
+                sim.node_mut(c).ep.remove_path(now, h, PathId::new(1));
             });
         }
         t.sim.run_until(kill + Duration::from_secs(3));
@@ -156,7 +159,9 @@ pub fn handover_table() {
             .iter()
             .find_map(|(at, e)| match e {
                 braid_proto::Event::PathSwitched { .. }
-                | braid_proto::Event::PathDown { path: 1, .. } => Some(*at - start),
+                | braid_proto::Event::PathDown {
+                    path: WIFI_PATH, ..
+                } => Some(*at - start),
                 _ => None,
             })
             .map_or("-".to_string(), |at| {

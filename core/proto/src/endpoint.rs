@@ -59,6 +59,7 @@ impl Default for EndpointConfig {
 
 /// Why a segment was not handed to any connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Dropped {
     Malformed(wire::WireError),
     NoConnection,
@@ -253,22 +254,22 @@ impl Endpoint {
     }
 
     fn mark_ready(&mut self, h: ConnectionHandle) {
-        if let Some(slot) = self.conns.get_mut(&h) {
-            if !slot.queued {
-                slot.queued = true;
-                self.ready.push_back(h);
-            }
+        if let Some(slot) = self.conns.get_mut(&h)
+            && !slot.queued
+        {
+            slot.queued = true;
+            self.ready.push_back(h);
         }
     }
 
     /// Notes that `h` changed outside the endpoint's sight: it is settled before the next
     /// deadline is read.
     fn touch(&mut self, h: ConnectionHandle) {
-        if let Some(slot) = self.conns.get_mut(&h) {
-            if !slot.touched {
-                slot.touched = true;
-                self.touched.push(h);
-            }
+        if let Some(slot) = self.conns.get_mut(&h)
+            && !slot.touched
+        {
+            slot.touched = true;
+            self.touched.push(h);
         }
     }
 
@@ -641,12 +642,12 @@ impl Endpoint {
                 });
             }
         }
-        if let Some((local, remote, rst)) = self.rsts.pop_front() {
-            if let Ok(len) = self.cfg.framing.encode(&rst, 0, |_| {}, local, remote, buf) {
-                self.stats.rsts_sent += 1;
-                self.stats.segments_out += 1;
-                return Some(Transmit { local, remote, len });
-            }
+        if let Some((local, remote, rst)) = self.rsts.pop_front()
+            && let Ok(len) = self.cfg.framing.encode(&rst, 0, |_| {}, local, remote, buf)
+        {
+            self.stats.rsts_sent += 1;
+            self.stats.segments_out += 1;
+            return Some(Transmit { local, remote, len });
         }
         while let Some(h) = self.ready.pop_front() {
             let Some(slot) = self.conns.get_mut(&h) else {

@@ -4,7 +4,7 @@
 
 use crate::conn::{ConnectionConfig, Event, ReadError};
 use crate::endpoint::{ConnectionHandle, Endpoint, EndpointConfig};
-use crate::path::{InterfaceKind, PathSpec};
+use crate::path::{InterfaceKind, PathId, PathSpec};
 use crate::random::SeededRandom;
 use crate::sim::{LinkConfig, LinkId, Node, NodeId, Sim};
 use braid_testkit::{Sha256, pattern, stall};
@@ -347,12 +347,12 @@ impl Transfer {
             links.push(sim.add_duplex(addrs[i].ip(), sip, up.clone(), down.clone()));
         }
         let now = sim.now();
-        let first = PathSpec::new(1, kinds[0], addrs[0]);
+        let first = PathSpec::new(PathId::new(1), kinds[0], addrs[0]);
         let handle =
             sim.node_mut(client)
                 .connect(now, client_cfg, first, sa(SERVER), c2s, CLIENT_SEED);
         for i in 1..paths.len() {
-            let spec = PathSpec::new(1 + i as u32, kinds[i], addrs[i]);
+            let spec = PathSpec::new(PathId::new(1 + i as u32), kinds[i], addrs[i]);
             sim.node_mut(client).ep.add_path(now, handle, spec);
         }
         Self {

@@ -4,7 +4,43 @@ use std::net::SocketAddr;
 
 /// Identifies a local interface. Assigned by the application or runtime (e.g. the OS interface
 /// index), stable while the interface exists.
-pub type PathId = u32;
+///
+/// A type of its own so that a path cannot be mixed up with a subflow id, a count or an
+/// interface index by accident: build one with [`PathId::new`] (or `From<u32>`) at the point
+/// where a number becomes a path, and read the number back with [`PathId::get`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PathId(u32);
+
+impl PathId {
+    /// The path numbered `id`.
+    pub const fn new(id: u32) -> Self {
+        PathId(id)
+    }
+
+    /// The number this path was created with.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for PathId {
+    fn from(id: u32) -> Self {
+        PathId(id)
+    }
+}
+
+impl From<PathId> for u32 {
+    fn from(p: PathId) -> Self {
+        p.0
+    }
+}
+
+/// Prints the bare number, as logs and the CLI always have.
+impl std::fmt::Display for PathId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum InterfaceKind {
@@ -64,5 +100,20 @@ pub struct PathSpec {
 impl PathSpec {
     pub fn new(id: PathId, kind: InterfaceKind, local: SocketAddr) -> Self {
         Self { id, kind, local }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_id_round_trips_and_prints_its_number() {
+        let p = PathId::new(42);
+        assert_eq!(p.get(), 42);
+        assert_eq!(PathId::from(42u32), p);
+        assert_eq!(u32::from(p), 42);
+        assert_eq!(p.to_string(), "42");
+        assert!(PathId::new(1) < PathId::new(2));
     }
 }

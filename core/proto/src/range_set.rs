@@ -98,10 +98,10 @@ impl RangeSet {
     pub fn remove_below(&mut self, v: u64) {
         let n = self.ranges.partition_point(|x| x.end <= v);
         self.ranges.drain(..n);
-        if let Some(first) = self.ranges.first_mut() {
-            if first.start < v {
-                first.start = v;
-            }
+        if let Some(first) = self.ranges.first_mut()
+            && first.start < v
+        {
+            first.start = v;
         }
     }
 

@@ -164,11 +164,12 @@ fn in_window_forgeries_with_dsns_near_2_64_change_nothing() {
     let seen: Seen = Rc::new(RefCell::new(HashMap::new()));
     let tap = seen.clone();
     t.sim.set_middlebox(Box::new(move |src, dst, bytes| {
-        if let Ok((seg, off)) = wire::parse_udp_payload(bytes, src.port(), dst.port()) {
-            if seg.flags.contains(TcpFlags::ACK) && !seg.flags.contains(TcpFlags::SYN) {
-                let next = seg.seq.0.wrapping_add((bytes.len() - off) as u32);
-                tap.borrow_mut().insert((*src, *dst), (next, seg.ack.0));
-            }
+        if let Ok((seg, off)) = wire::parse_udp_payload(bytes, src.port(), dst.port())
+            && seg.flags.contains(TcpFlags::ACK)
+            && !seg.flags.contains(TcpFlags::SYN)
+        {
+            let next = seg.seq.0.wrapping_add((bytes.len() - off) as u32);
+            tap.borrow_mut().insert((*src, *dst), (next, seg.ack.0));
         }
         true
     }));

@@ -3,6 +3,7 @@
 //! visits only the connections whose timer is due (docs/ARCHITECTURE.md, "Timers and the
 //! endpoint"). The counters are the endpoint's own statistics.
 
+use braid_proto::PathId;
 use braid_proto::random::SeededRandom;
 use braid_proto::{ConnectionConfig, Endpoint, EndpointConfig, InterfaceKind, PathSpec};
 use std::net::SocketAddr;
@@ -88,7 +89,7 @@ fn idle_connections_are_not_visited_on_wakes() {
         client.connect(
             now,
             None,
-            PathSpec::new(1, InterfaceKind::Wifi, local),
+            PathSpec::new(PathId::new(1), InterfaceKind::Wifi, local),
             server_addr,
         );
         pump(&mut client, &mut server, now);

@@ -2,6 +2,7 @@
 
 mod common;
 
+use braid_proto::PathId;
 use braid_proto::cc::Algorithm;
 use braid_proto::harness::Host;
 use braid_proto::sim::{LinkConfig, Sim};
@@ -36,7 +37,7 @@ fn add_addr_leads_to_a_join_and_remove_addr_closes_it() {
     sim.add_duplex(ip("10.0.1.2"), ip("10.0.0.1"), wifi_link(), wifi_link());
     sim.add_duplex(ip("10.0.1.2"), ip("10.0.0.2"), cell_link(), cell_link());
     let now = sim.now();
-    let path = PathSpec::new(1, InterfaceKind::Wifi, sa(WIFI));
+    let path = PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(WIFI));
     let h = sim.node_mut(c).connect(
         now,
         Some(aggregate()),
@@ -128,7 +129,7 @@ fn shared_bottleneck_share(cc: Algorithm, seed: u64) -> f64 {
     let h = client.connect(
         now,
         Some(mp),
-        PathSpec::new(1, InterfaceKind::Wired, sa("10.0.1.2:40001")),
+        PathSpec::new(PathId::new(1), InterfaceKind::Wired, sa("10.0.1.2:40001")),
         sa(SERVER),
         200_000_000,
         1,
@@ -136,7 +137,7 @@ fn shared_bottleneck_share(cc: Algorithm, seed: u64) -> f64 {
     client.ep.add_path(
         now,
         h,
-        PathSpec::new(2, InterfaceKind::Wired, sa("10.0.1.2:40002")),
+        PathSpec::new(PathId::new(2), InterfaceKind::Wired, sa("10.0.1.2:40002")),
     );
     let tcp = ConnectionConfig {
         mptcp: false,
@@ -145,7 +146,7 @@ fn shared_bottleneck_share(cc: Algorithm, seed: u64) -> f64 {
     client.connect(
         now,
         Some(tcp),
-        PathSpec::new(3, InterfaceKind::Wired, sa("10.0.1.2:40003")),
+        PathSpec::new(PathId::new(3), InterfaceKind::Wired, sa("10.0.1.2:40003")),
         sa(SERVER),
         200_000_000,
         2,

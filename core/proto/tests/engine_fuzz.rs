@@ -5,6 +5,7 @@
 
 mod common;
 
+use braid_proto::PathId;
 use braid_proto::random::{Random, SeededRandom};
 use braid_proto::sim::Sim;
 use braid_proto::{
@@ -43,7 +44,7 @@ proptest! {
             Box::new(SeededRandom::new(2)),
         );
         let mut now = Instant::now();
-        client.connect(now, None, PathSpec::new(1, InterfaceKind::Wifi, sa(WIFI)), sa(SERVER));
+        client.connect(now, None, PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(WIFI)), sa(SERVER));
         drain(&mut client, now);
         for d in &dgrams {
             now += Duration::from_millis(7);

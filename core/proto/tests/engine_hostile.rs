@@ -368,15 +368,15 @@ fn bogus_data_ack_with_valid_tcp_numbers_never_corrupts() {
             opts.sack_blocks = repr.options.sack_blocks;
             for o in repr.options.mptcp.iter() {
                 let mut o = *o;
-                if let MptcpOption::Dss(d) = &mut o {
-                    if let (Some(a), Some(h)) = (d.data_ack, highest) {
-                        let raised = match (a, h) {
-                            (DataSeq::Wide(_), DataSeq::Wide(v)) => DataSeq::Wide(v),
-                            (_, h) => DataSeq::Narrow(h.value() as u32),
-                        };
-                        changed = raised != a;
-                        d.data_ack = Some(raised);
-                    }
+                if let MptcpOption::Dss(d) = &mut o
+                    && let (Some(a), Some(h)) = (d.data_ack, highest)
+                {
+                    let raised = match (a, h) {
+                        (DataSeq::Wide(_), DataSeq::Wide(v)) => DataSeq::Wide(v),
+                        (_, h) => DataSeq::Narrow(h.value() as u32),
+                    };
+                    changed = raised != a;
+                    d.data_ack = Some(raised);
                 }
                 opts.push_mptcp(o).unwrap();
             }

@@ -5,7 +5,9 @@
 mod common;
 
 use braid_proto::wire::{TcpFlags, emit_udp_payload, parse_udp_payload};
-use braid_proto::{ConnectionConfig, Event, Policy, ServiceType};
+use braid_proto::{ConnectionConfig, Event, PathId, Policy, ServiceType};
+
+const CELL_PATH: PathId = PathId::new(2);
 use common::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -80,12 +82,12 @@ fn corrupter(
         if src.port() != port {
             return true;
         }
-        if let Ok((_, off)) = parse_udp_payload(buf, src.port(), dst.port()) {
-            if buf.len() > off + 100 {
-                seen.set(seen.get() + 1);
-                if seen.get() == nth {
-                    buf[off + 50] ^= 0x5a;
-                }
+        if let Ok((_, off)) = parse_udp_payload(buf, src.port(), dst.port())
+            && buf.len() > off + 100
+        {
+            seen.set(seen.get() + 1);
+            if seen.get() == nth {
+                buf[off + 50] ^= 0x5a;
             }
         }
         true
@@ -135,8 +137,13 @@ fn corrupted_payload_with_two_subflows_resets_that_subflow_and_stays_intact() {
     let ev = events(&t);
     assert!(!ev.contains(&Event::FellBackToTcp), "still MPTCP: {ev:?}");
     assert!(
-        ev.iter()
-            .any(|e| matches!(e, Event::PathDown { path: 2, .. })),
+        ev.iter().any(|e| matches!(
+            e,
+            Event::PathDown {
+                path: CELL_PATH,
+                ..
+            }
+        )),
         "the corrupted subflow was reset: {ev:?}"
     );
 }

@@ -4,6 +4,9 @@
 
 mod common;
 
+use braid_proto::PathId;
+
+const WIFI_PATH: PathId = PathId::new(1);
 use braid_proto::harness::Host;
 use braid_proto::sim::Sim;
 use braid_proto::{
@@ -37,7 +40,9 @@ fn switches(t: &Transfer) -> Vec<(Duration, Option<u32>, u32, SwitchReason)> {
     client_events(t)
         .into_iter()
         .filter_map(|(at, e)| match e {
-            Event::PathSwitched { from, to, reason } => Some((at, from, to, reason)),
+            Event::PathSwitched { from, to, reason } => {
+                Some((at, from.map(PathId::get), to.get(), reason))
+            }
             _ => None,
         })
         .collect()
@@ -56,7 +61,7 @@ fn os_lost(t: &mut Transfer, at: Duration, path: u32) {
     let (c, h) = (t.client, t.handle);
     t.sim.at(at, move |sim| {
         let now = sim.now();
-        sim.node_mut(c).ep.remove_path(now, h, path);
+        sim.node_mut(c).ep.remove_path(now, h, PathId::new(path));
     });
 }
 
@@ -64,9 +69,9 @@ fn os_lost(t: &mut Transfer, at: Duration, path: u32) {
 fn os_available(t: &mut Transfer, at: Duration, path: u32) {
     let (c, h) = (t.client, t.handle);
     let spec = if path == 1 {
-        PathSpec::new(1, InterfaceKind::Wifi, sa(WIFI))
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(WIFI))
     } else {
-        PathSpec::new(2, InterfaceKind::Cellular, sa(CELL))
+        PathSpec::new(PathId::new(2), InterfaceKind::Cellular, sa(CELL))
     };
     t.sim.at(at, move |sim| {
         let now = sim.now();
@@ -310,7 +315,16 @@ fn a_join_syn_lost_while_wifi_comes_up_does_not_delay_failback() {
     );
     let wifi_up = client_events(&t)
         .into_iter()
-        .filter(|(at, e)| *at > back && matches!(e, Event::PathUp { path: 1, .. }))
+        .filter(|(at, e)| {
+            *at > back
+                && matches!(
+                    e,
+                    Event::PathUp {
+                        path: WIFI_PATH,
+                        ..
+                    }
+                )
+        })
         .map(|(at, _)| at)
         .next()
         .expect("the WiFi subflow came back");
@@ -560,12 +574,16 @@ fn on_cellular_with_wifi_back(seed: u64, mut policy: Policy) -> Transfer {
         vec![(Some(1), 2, SwitchReason::InterfaceLost)]
     );
     let conn = t.sim.node(t.client).ep.connection(t.handle).unwrap();
-    assert_eq!(conn.active_path(), Some(2), "still on cellular");
+    assert_eq!(
+        conn.active_path(),
+        Some(PathId::new(2)),
+        "still on cellular"
+    );
     let wifi_up = conn
         .stats()
         .paths
         .iter()
-        .any(|p| p.path == Some(1) && p.state == "established");
+        .any(|p| p.path == Some(PathId::new(1)) && p.state == "established");
     assert!(wifi_up, "the wifi subflow is back");
     t
 }
@@ -651,7 +669,7 @@ fn a_cellular_budget_running_out_on_cellular_is_one_cost_control_switch() {
         "one switch when the budget ran out"
     );
     let conn = t.sim.node(t.client).ep.connection(t.handle).unwrap();
-    assert_eq!(conn.active_path(), Some(1));
+    assert_eq!(conn.active_path(), Some(PathId::new(1)));
     let cell = path_sent(&t, InterfaceKind::Cellular);
     assert!(cell < 12_000_000 + 1_000_000, "cellular kept going: {cell}");
 }
@@ -857,7 +875,10 @@ fn mp_prio_from_the_client_moves_the_servers_sending() {
     let before = server_wifi_sent(&t);
     assert!(before > 1_000_000, "the server sends on wifi");
     let (c, h) = (t.client, t.handle);
-    t.sim.node_mut(c).ep.set_path_backup(h, 1, true);
+    t.sim
+        .node_mut(c)
+        .ep
+        .set_path_backup(h, PathId::new(1), true);
     t.sim.run_until(Duration::from_millis(2500));
     let settled = server_wifi_sent(&t);
     t.sim.run_until(Duration::from_millis(4500));
@@ -871,7 +892,7 @@ fn mp_prio_from_the_client_moves_the_servers_sending() {
     assert!(ev.iter().any(|(_, e)| matches!(
         e,
         Event::PathBackupChanged {
-            path: 1,
+            path: WIFI_PATH,
             backup: true
         }
     )));

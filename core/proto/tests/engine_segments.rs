@@ -3,6 +3,7 @@
 //! The MP_CAPABLE and MP_JOIN handshakes are replayed with the keys and nonces of a real
 //! Linux kernel capture (`fixtures/kernel-mptcp-v1.json`).
 
+use braid_proto::PathId;
 use braid_proto::random::{Random, SeededRandom};
 use braid_proto::wire::*;
 use braid_proto::{
@@ -552,7 +553,7 @@ fn client_handshake_against_the_kernels_syn_ack() {
     let h: ConnectionHandle = c.ep.connect(
         c.now,
         None,
-        PathSpec::new(1, InterfaceKind::Wifi, sa(CLIENT)),
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(CLIENT)),
         sa(SERVER),
     );
     let syn = c.recv_one();
@@ -602,7 +603,7 @@ fn client_falls_back_when_syn_ack_has_no_mp_capable() {
     let h = c.ep.connect(
         c.now,
         None,
-        PathSpec::new(1, InterfaceKind::Wifi, sa(CLIENT)),
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(CLIENT)),
         sa(SERVER),
     );
     let _syn = c.recv_one();
@@ -635,7 +636,7 @@ fn syn_is_retransmitted_with_backoff_then_connect_fails() {
     c.ep.connect(
         c.now,
         None,
-        PathSpec::new(1, InterfaceKind::Wifi, sa(CLIENT)),
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(CLIENT)),
         sa(SERVER),
     );
     let _ = c.recv_one();
@@ -680,7 +681,7 @@ fn client_established() -> (Peer, ConnectionHandle, u32, u32) {
     let h = c.ep.connect(
         c.now,
         None,
-        PathSpec::new(1, InterfaceKind::Wifi, sa(CLIENT)),
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(CLIENT)),
         sa(SERVER),
     );
     let _syn = c.recv_one();

@@ -98,10 +98,12 @@ fn idle_connection_stays_up_with_keepalives() {
     let probes = Rc::new(Cell::new(0u32));
     let p = probes.clone();
     t.sim.set_middlebox(Box::new(move |src, dst, buf| {
-        if let Ok((r, off)) = parse_udp_payload(buf, src.port(), dst.port()) {
-            if *src == sa(WIFI) && buf.len() == off && !r.flags.contains(TcpFlags::SYN) {
-                p.set(p.get() + 1);
-            }
+        if let Ok((r, off)) = parse_udp_payload(buf, src.port(), dst.port())
+            && *src == sa(WIFI)
+            && buf.len() == off
+            && !r.flags.contains(TcpFlags::SYN)
+        {
+            p.set(p.get() + 1);
         }
         true
     }));

@@ -1,6 +1,7 @@
 //! End-to-end transfers through the simulator: integrity under loss, reordering,
 //! duplication and outages.
 
+use braid_proto::PathId;
 use braid_proto::harness::Host;
 use braid_proto::sim::{LinkConfig, Sim};
 use braid_proto::{EndpointConfig, InterfaceKind, PathSpec};
@@ -37,7 +38,7 @@ fn setup(seed: u64, up: LinkConfig, down: LinkConfig, c2s: u64, s2c: u64) -> Run
     let server = sim.add_node(server, &[sip]);
     sim.add_duplex(cip, sip, up, down);
     let now = sim.now();
-    let path = PathSpec::new(1, InterfaceKind::Wifi, addr("10.0.1.2:40000"));
+    let path = PathSpec::new(PathId::new(1), InterfaceKind::Wifi, addr("10.0.1.2:40000"));
     let handle = sim
         .node_mut(client)
         .connect(now, None, path, addr("10.0.0.1:443"), c2s, 5);

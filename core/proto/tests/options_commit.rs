@@ -2,6 +2,7 @@
 //! out (docs/ARCHITECTURE.md, "Timers and the endpoint"): an MP_PRIO whose segment could
 //! not be written is still sent by the next one, exactly once.
 
+use braid_proto::PathId;
 use braid_proto::random::SeededRandom;
 use braid_proto::wire::{self, MptcpOption};
 use braid_proto::{Endpoint, EndpointConfig, InterfaceKind, PathSpec, Policy, ServiceType};
@@ -61,7 +62,7 @@ fn an_mp_prio_not_written_is_not_lost() {
     let h = client.connect(
         now,
         None,
-        PathSpec::new(1, InterfaceKind::Wifi, local),
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, local),
         server_addr,
     );
     pump(&mut client, &mut server, now);
@@ -76,7 +77,7 @@ fn an_mp_prio_not_written_is_not_lost() {
     server.handle_timeout(now);
     pump(&mut client, &mut server, now);
 
-    client.set_path_backup(h, 1, true);
+    client.set_path_backup(h, PathId::new(1), true);
     // Too small for any segment: nothing can be written.
     let mut tiny = [0u8; 16];
     assert!(client.poll_transmit(now, &mut tiny).is_none());

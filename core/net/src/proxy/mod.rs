@@ -2,7 +2,7 @@
 //! username/password as an option) and HTTP CONNECT (RFC 9110 §9.3.6), told apart by the
 //! first byte (0x05 is SOCKS5). Each accepted connection becomes one Braid connection through
 //! a gateway to the requested host and port, with the [`Client`]'s service type and
-//! interfaces, relayed both ways like the gateway's ([`crate::relay`]). Host names go to the
+//! interfaces, relayed both ways like the gateway's (`relay.rs`). Host names go to the
 //! gateway to resolve (see [`crate::ClientBuilder::resolve_on_gateway`]).
 //!
 //! Failures are answered, never a silent close: the gateway's refusals map to SOCKS reply

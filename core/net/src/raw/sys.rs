@@ -110,14 +110,15 @@ fn warn_if_ephemeral(ports: &RangeInclusive<u16>) {
         return;
     };
     let mut it = s.split_whitespace().filter_map(|w| w.parse::<u16>().ok());
-    if let (Some(lo), Some(hi)) = (it.next(), it.next()) {
-        if *ports.start() <= hi && lo <= *ports.end() {
-            log::warn!(
-                "raw carrier: ports {}-{} overlap the kernel's ephemeral range {lo}-{hi}",
-                ports.start(),
-                ports.end()
-            );
-        }
+    if let (Some(lo), Some(hi)) = (it.next(), it.next())
+        && *ports.start() <= hi
+        && lo <= *ports.end()
+    {
+        log::warn!(
+            "raw carrier: ports {}-{} overlap the kernel's ephemeral range {lo}-{hi}",
+            ports.start(),
+            ports.end()
+        );
     }
 }
 

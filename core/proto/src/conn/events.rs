@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// Why a connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseError {
     /// Both directions finished (DATA_FIN exchanged) — not an error.
     Finished,
@@ -35,6 +36,7 @@ impl std::fmt::Display for CloseError {
 
 /// Why the connection moved its traffic from one path to another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SwitchReason {
     /// The operating system reported the interface gone.
     InterfaceLost,
@@ -60,6 +62,7 @@ pub enum SwitchReason {
 
 /// Something the application should know about.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The handshake completed; data can flow.
     Connected,

@@ -347,11 +347,12 @@ impl Connection {
                 e.sf.request_ack();
             }
         }
-        if let Some(j) = e.join.as_mut() {
-            if self.role == Role::Client && j.awaiting_ack {
-                j.third_ack_at = Some(now);
-                e.sf.request_ack();
-            }
+        if let Some(j) = e.join.as_mut()
+            && self.role == Role::Client
+            && j.awaiting_ack
+        {
+            j.third_ack_at = Some(now);
+            e.sf.request_ack();
         }
         self.timers.stop(Timer::NoPath);
         self.report_path_up(idx);

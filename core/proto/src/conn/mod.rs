@@ -418,6 +418,7 @@ impl std::fmt::Debug for Connection {
 
 /// Why a write was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The send buffer is full: wait for `Event::Writable`.
     Blocked,
@@ -441,6 +442,7 @@ impl std::error::Error for WriteError {}
 
 /// Result of a read that produced no bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadError {
     /// Nothing to read yet: wait for `Event::Readable`.
     Blocked,

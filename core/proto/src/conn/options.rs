@@ -70,12 +70,11 @@ impl Connection {
         kind: Seg,
     ) -> PlannedOptions {
         let mut plan = self.plan_mptcp_options(idx, kind);
-        if plan.signal_slot {
-            if let Some(remote_key) = self.keys.remote {
-                if let Some(o) = self.paths.next_signal(now, self.keys.local, remote_key) {
-                    plan.push(o);
-                }
-            }
+        if plan.signal_slot
+            && let Some(remote_key) = self.keys.remote
+            && let Some(o) = self.paths.next_signal(now, self.keys.local, remote_key)
+        {
+            plan.push(o);
         }
         plan.write(repr)
     }
@@ -104,10 +103,10 @@ impl Connection {
             if let Some(reason) = e.rst_reason {
                 out.push(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason }));
             }
-            if e.fastclose {
-                if let Some(k) = self.keys.remote {
-                    out.push(MptcpOption::MpFastClose(MpFastClose { receiver_key: k }));
-                }
+            if e.fastclose
+                && let Some(k) = self.keys.remote
+            {
+                out.push(MptcpOption::MpFastClose(MpFastClose { receiver_key: k }));
             }
             return out;
         }
@@ -200,12 +199,12 @@ impl Connection {
             }
             // MP_FAIL rides on every segment until the peer's infinite mapping shows it
             // arrived; `fail_pending` only forces the first one out.
-            if let Some(dsn) = self.rx_fail_dsn.filter(|_| fb.subflow == e.id) {
-                if !matches!(kind, Seg::Fin) {
-                    out.push(MptcpOption::MpFail(MpFail {
-                        dsn: self.keys.remote_idsn.wrapping_add(dsn),
-                    }));
-                }
+            if let Some(dsn) = self.rx_fail_dsn.filter(|_| fb.subflow == e.id)
+                && !matches!(kind, Seg::Fin)
+            {
+                out.push(MptcpOption::MpFail(MpFail {
+                    dsn: self.keys.remote_idsn.wrapping_add(dsn),
+                }));
             }
             return out;
         }
@@ -245,13 +244,13 @@ impl Connection {
                 _ => {}
             }
         }
-        if let (Some(j), Seg::PureAck) = (e.join, kind) {
-            if j.awaiting_ack {
-                let hmac =
-                    wire::join_ack_hmac(self.keys.local, remote_key, j.local_nonce, j.remote_nonce);
-                out.push(MptcpOption::MpJoin(MpJoin::Ack { hmac }));
-                return out;
-            }
+        if let (Some(j), Seg::PureAck) = (e.join, kind)
+            && j.awaiting_ack
+        {
+            let hmac =
+                wire::join_ack_hmac(self.keys.local, remote_key, j.local_nonce, j.remote_nonce);
+            out.push(MptcpOption::MpJoin(MpJoin::Ack { hmac }));
+            return out;
         }
         if e.join.is_some_and(|j| !j.awaiting_ack) && e.sf.state == State::SynReceived {
             return out;

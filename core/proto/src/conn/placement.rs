@@ -89,10 +89,10 @@ impl Connection {
         let mut s = ssn;
         let mut off = 0usize;
         while off < data.len() {
-            if let Some(fb) = fb {
-                if fb.rx_dsn(s).is_some() {
-                    return self.place_plain(&fb, s, &data[off..]).unwrap_or(s);
-                }
+            if let Some(fb) = fb
+                && fb.rx_dsn(s).is_some()
+            {
+                return self.place_plain(&fb, s, &data[off..]).unwrap_or(s);
             }
             let Some(m) = self.subflows[idx].rx_maps.find(s) else {
                 break;

@@ -87,10 +87,10 @@ impl Connection {
         if self.mode.fallback().is_some() {
             self.fallback_ack(idx, out.ack.valid, out.ack.window);
         }
-        if let Some((ssn, skip)) = out.data {
-            if let Some(data) = payload.get(skip..) {
-                self.place_data(now, idx, ssn, data);
-            }
+        if let Some((ssn, skip)) = out.data
+            && let Some(data) = payload.get(skip..)
+        {
+            self.place_data(now, idx, ssn, data);
         }
         if self.mode.fallback().is_none()
             && self.subflows[idx].sf.state == crate::subflow::State::CloseWait
@@ -172,16 +172,16 @@ impl Connection {
                     if let MpCapableKeys::AckData {
                         data_len, checksum, ..
                     } = m.keys
+                        && self.subflows[idx].initial
+                        && data_len > 0
                     {
-                        if self.subflows[idx].initial && data_len > 0 {
-                            self.subflows[idx].rx_maps.insert(RxMapping {
-                                ssn: 1,
-                                dsn: 1,
-                                len: data_len as u64,
-                                checksum,
-                                fin: false,
-                            });
-                        }
+                        self.subflows[idx].rx_maps.insert(RxMapping {
+                            ssn: 1,
+                            dsn: 1,
+                            len: data_len as u64,
+                            checksum,
+                            fin: false,
+                        });
                     }
                 }
                 MptcpOption::AddAddr(a) => self.on_add_addr(now, &a),
@@ -372,14 +372,14 @@ impl Connection {
         if self.peer_fin_consumed {
             return;
         }
-        if let Some(f) = self.peer_fin {
-            if self.recv.rcv_nxt() >= f {
-                self.peer_fin_consumed = true;
-                self.events.push_back(Event::Readable);
-                for e in &mut self.subflows {
-                    if e.sf.state.can_receive() {
-                        e.sf.request_ack();
-                    }
+        if let Some(f) = self.peer_fin
+            && self.recv.rcv_nxt() >= f
+        {
+            self.peer_fin_consumed = true;
+            self.events.push_back(Event::Readable);
+            for e in &mut self.subflows {
+                if e.sf.state.can_receive() {
+                    e.sf.request_ack();
                 }
             }
         }
@@ -434,11 +434,9 @@ impl Connection {
                 e.sf.counters.bytes_sent + e.sf.counters.bytes_received;
         }
         let e = &self.subflows[idx];
-        if was_up {
-            if let Some(path) = e.path {
-                self.events
-                    .push_back(Event::PathDown { path, kind: e.kind });
-            }
+        if was_up && let Some(path) = e.path {
+            self.events
+                .push_back(Event::PathDown { path, kind: e.kind });
         }
         let (id, initial, path) = (e.id, e.initial, e.path);
         self.paths.on_subflow_closed(now, path, reason);

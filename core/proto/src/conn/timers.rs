@@ -79,17 +79,17 @@ impl Connection {
             if !j.awaiting_ack {
                 continue;
             }
-            if let Some(t) = j.third_ack_at {
-                if t + e.sf.rtt.rto() <= now {
-                    j.third_ack_at = Some(now);
-                    j.attempts += 1;
-                    if j.attempts > JOIN_ACK_ATTEMPTS {
-                        e.rst_reason = Some(crate::wire::TcpRstReason::MptcpError);
-                        e.sf.abort();
-                        self.on_subflow_closed(now, i);
-                    } else {
-                        e.sf.request_ack();
-                    }
+            if let Some(t) = j.third_ack_at
+                && t + e.sf.rtt.rto() <= now
+            {
+                j.third_ack_at = Some(now);
+                j.attempts += 1;
+                if j.attempts > JOIN_ACK_ATTEMPTS {
+                    e.rst_reason = Some(crate::wire::TcpRstReason::MptcpError);
+                    e.sf.abort();
+                    self.on_subflow_closed(now, i);
+                } else {
+                    e.sf.request_ack();
                 }
             }
         }

@@ -490,11 +490,11 @@ impl<N: Node> Sim<N> {
     }
 
     fn send(&mut self, mut src: SocketAddr, mut dst: SocketAddr, mut payload: Vec<u8>) {
-        if let Some(hook) = self.middlebox.as_mut() {
-            if !hook(&mut src, &mut dst, &mut payload) {
-                self.free_buffers.push(payload);
-                return;
-            }
+        if let Some(hook) = self.middlebox.as_mut()
+            && !hook(&mut src, &mut dst, &mut payload)
+        {
+            self.free_buffers.push(payload);
+            return;
         }
         let size = payload.len();
         let route = self.routes.get(&(src.ip(), dst.ip())).copied();

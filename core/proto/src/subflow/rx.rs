@@ -133,12 +133,12 @@ impl Subflow {
         }
         self.note_alive(now);
 
-        if self.ts_ok {
-            if let Some((tsval, _)) = seg.options.timestamps {
-                // RFC 7323: remember the TSval of the segment that covers rcv_nxt.
-                if seq <= self.rcv_nxt && tsval.wrapping_sub(self.ts_recent) as i32 >= 0 {
-                    self.ts_recent = tsval;
-                }
+        if self.ts_ok
+            && let Some((tsval, _)) = seg.options.timestamps
+        {
+            // RFC 7323: remember the TSval of the segment that covers rcv_nxt.
+            if seq <= self.rcv_nxt && tsval.wrapping_sub(self.ts_recent) as i32 >= 0 {
+                self.ts_recent = tsval;
             }
         }
 
@@ -228,11 +228,11 @@ impl Subflow {
         self.peer_window = seg.window as u64;
         self.max_peer_window = self.peer_window;
         self.peer_wnd_edge = 1 + seg.window as u64;
-        if let Some(syn) = self.sent.front() {
-            if !syn.retransmitted {
-                let sample = now.saturating_duration_since(syn.sent_at);
-                self.rtt.update(sample);
-            }
+        if let Some(syn) = self.sent.front()
+            && !syn.retransmitted
+        {
+            let sample = now.saturating_duration_since(syn.sent_at);
+            self.rtt.update(sample);
         }
         self.sent.ack_to(1, |_, _| {});
         self.snd_una = 1;
@@ -330,10 +330,10 @@ impl Subflow {
         if out.loss {
             self.last_loss = Some(now);
         }
-        if let Some(e) = self.timeout_epoch_until {
-            if self.snd_una >= e {
-                self.timeout_epoch_until = None;
-            }
+        if let Some(e) = self.timeout_epoch_until
+            && self.snd_una >= e
+        {
+            self.timeout_epoch_until = None;
         }
         if out.loss && self.recovery_until.is_none() && self.timeout_epoch_until.is_none() {
             self.recovery_until = Some(self.snd_nxt);
@@ -342,10 +342,10 @@ impl Subflow {
             // Quick ACKs help the peer's recovery from our side too.
             self.quickacks = self.quickacks.max(4);
         }
-        if let Some(r) = self.recovery_until {
-            if self.snd_una >= r {
-                self.recovery_until = None;
-            }
+        if let Some(r) = self.recovery_until
+            && self.snd_una >= r
+        {
+            self.recovery_until = None;
         }
 
         let delivered = out.newly_acked + out.newly_sacked;
@@ -370,10 +370,10 @@ impl Subflow {
             self.timers.rto = Some(now + self.rtt.rto());
         }
 
-        if let Some(f) = self.fin_ssn {
-            if self.snd_una > f {
-                self.on_fin_acked(now);
-            }
+        if let Some(f) = self.fin_ssn
+            && self.snd_una > f
+        {
+            self.on_fin_acked(now);
         }
         out
     }

@@ -132,15 +132,13 @@ impl SentQueue {
                 front.ssn = ack;
                 front.len -= payload_cut as u32;
                 front.dsn = new_dsn;
-                if let Some(f) = self.dsn_floor.front_mut() {
-                    if f.0 == old_ssn {
-                        *f = (ack, new_dsn);
-                        // A later segment with a lower DSN outlives this one: it is the floor.
-                        while self.dsn_floor.len() >= 2
-                            && self.dsn_floor[0].1 >= self.dsn_floor[1].1
-                        {
-                            self.dsn_floor.pop_front();
-                        }
+                if let Some(f) = self.dsn_floor.front_mut()
+                    && f.0 == old_ssn
+                {
+                    *f = (ack, new_dsn);
+                    // A later segment with a lower DSN outlives this one: it is the floor.
+                    while self.dsn_floor.len() >= 2 && self.dsn_floor[0].1 >= self.dsn_floor[1].1 {
+                        self.dsn_floor.pop_front();
                     }
                 }
                 if front.in_pipe() {

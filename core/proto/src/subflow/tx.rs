@@ -247,10 +247,10 @@ impl Subflow {
             Control::Syn => {
                 self.sent.retransmitted(0, now);
                 // The first SYN is not a retransmission for Karn's rule.
-                if self.syn_count == 0 {
-                    if let Some(s) = self.sent.get_mut(0) {
-                        s.retransmitted = false;
-                    }
+                if self.syn_count == 0
+                    && let Some(s) = self.sent.get_mut(0)
+                {
+                    s.retransmitted = false;
                 }
                 self.on_segment_sent(now, 0);
                 self.timers.rto = Some(now + self.rtt.rto());

@@ -490,15 +490,16 @@ impl Ctx<'_> {
              once WiFi has been healthy for 5 s and then closes the idle cellular subflow."
         );
         for (stack, rs) in &runs {
-            if let Some(Ok(t)) = rs.first() {
-                if stack.is_braid() && !t.events.is_empty() {
-                    let _ = writeln!(
-                        md,
-                        "\n{stack}, first run, connection events (from 4.5 s):\n"
-                    );
-                    for (s, e) in t.events.iter().filter(|(s, _)| *s >= DOWN - 0.5) {
-                        let _ = writeln!(md, "- {s:.2} s: {e}");
-                    }
+            if let Some(Ok(t)) = rs.first()
+                && stack.is_braid()
+                && !t.events.is_empty()
+            {
+                let _ = writeln!(
+                    md,
+                    "\n{stack}, first run, connection events (from 4.5 s):\n"
+                );
+                for (s, e) in t.events.iter().filter(|(s, _)| *s >= DOWN - 0.5) {
+                    let _ = writeln!(md, "- {s:.2} s: {e}");
                 }
             }
         }

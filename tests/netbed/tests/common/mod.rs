@@ -201,10 +201,10 @@ impl Watch {
                     v.history.push((start.elapsed(), info.clone()));
                     v.info = Some(info);
                 }
-                if let Ok(list) = kernel::subflow_addrs(&s) {
-                    if list.len() > v.subflows.len() {
-                        v.subflows = list;
-                    }
+                if let Ok(list) = kernel::subflow_addrs(&s)
+                    && list.len() > v.subflows.len()
+                {
+                    v.subflows = list;
                 }
                 if flag.load(Ordering::Relaxed) {
                     return v;

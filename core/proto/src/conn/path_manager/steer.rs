@@ -38,10 +38,9 @@ impl PathManager {
                 reason,
                 SwitchReason::Unresponsive | SwitchReason::RetransmissionTimeouts
             )
+            && let Some(old) = from
         {
-            if let Some(old) = from {
-                self.abandon_path(old, view);
-            }
+            self.abandon_path(old, view);
         }
         self.actions
             .push_back(PmAction::Switch { from, to, reason });
@@ -148,11 +147,11 @@ impl PathManager {
         for v in view.iter_mut() {
             self.set_backup(v, handover && v.path != Some(active));
         }
-        if let Some(reason) = self.active_degraded(active, now, view) {
-            if let Some(to) = self.best_alternative(active, view) {
-                self.switch(now, to, reason, view);
-                return;
-            }
+        if let Some(reason) = self.active_degraded(active, now, view)
+            && let Some(to) = self.best_alternative(active, view)
+        {
+            self.switch(now, to, reason, view);
+            return;
         }
         if active != primary {
             self.consider_failback(now, primary, view);

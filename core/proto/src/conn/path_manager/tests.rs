@@ -2,8 +2,8 @@
 
 use super::*;
 
-const WIFI: PathId = 1;
-const CELL: PathId = 2;
+const WIFI: PathId = PathId::new(1);
+const CELL: PathId = PathId::new(2);
 
 fn facts() -> ConnFacts {
     ConnFacts {
