@@ -257,7 +257,7 @@ fn annotate(out: &std::path::Path, inclusive: bool) -> Result<Profile> {
             None => rows.push((ir, function.to_string())),
         }
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
     let total = total.ok_or("callgrind_annotate printed no PROGRAM TOTALS")?;
     Ok(Profile { total, rows })
 }
