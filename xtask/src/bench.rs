@@ -131,6 +131,7 @@ fn engine() -> Result<String> {
     let exe = root.join("target/release/examples/engine_cost");
     let mut totals = Vec::new();
     let mut profile = None;
+    let mut summary = String::new();
     for run in 0..2 {
         let out =
             std::env::temp_dir().join(format!("braid-callgrind-{}-{run}.out", std::process::id()));
@@ -139,7 +140,7 @@ fn engine() -> Result<String> {
             .arg(format!("--callgrind-out-file={}", out.display()))
             .arg(&exe)
             .arg(ENGINE_MB.to_string());
-        capture(&mut cmd)?;
+        summary = capture(&mut cmd)?;
         let inclusive = annotate(&out, true)?;
         let exclusive = annotate(&out, false)?;
         let _ = std::fs::remove_file(&out);
@@ -160,10 +161,11 @@ fn engine() -> Result<String> {
         "One connection moves {ENGINE_MB} MB client → server over a lossless simulated link \
          (1 Gbit/s, 2 ms one way, a queue no window fills), both endpoints in one process, no \
          sockets (`core/proto/examples/engine_cost.rs`). Instructions counted by callgrind \
-         (`Ir`), so the figure does not depend on machine load.\n\n\
+         (`Ir`), so the figure does not depend on machine load. The example says: {}.\n\n\
          | | instructions per MB |\n|---|---|\n\
          | total, run 1 / run 2 | {:.4e} / {:.4e} ({} / {} Ir in all, {:+.4} % apart) |\n\
          | without the harness's data work (SHA-256 of the received bytes, pattern fill and check) | **{:.3e}** |\n\n",
+        summary.trim(),
         per_mb(totals[0]),
         per_mb(totals[1]),
         totals[0],
