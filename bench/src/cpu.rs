@@ -1,5 +1,6 @@
 //! CPU cost per byte on loopback (docs/ARCHITECTURE.md, "Targets": at least 1.2 × quinn,
-//! measured in the same run).
+//! measured in the same run), with the kernel's TCP (a tokio `TcpStream` pair, measured the
+//! same way: sender + receiver process time) as the reference for issue 20's 1e9 B/CPU-s goal.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -10,9 +11,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub enum Stack {
     Braid,
     Quinn,
+    /// Kernel TCP over loopback: the floor a userspace stack is compared with.
+    KernelTcp,
 }
 
 const WRITE: usize = 128 * 1024;
+
+/// Issue 20's target for Braid, sender + receiver process time.
+const GOAL_BYTES_PER_CPU_S: f64 = 1e9;
 
 fn cpu_time() -> Duration {
     // SAFETY: getrusage only writes into the struct passed to it.
@@ -38,14 +44,18 @@ pub fn orchestrate(args: &[String]) -> Result<(), String> {
     let repeats = arg(args, "--repeats", 3)?;
     let markdown = args.iter().any(|a| a == "--markdown");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut results: Vec<(Stack, Vec<(f64, f64)>)> =
-        vec![(Stack::Braid, vec![]), (Stack::Quinn, vec![])];
+    let mut results: Vec<(Stack, Vec<(f64, f64)>)> = vec![
+        (Stack::Braid, vec![]),
+        (Stack::Quinn, vec![]),
+        (Stack::KernelTcp, vec![]),
+    ];
     for _ in 0..repeats {
         // Interleaved, so slow phases of a noisy machine hit both stacks alike.
         for (stack, runs) in results.iter_mut() {
             let sub = match stack {
                 Stack::Braid => "run-braid",
                 Stack::Quinn => "run-quinn",
+                Stack::KernelTcp => "run-tcp",
             };
             let out = Command::new(&exe)
                 .args([sub, "--bytes", &bytes.to_string()])
@@ -74,6 +84,8 @@ pub fn orchestrate(args: &[String]) -> Result<(), String> {
     let quinn = stats(&results[1].1, |r| r.1);
     let braid_gp = stats(&results[0].1, |r| r.0);
     let quinn_gp = stats(&results[1].1, |r| r.0);
+    let tcp = stats(&results[2].1, |r| r.1);
+    let tcp_gp = stats(&results[2].1, |r| r.0);
     let ratio = braid.1 / quinn.1;
     if markdown {
         println!(
@@ -88,6 +100,11 @@ pub fn orchestrate(args: &[String]) -> Result<(), String> {
             "quinn 0.11 (rustls/ring, 1 uni stream, 128 KiB writes)",
             quinn_gp,
             quinn,
+        ),
+        (
+            "kernel TCP (tokio TcpStream pair, 128 KiB writes)",
+            tcp_gp,
+            tcp,
         ),
     ] {
         if markdown {
@@ -110,6 +127,12 @@ pub fn orchestrate(args: &[String]) -> Result<(), String> {
         }
     }
     println!("\nBraid / quinn, bytes per CPU second (medians, same run): **{ratio:.2}×**");
+    println!(
+        "\nBraid / kernel TCP, bytes per CPU second (medians, same run): **{:.2}×**; issue 20's \
+         goal of 1e9 B/CPU-s is {:.2}× Braid's median.",
+        braid.1 / tcp.1,
+        GOAL_BYTES_PER_CPU_S / braid.1
+    );
     Ok(())
 }
 
@@ -125,6 +148,7 @@ pub fn run_one(stack: Stack, args: &[String]) -> Result<(), String> {
         match stack {
             Stack::Braid => braid_transfer(bytes).await,
             Stack::Quinn => quinn_transfer(bytes).await,
+            Stack::KernelTcp => tcp_transfer(bytes).await,
         }
     })?;
     if got != bytes {
@@ -168,6 +192,39 @@ async fn braid_transfer(len: u64) -> Result<(Duration, Duration, u64), String> {
     }
     conn.shutdown().await.map_err(|e| e.to_string())?;
     let got = sink.await.map_err(|e| e.to_string())??;
+    Ok((t0.elapsed(), cpu_time() - c0, got))
+}
+
+async fn tcp_transfer(len: u64) -> Result<(Duration, Duration, u64), String> {
+    let e = |x: std::io::Error| x.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(e)?;
+    let addr = listener.local_addr().map_err(e)?;
+    let sink = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.map_err(|x| x.to_string())?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        loop {
+            let n = conn.read(&mut buf).await.map_err(|x| x.to_string())?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        Ok::<u64, String>(got)
+    });
+    let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(e)?;
+    let buf = vec![0x42u8; WRITE];
+    let (t0, c0) = (Instant::now(), cpu_time());
+    let mut sent = 0u64;
+    while sent < len {
+        let n = ((len - sent) as usize).min(buf.len());
+        conn.write_all(&buf[..n]).await.map_err(e)?;
+        sent += n as u64;
+    }
+    conn.shutdown().await.map_err(e)?;
+    let got = sink.await.map_err(|x| x.to_string())??;
     Ok((t0.elapsed(), cpu_time() - c0, got))
 }
 

@@ -1,7 +1,8 @@
 //! `braid-bench cpu`: bytes moved per CPU second on loopback, one connection, Braid (UDP
 //! carrier, the public API) against quinn (rustls/ring, default CUBIC, one uni stream,
 //! 128 KiB writes), run back to back in one invocation as separate processes, repeated, with
-//! min / median / max and the ratio. `cpu --markdown` prints the BENCHMARKS.md section.
+//! min / median / max and the ratio; kernel TCP over loopback is measured the same way in the
+//! same run, for reference. `cpu --markdown` prints the BENCHMARKS.md section.
 //!
 //! `braid-bench gateway-rate`: new connections per second through a `braid gateway` with 1
 //! and N workers (see `gateway_rate`). `braid-bench gateway-idle`: memory per idle relayed
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Some("cpu") => cpu::orchestrate(&args[1..]),
         Some("run-braid") => cpu::run_one(cpu::Stack::Braid, &args[1..]),
         Some("run-quinn") => cpu::run_one(cpu::Stack::Quinn, &args[1..]),
+        Some("run-tcp") => cpu::run_one(cpu::Stack::KernelTcp, &args[1..]),
         Some("attack") => attack_main::run(&args[1..]),
         Some("gateway-rate") => gateway_rate::run(&args[1..]),
         Some("gateway-idle") => gateway_idle::run(&args[1..]),

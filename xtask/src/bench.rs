@@ -1,10 +1,14 @@
-//! `cargo xtask bench [sim|cpu|netns|attack|all]`: runs the benchmarks and rewrites their sections
+//! `cargo xtask bench [sim|engine|cpu|netns|attack|all]`: runs the benchmarks and rewrites their sections
 //! of BENCHMARKS.md (between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`), so the file
 //! always holds numbers from the command it names, with the machine they ran on.
 //!
 //! `netns` needs root: it builds the release `braid` CLI and `braid-netbench`, which brings
 //! up the namespace testbed and measures Braid and the kernel's MPTCP side by side; its SVG
 //! timelines go to docs/bench/. `all` runs it only as root.
+//!
+//! `engine` runs `examples/engine_cost` of braid-proto (both endpoints in the simulator, no
+//! sockets) twice under valgrind's callgrind and writes instructions per MB and the top
+//! functions by inclusive and self cost: a figure that does not move with machine load.
 //!
 //! `attack` runs the flood and forged-segment scenarios of `braid-bench attack` on the release
 //! build and writes the "Under attack" section; extra arguments (`--seconds 20`, `--repeats
@@ -17,17 +21,18 @@ pub fn run(args: &[String]) -> Result {
     let which = args.first().map(String::as_str).unwrap_or("all");
     let sections: &[&str] = match which {
         "sim" => &["sim"],
+        "engine" => &["engine"],
         "cpu" => &["cpu"],
         "netns" => &["netns"],
         "attack" => &["attack"],
-        "all" if sh::is_root() => &["sim", "cpu", "netns", "attack"],
+        "all" if sh::is_root() => &["sim", "engine", "cpu", "netns", "attack"],
         "all" => {
             eprintln!("xtask bench: not root, leaving out the 'netns' benchmark");
-            &["sim", "cpu", "attack"]
+            &["sim", "engine", "cpu", "attack"]
         }
         other => {
             return Err(format!(
-                "unknown benchmark '{other}' (sim, cpu, netns, attack or all)"
+                "unknown benchmark '{other}' (sim, engine, cpu, netns, attack or all)"
             ));
         }
     };
@@ -50,6 +55,10 @@ pub fn run(args: &[String]) -> Result {
                     "--example",
                     "sim_bench",
                 ]))?,
+            ),
+            "engine" => (
+                "valgrind --tool=callgrind target/release/examples/engine_cost 20",
+                engine()?,
             ),
             "cpu" => (
                 "cargo run --release -p braid-bench -- cpu --markdown",
@@ -101,6 +110,158 @@ pub fn run(args: &[String]) -> Result {
         eprintln!("xtask bench: updated the '{s}' section of BENCHMARKS.md");
     }
     Ok(())
+}
+
+/// Megabytes the engine benchmark moves under callgrind (~8 s of valgrind time per run).
+const ENGINE_MB: u64 = 20;
+
+/// Runs the engine-cost example twice under callgrind and returns the markdown: the total
+/// instruction count per MB of each run (they should agree), the same without the test
+/// harness's own data work, and the top functions.
+fn engine() -> Result<String> {
+    sh::run(sh::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "braid-proto",
+        "--example",
+        "engine_cost",
+    ]))?;
+    let root = sh::root();
+    let exe = root.join("target/release/examples/engine_cost");
+    let mut totals = Vec::new();
+    let mut profile = None;
+    let mut summary = String::new();
+    for run in 0..2 {
+        let out =
+            std::env::temp_dir().join(format!("braid-callgrind-{}-{run}.out", std::process::id()));
+        let mut cmd = Command::new("valgrind");
+        cmd.arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&exe)
+            .arg(ENGINE_MB.to_string());
+        summary = capture(&mut cmd)?;
+        let inclusive = annotate(&out, true)?;
+        let exclusive = annotate(&out, false)?;
+        let _ = std::fs::remove_file(&out);
+        totals.push(exclusive.total);
+        profile = Some((inclusive, exclusive));
+    }
+    let (inclusive, exclusive) = profile.ok_or("callgrind did not run")?;
+    let per_mb = |ir: u64| ir as f64 / ENGINE_MB as f64;
+    // The harness's application hashes every received byte (SHA-256) and generates and checks
+    // the byte pattern; that is the test's work, not the engine's.
+    let harness: u64 = exclusive
+        .rows
+        .iter()
+        .filter(|(_, name)| is_harness(name))
+        .map(|(ir, _)| ir)
+        .sum();
+    let mut md = format!(
+        "One connection moves {ENGINE_MB} MB client → server over a lossless simulated link \
+         (1 Gbit/s, 2 ms one way, a queue no window fills), both endpoints in one process, no \
+         sockets (`core/proto/examples/engine_cost.rs`). Instructions counted by callgrind \
+         (`Ir`), so the figure does not depend on machine load. The example says: {}.\n\n\
+         | | instructions per MB |\n|---|---|\n\
+         | total, run 1 / run 2 | {:.4e} / {:.4e} ({} / {} Ir in all, {:+.4} % apart) |\n\
+         | without the harness's data work (SHA-256 of the received bytes, pattern fill and check) | **{:.3e}** |\n\n",
+        summary.trim(),
+        per_mb(totals[0]),
+        per_mb(totals[1]),
+        totals[0],
+        totals[1],
+        (totals[1] as f64 - totals[0] as f64) / totals[0] as f64 * 100.0,
+        per_mb(exclusive.total.saturating_sub(harness)),
+    );
+    for (title, p) in [
+        ("inclusive (the function and what it calls)", &inclusive),
+        ("self", &exclusive),
+    ] {
+        md += &format!(
+            "Top 10 functions by {title} cost, last run, the harness's data work left out:\n\n| Ir per MB | % of total | function |\n|---|---|---|\n"
+        );
+        // Entry points (main, the runtime's start-up) include everything; leave them out.
+        let rows = p
+            .rows
+            .iter()
+            .filter(|(ir, name)| {
+                (*ir as f64) < 0.99 * p.total as f64
+                    && !is_harness(name)
+                    && !is_harness_wrapper(name)
+            })
+            .take(10);
+        for (ir, name) in rows {
+            md += &format!(
+                "| {:.3e} | {:.1} | `{}` |\n",
+                per_mb(*ir),
+                *ir as f64 / p.total as f64 * 100.0,
+                name.replace('|', "\\|")
+            );
+        }
+        md += "\n";
+    }
+    Ok(md)
+}
+
+/// The test harness's own per-byte work: hashing and checking the data (not engine cost).
+/// Self costs of these functions are disjoint (the SHA-256 block function is the leaf).
+fn is_harness(function: &str) -> bool {
+    function.contains("sha256_block_data_order_avx") || function.contains("braid_testkit::pattern")
+}
+
+/// Callers that only wrap the harness's hashing, left out of the inclusive table.
+fn is_harness_wrapper(function: &str) -> bool {
+    function.contains("braid_testkit::Sha256") || function.contains("ring::digest")
+}
+
+/// Instruction counts from `callgrind_annotate`: the program total and (cost, function)
+/// rows, highest first.
+struct Profile {
+    total: u64,
+    rows: Vec<(u64, String)>,
+}
+
+fn annotate(out: &std::path::Path, inclusive: bool) -> Result<Profile> {
+    let text = capture(
+        Command::new("callgrind_annotate")
+            .arg(format!(
+                "--inclusive={}",
+                if inclusive { "yes" } else { "no" }
+            ))
+            .arg("--threshold=100")
+            .arg("--auto=no")
+            .arg(out),
+    )?;
+    let mut total = None;
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some((count, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(ir) = count.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        // `(12.34%)  file:function [object]`
+        let rest = rest.trim_start();
+        let rest = rest.split_once(')').map_or(rest, |(_, r)| r).trim();
+        if rest.starts_with("PROGRAM TOTALS") {
+            total = Some(ir);
+            continue;
+        }
+        let rest = rest.rsplit_once(" [").map_or(rest, |(f, _)| f);
+        let function = rest.split_once(':').map_or(rest, |(_, f)| f);
+        // One function appears once per source file its code was inlined from: merge them
+        // (self costs add up; an inclusive cost already covers its inlined parts).
+        match rows.iter_mut().find(|(_, f)| f == function) {
+            Some((cost, _)) if inclusive => *cost = (*cost).max(ir),
+            Some((cost, _)) => *cost += ir,
+            None => rows.push((ir, function.to_string())),
+        }
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    let total = total.ok_or("callgrind_annotate printed no PROGRAM TOTALS")?;
+    Ok(Profile { total, rows })
 }
 
 /// Builds the release binaries, runs `braid-netbench` (its progress on stderr) and returns
