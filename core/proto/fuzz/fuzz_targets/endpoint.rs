@@ -4,7 +4,7 @@
 #![no_main]
 
 use braid_proto::random::SeededRandom;
-use braid_proto::{Endpoint, EndpointConfig, Framing, InterfaceKind, PathSpec};
+use braid_proto::{Endpoint, EndpointConfig, Framing, InterfaceKind, PathId, PathSpec};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Box::new(SeededRandom::new(2)),
     );
     let mut now = Instant::now();
-    client.connect(now, None, PathSpec::new(1, InterfaceKind::Wifi, client_addr), server_addr);
+    client.connect(now, None, PathSpec::new(PathId::new(1), InterfaceKind::Wifi, client_addr), server_addr);
     let mut buf = vec![0u8; 65536];
     // Datagrams are length-prefixed (one byte) pieces of the input.
     let mut input = rest;

@@ -5,7 +5,9 @@
 
 use braid_proto::random::SeededRandom;
 use braid_proto::wire::{self, DataSeq, MpCapable, MpCapableKeys};
-use braid_proto::{ConnectionHandle, Endpoint, EndpointConfig, Event, InterfaceKind, PathSpec};
+use braid_proto::{
+    ConnectionHandle, Endpoint, EndpointConfig, Event, InterfaceKind, PathId, PathSpec,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -97,11 +99,11 @@ impl Pair {
         let h = client.connect(
             now,
             None,
-            PathSpec::new(1, InterfaceKind::Wifi, sa(WIFI)),
+            PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(WIFI)),
             sa(SERVER),
         );
         if paths > 1 {
-            client.add_path(now, h, PathSpec::new(2, InterfaceKind::Cellular, sa(CELL)));
+            client.add_path(now, h, PathSpec::new(PathId::new(2), InterfaceKind::Cellular, sa(CELL)));
         }
         Pair {
             client,
