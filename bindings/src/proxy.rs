@@ -159,10 +159,16 @@ impl BraidProxy {
     /// Stops accepting (the port closes); connections already open go on until they end.
     /// Idempotent.
     pub fn stop(&self) {
-        if let Some(p) = lock(&self.proxy).take() {
+        if let Some(mut p) = lock(&self.proxy).take() {
             *lock(&self.last_stats) = Some(p.stats());
-            let _rt = runtime().enter();
-            p.stop();
+            // The port must be closed when this returns (an app restarting its proxy, or
+            // checking it is gone); the wait is bounded in case this runs on a Braid thread.
+            let (done, closed) = std::sync::mpsc::channel();
+            runtime().spawn(async move {
+                p.stop_and_wait().await;
+                let _ = done.send(());
+            });
+            let _ = closed.recv_timeout(std::time::Duration::from_secs(2));
         }
     }
 

@@ -165,9 +165,18 @@ impl Proxy {
         }
     }
 
-    /// Stops accepting (the listener closes); relayed connections go on until they end.
+    /// Stops accepting (the listener closes soon after: the accept task ends at its next
+    /// poll); relayed connections go on until they end.
     pub fn stop(&self) {
         self.accept.abort();
+    }
+
+    /// Stops accepting and returns once the listening socket is closed, so that a connection
+    /// attempt made afterwards is refused.
+    pub async fn stop_and_wait(&mut self) {
+        self.accept.abort();
+        // Cancelled (or, had it failed, ended): either way the listener is dropped.
+        let _ = (&mut self.accept).await;
     }
 }
 
