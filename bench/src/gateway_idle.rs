@@ -11,6 +11,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
+
+use crate::loopback::{echo_server, min_median_max, sink_server, start_gateway};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -57,16 +59,6 @@ fn parse(args: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
-/// A `braid gateway` subprocess, killed on drop.
-struct GatewayProc(Child);
-
-impl Drop for GatewayProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Resident set of a process, bytes (VmRSS).
 fn rss(pid: u32) -> Result<u64, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -93,66 +85,6 @@ fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-}
-
-fn start_gateway(
-    braid: &str,
-    echo: SocketAddr,
-    sink: SocketAddr,
-) -> Result<(GatewayProc, SocketAddr), String> {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    let child = Command::new(braid)
-        .args(["--log", "warn", "gateway", "--listen", &listen.to_string()])
-        .args(["--allow", &echo.to_string(), "--allow", &sink.to_string()])
-        .args(["--workers", "1", "--max-connections", "50000"])
-        .args([
-            "--max-half-open",
-            "8192",
-            "--max-half-open-per-source",
-            "8192",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {braid}: {e}"))?;
-    Ok((GatewayProc(child), listen))
-}
-
-/// A loopback echo server and a discard server (reads to the end, then closes).
-async fn servers() -> std::io::Result<(SocketAddr, SocketAddr)> {
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addrs = (echo.local_addr()?, sink.local_addr()?);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let mut b = [0u8; 64];
-                while let Ok(n) = s.read(&mut b).await {
-                    if n == 0 || s.write_all(&b[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = sink.accept().await {
-            tokio::spawn(async move {
-                let mut b = vec![0u8; 256 * 1024];
-                while let Ok(n) = s.read(&mut b).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addrs)
 }
 
 fn client(paths: u8) -> Result<braid::Client, String> {
@@ -327,12 +259,6 @@ pub fn helper(args: &[String]) -> Result<(), String> {
     })
 }
 
-/// Min, median, max.
-fn median(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 pub fn run(args: &[String]) -> Result<(), String> {
     let a = parse(args)?;
     raise_fd_limit();
@@ -341,10 +267,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (echo, sink) = rt.block_on(servers()).map_err(|e| e.to_string())?;
+    let echo = rt.block_on(echo_server()).map_err(|e| e.to_string())?;
+    let sink = rt.block_on(sink_server()).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for &n in &a.connections {
-        let (gw, addr) = start_gateway(&a.braid, echo, sink)?;
+        let (gw, addr) = start_gateway(&a.braid, 1, &[echo, sink], 50_000)?;
         let pid = gw.0.id();
         let row = rt.block_on(async {
             let bulk_client = client(1)?;
@@ -383,8 +310,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 after,
                 subflows,
                 open_secs,
-                median(&mut alone),
-                median(&mut beside),
+                min_median_max(&mut alone),
+                min_median_max(&mut beside),
             ))
         })?;
         drop(gw);

@@ -6,11 +6,15 @@
 //! so they use at most one core); with 2 cores, the gateway competes with them.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::loopback::{echo_server, min_median_max, sink_server, start_gateway};
+
+/// The gateway's connection limit here: far above what one run opens.
+const MAX_CONNECTIONS: usize = 100_000;
 
 struct Args {
     braid: String,
@@ -67,59 +71,6 @@ fn parse(args: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
-/// A `braid gateway` subprocess, killed on drop.
-struct GatewayProc(Child);
-
-impl Drop for GatewayProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp_port() -> Result<u16, String> {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(s.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn start_gateway(
-    braid: &str,
-    workers: usize,
-    echo: SocketAddr,
-) -> Result<(GatewayProc, SocketAddr), String> {
-    start_gateway_with(braid, workers, &[echo])
-}
-
-fn start_gateway_with(
-    braid: &str,
-    workers: usize,
-    allow: &[SocketAddr],
-) -> Result<(GatewayProc, SocketAddr), String> {
-    let port = free_udp_port()?;
-    let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    let child = Command::new(braid)
-        .args(["--log", "warn", "gateway", "--listen", &listen.to_string()])
-        .args(
-            allow
-                .iter()
-                .flat_map(|a| ["--allow".to_string(), a.to_string()]),
-        )
-        .args(["--workers", &workers.to_string()])
-        // Every connection comes from 127.0.0.1: the per-source Convert limit would
-        // measure itself.
-        .args(["--max-connections", "100000", "--max-half-open", "8192"])
-        .args(["--max-half-open-per-source", "8192"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {braid}: {e}"))?;
-    let gw = GatewayProc(child);
-    // Bound once it answers a connection; the first measurement waits for that.
-    std::thread::sleep(Duration::from_millis(300));
-    Ok((gw, listen))
-}
-
 /// CPU time a process has used so far (user + system), from /proc.
 fn cpu_of(pid: u32) -> Result<Duration, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -137,25 +88,6 @@ fn cpu_of(pid: u32) -> Result<Duration, String> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Ok(Duration::from_micros(t * 1_000_000 / hz))
-}
-
-/// A discard server on loopback (reads to the end, then closes).
-async fn sink_server() -> std::io::Result<SocketAddr> {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = l.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut b = vec![0u8; 128 * 1024];
-                while let Ok(n) = s.read(&mut b).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
 }
 
 /// `n` concurrent uploads of `bytes` each through the gateway: bytes relayed per second of
@@ -201,25 +133,6 @@ async fn bulk(
     }
     let cpu = cpu_of(pid)?.saturating_sub(cpu0).as_secs_f64().max(1e-3);
     Ok((n as u64 * bytes) as f64 / cpu)
-}
-
-/// One-byte echo server on loopback.
-async fn echo_server() -> std::io::Result<SocketAddr> {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = l.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut b = [0u8; 64];
-                while let Ok(n) = s.read(&mut b).await {
-                    if n == 0 || s.write_all(&b[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
 }
 
 /// One whole connection; false when any step failed.
@@ -282,11 +195,6 @@ async fn measure(
     ))
 }
 
-fn median(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 pub fn run(args: &[String]) -> Result<(), String> {
     let a = parse(args)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -300,7 +208,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for &w in &a.workers {
         let mut rates = Vec::new();
         for rep in 0..a.repeats {
-            let (gw, addr) = start_gateway(&a.braid, w, echo)?;
+            let (gw, addr) = start_gateway(&a.braid, w, &[echo], MAX_CONNECTIONS)?;
+            // Bound once it answers a connection; the first measurement waits for that.
+            std::thread::sleep(Duration::from_millis(300));
             let (rate, failed) = rt.block_on(measure(addr, echo, a.seconds, a.concurrency))?;
             drop(gw);
             eprintln!(
@@ -309,13 +219,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             );
             rates.push(rate);
         }
-        rows.push((w, median(&mut rates)));
+        rows.push((w, min_median_max(&mut rates)));
         if a.bulk == 0 {
             continue;
         }
         let mut per_cpu = Vec::new();
         for rep in 0..a.repeats {
-            let (gw, addr) = start_gateway_with(&a.braid, w, &[echo, sink])?;
+            let (gw, addr) = start_gateway(&a.braid, w, &[echo, sink], MAX_CONNECTIONS)?;
+            std::thread::sleep(Duration::from_millis(300));
             let pid = gw.0.id();
             // Waits until the gateway answers.
             rt.block_on(measure(addr, echo, 1, 1))?;
@@ -328,7 +239,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             );
             per_cpu.push(v);
         }
-        bulk_rows.push((w, median(&mut per_cpu)));
+        bulk_rows.push((w, min_median_max(&mut per_cpu)));
     }
     if !bulk_rows.is_empty() {
         let base = bulk_rows[0].1.1;

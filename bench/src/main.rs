@@ -15,6 +15,7 @@ mod attack_main;
 mod cpu;
 mod gateway_idle;
 mod gateway_rate;
+mod loopback;
 
 use std::process::ExitCode;
 

@@ -1,30 +1,12 @@
 //! The exported API driven from Rust, the way the bindings drive it: objects behind `Arc`,
 //! async calls awaited from a runtime that is not the library's.
 
+mod common;
+
 use braid_ffi::*;
-use braid_ffi_testing::BraidTestNetwork;
+use common::{client, network};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn client(net: &BraidTestNetwork, service: ServiceType) -> Arc<BraidClient> {
-    let iface = |kind, name: &str| BraidInterface {
-        kind,
-        name: None,
-        index: None,
-        local_addr: Some("127.0.0.1".into()),
-        via: Some(net.path_via(name.into()).unwrap()),
-    };
-    let config = BraidConfig {
-        service_type: service,
-        interfaces: vec![
-            iface(InterfaceKind::Wifi, "wifi"),
-            iface(InterfaceKind::Cellular, "cellular"),
-        ],
-        connect_timeout_ms: 5000,
-        ..BraidConfig::default()
-    };
-    BraidClient::new(Some(config), None).unwrap()
-}
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -54,10 +36,7 @@ async fn echo(conn: &Arc<BraidConnection>, data: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_through_gateway_over_two_paths() {
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Aggregate);
     assert_eq!(c.interfaces().len(), 2);
     let conn = c
@@ -84,10 +63,7 @@ async fn echo_through_gateway_over_two_paths() {
 /// Kills WiFi under a handover connection, with or without the OS reporting it, and
 /// returns the switch event's reason once the transfer after it has completed.
 async fn kill_wifi_mid_connection(report_loss: bool) -> SwitchReason {
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
@@ -173,10 +149,7 @@ async fn echo_round(conn: &Arc<BraidConnection>, len: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_refusals_are_typed_errors() {
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Handover);
     let e = c
         .clone()
@@ -308,10 +281,7 @@ impl LogSink for Sink {
 async fn listener_and_log_sink_get_called() {
     let sink = Arc::new(Sink(Default::default()));
     init_logging(LogLevel::Debug, Some(sink.clone())).unwrap();
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
@@ -354,10 +324,7 @@ async fn listener_and_log_sink_get_called() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_type_changes_on_a_live_connection() {
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
@@ -423,10 +390,7 @@ impl BraidEventListener for Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_waits_for_a_call_in_progress_and_may_come_from_the_listener() {
     use std::sync::atomic::Ordering::SeqCst;
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()
@@ -476,10 +440,7 @@ async fn cancel_waits_for_a_call_in_progress_and_may_come_from_the_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_read_ends_at_once_and_loses_no_bytes() {
-    let net = tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap();
+    let net = network().await;
     let c = client(&net, ServiceType::Handover);
     let conn = c
         .clone()

@@ -1,38 +1,12 @@
 //! `BraidProxy` driven from Rust the way the bindings drive it: a SOCKS5 client and an HTTP
 //! CONNECT client written here, through the proxy and the test network's gateway.
 
+mod common;
+
 use braid_ffi::*;
-use braid_ffi_testing::BraidTestNetwork;
-use std::sync::Arc;
+use common::{client, network};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn client(net: &BraidTestNetwork) -> Arc<BraidClient> {
-    let iface = |kind, name: &str| BraidInterface {
-        kind,
-        name: None,
-        index: None,
-        local_addr: Some("127.0.0.1".into()),
-        via: Some(net.path_via(name.into()).unwrap()),
-    };
-    let config = BraidConfig {
-        service_type: ServiceType::Handover,
-        interfaces: vec![
-            iface(InterfaceKind::Wifi, "wifi"),
-            iface(InterfaceKind::Cellular, "cellular"),
-        ],
-        connect_timeout_ms: 5000,
-        ..BraidConfig::default()
-    };
-    BraidClient::new(Some(config), None).unwrap()
-}
-
-async fn network() -> Arc<BraidTestNetwork> {
-    tokio::task::spawn_blocking(BraidTestNetwork::new)
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 /// SOCKS5 CONNECT to `target` (`ip:port`), with username/password when given; returns the
 /// stream after a success reply, or the reply code.
@@ -79,7 +53,10 @@ async fn echo_once(s: &mut TcpStream, len: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socks5_and_http_connect_through_the_proxy() {
     let net = network().await;
-    let proxy = client(&net).start_proxy(net.gateway(), None).await.unwrap();
+    let proxy = client(&net, ServiceType::Handover)
+        .start_proxy(net.gateway(), None)
+        .await
+        .unwrap();
     assert_eq!(proxy.address(), format!("127.0.0.1:{}", proxy.port()));
     assert_ne!(proxy.port(), 0);
     let mut s = socks5(&proxy.address(), &net.echo_target(), None)
@@ -133,7 +110,7 @@ async fn credentials_keep_other_clients_out() {
         password: Some("s3cret".into()),
         ..BraidProxyConfig::default()
     };
-    let proxy = client(&net)
+    let proxy = client(&net, ServiceType::Handover)
         .start_proxy(net.gateway(), Some(cfg))
         .await
         .unwrap();
@@ -161,7 +138,7 @@ async fn credentials_keep_other_clients_out() {
         username: Some("app".into()),
         ..BraidProxyConfig::default()
     };
-    let r = client(&net)
+    let r = client(&net, ServiceType::Handover)
         .start_proxy(net.gateway(), Some(only_user))
         .await;
     assert!(
@@ -187,7 +164,7 @@ async fn body_len<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> usize {
 async fn measure_download_goodput() {
     const N: usize = 8 << 20;
     let net = network().await;
-    let c = client(&net);
+    let c = client(&net, ServiceType::Handover);
     let get = format!("GET /bytes/{N} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let mbit = |t: std::time::Duration| N as f64 * 8.0 / t.as_secs_f64() / 1e6;
 

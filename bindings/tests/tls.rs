@@ -1,35 +1,29 @@
 //! `connectTls` driven from Rust the way the bindings drive it: TLS through the gateway to
 //! the test network's TLS echo server.
 
+mod common;
+
 use braid_ffi::*;
 use braid_ffi_testing::BraidTestNetwork;
+use common::{client, network};
 use std::sync::Arc;
 
-fn client(net: &BraidTestNetwork) -> Arc<BraidClient> {
-    let iface = |kind, name: &str| BraidInterface {
-        kind,
-        name: None,
-        index: None,
-        local_addr: Some("127.0.0.1".into()),
-        via: Some(net.path_via(name.into()).unwrap()),
-    };
-    let config = BraidConfig {
-        service_type: ServiceType::Aggregate,
-        interfaces: vec![
-            iface(InterfaceKind::Wifi, "wifi"),
-            iface(InterfaceKind::Cellular, "cellular"),
-        ],
-        connect_timeout_ms: 5000,
-        ..BraidConfig::default()
-    };
-    BraidClient::new(Some(config), None).unwrap()
-}
-
-async fn network() -> Arc<BraidTestNetwork> {
-    tokio::task::spawn_blocking(BraidTestNetwork::new)
+/// `connectTls` through the test network's gateway to its TLS echo server, checking `name`.
+async fn to_tls_echo(
+    c: &Arc<BraidClient>,
+    net: &BraidTestNetwork,
+    name: &str,
+    opts: Option<BraidTlsOptions>,
+) -> Result<Arc<BraidConnection>, BraidError> {
+    c.clone()
+        .connect_tls(
+            net.gateway(),
+            net.tls_echo_target(),
+            name.to_string(),
+            opts,
+            None,
+        )
         .await
-        .unwrap()
-        .unwrap()
 }
 
 fn trusting(pem: Vec<String>, der: Vec<Vec<u8>>, alpn: &[&str]) -> Option<BraidTlsOptions> {
@@ -44,18 +38,15 @@ fn trusting(pem: Vec<String>, der: Vec<Vec<u8>>, alpn: &[&str]) -> Option<BraidT
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_echo_with_the_test_ca_keeps_every_connection_feature() {
     let net = network().await;
-    let c = client(&net);
-    let conn = c
-        .clone()
-        .connect_tls(
-            net.gateway(),
-            net.tls_echo_target(),
-            "localhost".into(),
-            trusting(vec![net.test_ca_pem()], vec![], &["http/1.1"]),
-            None,
-        )
-        .await
-        .unwrap();
+    let c = client(&net, ServiceType::Aggregate);
+    let conn = to_tls_echo(
+        &c,
+        &net,
+        "localhost",
+        trusting(vec![net.test_ca_pem()], vec![], &["http/1.1"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(conn.alpn_protocol().as_deref(), Some("http/1.1"));
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
     let w = conn.clone();
@@ -91,16 +82,8 @@ async fn tls_echo_with_the_test_ca_keeps_every_connection_feature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_checks_fail_with_certificate_rejected() {
     let net = network().await;
-    let c = client(&net);
-    let attempt = |name: &str, opts| {
-        c.clone().connect_tls(
-            net.gateway(),
-            net.tls_echo_target(),
-            name.to_string(),
-            opts,
-            None,
-        )
-    };
+    let c = client(&net, ServiceType::Aggregate);
+    let attempt = |name: &'static str, opts| to_tls_echo(&c, &net, name, opts);
     // Not the server's CA.
     let e = attempt("localhost", trusting(vec![], vec![net.wrong_ca_der()], &[]))
         .await
@@ -130,7 +113,7 @@ async fn certificate_checks_fail_with_certificate_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tls_options_are_invalid_arguments() {
     let net = network().await;
-    let c = client(&net);
+    let c = client(&net, ServiceType::Aggregate);
     let cases = [
         ("no roots", trusting(vec![], vec![], &[])),
         ("not PEM", trusting(vec!["hello".into()], vec![], &[])),
@@ -148,32 +131,20 @@ async fn bad_tls_options_are_invalid_arguments() {
         ),
     ];
     for (what, opts) in cases {
-        let r = c
-            .clone()
-            .connect_tls(
-                net.gateway(),
-                net.tls_echo_target(),
-                "localhost".into(),
-                opts,
-                None,
-            )
-            .await;
+        let r = to_tls_echo(&c, &net, "localhost", opts).await;
         assert!(
             matches!(r, Err(BraidError::InvalidArgument(_))),
             "{what}: {:?}",
             r.err()
         );
     }
-    let r = c
-        .clone()
-        .connect_tls(
-            net.gateway(),
-            net.tls_echo_target(),
-            "not a name!".into(),
-            trusting(vec![net.test_ca_pem()], vec![], &[]),
-            None,
-        )
-        .await;
+    let r = to_tls_echo(
+        &c,
+        &net,
+        "not a name!",
+        trusting(vec![net.test_ca_pem()], vec![], &[]),
+    )
+    .await;
     assert!(
         matches!(r, Err(BraidError::InvalidArgument(_))),
         "{:?}",
@@ -182,16 +153,7 @@ async fn bad_tls_options_are_invalid_arguments() {
     // This build has no platform verifier: asking for it says so.
     #[cfg(not(target_vendor = "apple"))]
     {
-        let r = c
-            .clone()
-            .connect_tls(
-                net.gateway(),
-                net.tls_echo_target(),
-                "localhost".into(),
-                None,
-                None,
-            )
-            .await;
+        let r = to_tls_echo(&c, &net, "localhost", None).await;
         assert!(
             matches!(r, Err(BraidError::Unsupported(_))),
             "{:?}",

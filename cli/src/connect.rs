@@ -131,8 +131,23 @@ pub fn build_client(opts: &ClientOpts) -> Result<(Client, Vec<(IfaceSpec, Interf
     build_client_with(opts, |b| b)
 }
 
+/// [`build_client`] for going through a gateway: its Convert timeout and the client token.
+pub fn gateway_client(
+    opts: &ClientOpts,
+    convert_timeout: Duration,
+    secret: Option<&str>,
+) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
+    build_client_with(opts, |b| {
+        let b = b.convert_timeout(convert_timeout);
+        match secret {
+            Some(s) => b.token(s),
+            None => b,
+        }
+    })
+}
+
 /// [`build_client`] with more settings on the builder.
-pub fn build_client_with(
+fn build_client_with(
     opts: &ClientOpts,
     more: impl FnOnce(braid::ClientBuilder) -> braid::ClientBuilder,
 ) -> Result<(Client, Vec<(IfaceSpec, Interface)>)> {
@@ -163,14 +178,7 @@ pub fn names_of(ifaces: &[(IfaceSpec, Interface)]) -> PathNames {
 pub async fn run(a: ConnectArgs) -> Result<i32> {
     let remote = resolve(&a.remote).await?;
     let secret = a.secret()?;
-    let convert_timeout = a.convert_timeout;
-    let (client, ifaces) = build_client_with(&a.client, |b| {
-        let b = b.convert_timeout(convert_timeout);
-        match &secret {
-            Some(s) => b.token(s),
-            None => b,
-        }
-    })?;
+    let (client, ifaces) = gateway_client(&a.client, a.convert_timeout, secret.as_deref())?;
     let names = names_of(&ifaces);
     // A host name target goes to the gateway to resolve (its DNS, not the local network's,
     // sees it); only its form is checked here.

@@ -4,7 +4,7 @@
 //! connection: target, bytes each way, duration, how it ended.
 
 use crate::ClientOpts;
-use crate::connect::{build_client_with, read_secret, resolve, watch_interfaces};
+use crate::connect::{gateway_client, read_secret, resolve, watch_interfaces};
 use crate::error::{Failure, Result};
 use braid::{Proxy, ProxyConfig, ProxyCredentials};
 use clap::Args;
@@ -52,14 +52,7 @@ pub async fn run(a: ProxyArgs) -> Result<i32> {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
     let secret = read_secret(a.token.as_deref(), a.token_file.as_deref())?;
-    let convert_timeout = a.convert_timeout;
-    let (client, ifaces) = build_client_with(&a.client, |b| {
-        let b = b.convert_timeout(convert_timeout);
-        match &secret {
-            Some(s) => b.token(s),
-            None => b,
-        }
-    })?;
+    let (client, ifaces) = gateway_client(&a.client, a.convert_timeout, secret.as_deref())?;
     let credentials = match (a.user, a.password) {
         (Some(username), Some(password)) => {
             if username.is_empty() || username.len() > 255 || password.len() > 255 {

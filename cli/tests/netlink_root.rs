@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -78,34 +78,23 @@ fn connect_follows_link_and_address_changes() {
 
     let echo = tcp_echo();
     let gw = gateway(&[echo.to_string()]);
-    let mut child = braid()
-        .args([
-            "connect",
-            &gw.addr.to_string(),
-            "--target",
-            &echo.to_string(),
-            "--interface",
-            "lo:wired",
-            "--interface",
-            &format!("{a}:cellular"),
-            "--stats",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, rx) = spawn_logged(
+        braid()
+            .args([
+                "connect",
+                &gw.addr.to_string(),
+                "--target",
+                &echo.to_string(),
+                "--interface",
+                "lo:wired",
+                "--interface",
+                &format!("{a}:cellular"),
+                "--stats",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
     let mut stdin = child.stdin.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
     let mut seen = Vec::new();
     wait_for(&rx, "connected to", &mut seen);
     // The initial dump must not report anything for a healthy interface.

@@ -4,10 +4,9 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -15,30 +14,19 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// Starts `braid proxy --listen 127.0.0.1:0 --via GW` with `extra` and learns its address.
 /// (A [`GatewayProc`] holds any braid child with its stderr lines.)
 fn proxy(via: SocketAddr, extra: &[&str]) -> GatewayProc {
-    let mut child = braid()
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--via",
-            &via.to_string(),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn braid proxy");
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
+    let (child, rx) = spawn_logged(
+        braid()
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--via",
+                &via.to_string(),
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
     let mut p = GatewayProc {
         child,
         addr: ([0, 0, 0, 0], 0).into(),

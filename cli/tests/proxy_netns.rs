@@ -7,8 +7,11 @@
 //!
 //! `BRAID_PROXY_BYTES` changes the download size.
 
+mod common;
+
 use braid_netbed::{Link, Side, Testbed, TestbedConfig, root_or_skip};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{spawn_logged, wait_line};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -30,37 +33,10 @@ impl Drop for Kid {
     }
 }
 
-/// Spawns `cmd` with stderr lines sent to a channel.
-fn spawn_logged(mut cmd: Command) -> (Kid, mpsc::Receiver<String>) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
+/// Spawns `cmd` (stdin and stdout closed) with its stderr lines sent to a channel.
+fn spawn_kid(mut cmd: Command) -> (Kid, mpsc::Receiver<String>) {
+    let (child, rx) = spawn_logged(cmd.stdin(Stdio::null()).stdout(Stdio::null()));
     (Kid(child), rx)
-}
-
-fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration) -> Option<String> {
-    let deadline = Instant::now() + limit;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(l) if l.contains(needle) => return Some(l),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
-    None
 }
 
 fn have(program: &str) -> bool {
@@ -286,7 +262,7 @@ fn bed(big: u64, policy: &str, source_bytes: u64) -> Bed {
         .arg(&dir)
         .arg("-c")
         .arg(dir.join("nginx.conf"));
-    kids.push(spawn_logged(nginx).0);
+    kids.push(spawn_kid(nginx).0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tb
         .run_in(Side::Server, || std::net::TcpStream::connect(NGINX_ADDR))
@@ -326,7 +302,7 @@ fn bed(big: u64, policy: &str, source_bytes: u64) -> Bed {
     gw.args(["gateway", "--listen", &format!("0.0.0.0:{GATEWAY_PORT}")])
         .args(["--allow", NGINX_ADDR])
         .args(["--allow", &format!("127.0.0.1:{SOURCE_PORT}")]);
-    let (gw, gw_log) = spawn_logged(gw);
+    let (gw, gw_log) = spawn_kid(gw);
     kids.push(gw);
     wait_line(&gw_log, "braid gateway on udp", Duration::from_secs(10)).expect("gateway up");
     // Its log is not read further: a thread drains it so that it never blocks.
@@ -338,7 +314,7 @@ fn bed(big: u64, policy: &str, source_bytes: u64) -> Bed {
         .args(["proxy", "--listen", PROXY, "--via", &gateway_addr()])
         .args(["--policy", policy])
         .args(phone_interfaces());
-    let (proxy, proxy_log) = spawn_logged(proxy);
+    let (proxy, proxy_log) = spawn_kid(proxy);
     kids.push(proxy);
     wait_line(&proxy_log, "braid proxy on", Duration::from_secs(10)).expect("proxy up");
     Bed {

@@ -136,16 +136,38 @@ impl Drop for GatewayProc {
 impl GatewayProc {
     /// Waits for a stderr line containing `needle`.
     pub fn wait_line(&self, needle: &str, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return Some(l),
-                Ok(_) => {}
-                Err(_) => return None,
+        wait_line(&self.lines, needle, limit)
+    }
+}
+
+/// Spawns `cmd` with its stderr piped, each line of it sent to the returned channel (stdin
+/// and stdout are the caller's to set).
+pub fn spawn_logged(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn");
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines() {
+            let Ok(l) = l else { return };
+            if tx.send(l).is_err() {
+                return;
             }
         }
-        None
+    });
+    (child, rx)
+}
+
+/// Waits up to `limit` for a line containing `needle` (the lines before it are dropped).
+pub fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
     }
+    None
 }
 
 /// Starts `braid gateway --listen 127.0.0.1:0 --allow ...` and learns its port.
@@ -165,23 +187,12 @@ pub fn gateway_with(allow: &[String], extra: &[&str]) -> GatewayProc {
         args.push(a.clone());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut child = braid()
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn braid gateway");
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
+    let (child, rx) = spawn_logged(
+        braid()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
     // Owned by the guard from here on: killed even if the test fails below.
     let mut gw = GatewayProc {
         child,

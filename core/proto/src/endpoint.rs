@@ -97,6 +97,9 @@ struct Slot {
     queued: bool,
     /// Touched since its deadline was last filed (see `touched`).
     touched: bool,
+    /// Counted in `half_open` (an accepted connection still in its handshake): settling an
+    /// established connection then costs no lookup there.
+    half_open: bool,
 }
 
 /// Half-open connections one source address may hold before its further SYNs are answered
@@ -200,16 +203,17 @@ impl Endpoint {
         let iss = self.rng.next_u32();
         conn.open_initial(now, Some(path.id), path.kind, path.local, iss);
         self.by_token.insert(conn.local_token(), h);
-        self.insert(h, conn);
+        self.insert(h, conn, false);
         self.after_conn_input(h);
         h
     }
 
-    fn insert(&mut self, h: ConnectionHandle, conn: Connection) {
+    fn insert(&mut self, h: ConnectionHandle, conn: Connection, half_open: bool) {
         let slot = Slot {
             conn,
             queued: false,
             touched: false,
+            half_open,
         };
         self.conns.insert(h, slot);
     }
@@ -234,7 +238,12 @@ impl Endpoint {
 
     /// Forgets a closed connection (its subflows are reset if still open).
     pub fn release(&mut self, h: ConnectionHandle) {
-        if let Some(Slot { mut conn, .. }) = self.conns.remove(&h) {
+        if let Some(Slot {
+            mut conn,
+            half_open,
+            ..
+        }) = self.conns.remove(&h)
+        {
             if !conn.is_closed() {
                 conn.abort();
             }
@@ -249,7 +258,9 @@ impl Endpoint {
                 }
             }
             self.deadlines.set(h, None);
-            self.half_open.remove(h);
+            if half_open {
+                self.half_open.remove(h);
+            }
         }
     }
 
@@ -293,7 +304,8 @@ impl Endpoint {
         while let Some(e) = c.poll_event() {
             self.events.push_back((h, e));
         }
-        if c.state() != crate::conn::ConnState::Connecting {
+        if slot.half_open && c.state() != crate::conn::ConnState::Connecting {
+            slot.half_open = false;
             self.half_open.remove(h);
         }
         c.refresh_timers();
@@ -503,10 +515,11 @@ impl Endpoint {
     fn install(&mut self, conn: Connection) -> ConnectionHandle {
         let h = self.new_handle();
         self.by_token.insert(conn.local_token(), h);
-        if conn.state() == crate::conn::ConnState::Connecting {
+        let half_open = conn.state() == crate::conn::ConnState::Connecting;
+        if half_open {
             self.half_open.insert(h, conn.remote().ip());
         }
-        self.insert(h, conn);
+        self.insert(h, conn, half_open);
         self.stats.accepted += 1;
         self.accepted.push_back(h);
         h
