@@ -416,7 +416,13 @@ impl Connection {
         }
         e.backup_local = backup;
         if e.sf.state.is_synchronized() && !e.sf.is_closed() {
-            e.prio_pending = Some(backup);
+            // A pending MP_PRIO means the peer still holds the opposite of `backup_local`,
+            // i.e. the flag we now return to: flipping back cancels it instead of sending
+            // news that is none (a spurious MP_PRIO).
+            e.prio_pending = match e.prio_pending {
+                Some(_) => None,
+                None => Some(backup),
+            };
             if let Some(path) = e.path {
                 self.events
                     .push_back(Event::PathBackupChanged { path, backup });
