@@ -131,7 +131,9 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
     };
     if n > 1 {
         log::warn!(
-            "--workers {n}: a client's additional subflows (MP_JOIN) reach the worker that owns              their connection only one time in {n}; the others are refused              (braid_gateway_joins_refused_total)"
+            "--workers {n}: a client's additional subflows (MP_JOIN) reach the worker that owns \
+             their connection only one time in {n}; the others are refused \
+             (braid_gateway_joins_refused_total)"
         );
     }
     let announce = workers::announce_plan(&a.announce, n)?;
