@@ -29,8 +29,10 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionHandle(pub u64);
 
+/// Settings of an [`Endpoint`]: its role, framing, limits and the connection defaults.
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
+    /// How segments are carried: TCP-in-UDP datagrams or whole TCP segments (raw sockets).
     pub framing: Framing,
     /// Settings for connections this endpoint opens or accepts.
     pub connection: ConnectionConfig,
@@ -61,23 +63,38 @@ impl Default for EndpointConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Dropped {
+    /// The segment could not be parsed.
     Malformed(wire::WireError),
+    /// No connection matched its address pair, and it did not open one (answered with a RST
+    /// unless it was one).
     NoConnection,
+    /// An MP_JOIN named a token no connection has, or its connection refused the join.
     UnknownToken,
+    /// A SYN arrived while the endpoint held its most connections (`max_connections`).
     TooManyConnections,
 }
 
+/// Counters over the endpoint's life, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointStats {
+    /// Segments handed to `handle_segment`.
     pub segments_in: u64,
+    /// Segments `poll_transmit` returned (connections' segments, RSTs and cookie SYN/ACKs).
     pub segments_out: u64,
+    /// Segments that could not be parsed.
     pub malformed: u64,
+    /// Segments that matched no connection and opened none.
     pub no_connection: u64,
+    /// RSTs the endpoint itself sent (for segments matching nothing, or refused SYNs and
+    /// joins).
     pub rsts_sent: u64,
+    /// Connections accepted by a listening endpoint.
     pub accepted: u64,
+    /// SYNs refused because the endpoint was full.
     pub refused: u64,
     /// Half-open connections reset to make room for newer SYNs (SYN-flood defence).
     pub half_open_evicted: u64,
+    /// MP_JOIN SYNs refused: unknown token, or the connection would not take the subflow.
     pub joins_rejected: u64,
     /// SYNs answered statelessly (the half-open queue was under pressure).
     pub syn_cookies_sent: u64,
@@ -108,6 +125,10 @@ const HALF_OPEN_PER_SOURCE: usize = 16;
 /// Stateless SYN/ACKs waiting to go out, at most.
 const MAX_QUEUED_COOKIES: usize = 256;
 
+/// Many connections behind one set of addresses: routes each incoming segment to its connection
+/// (by address pair, or by token for an MP_JOIN), accepts new ones when listening, and collects
+/// what all of them send, their timers and events (docs/ARCHITECTURE.md, "Timers and the
+/// endpoint").
 pub struct Endpoint {
     cfg: EndpointConfig,
     rng: Box<dyn Random>,
@@ -136,6 +157,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint with settings `cfg`; `rng` supplies keys, nonces and initial sequence
+    /// numbers.
     pub fn new(cfg: EndpointConfig, mut rng: Box<dyn Random>) -> Self {
         let cookies = SynCookies::new(&mut *rng);
         Self {
@@ -159,14 +182,17 @@ impl Endpoint {
         }
     }
 
+    /// The settings the endpoint was created with.
     pub fn config(&self) -> &EndpointConfig {
         &self.cfg
     }
 
+    /// A copy of the endpoint's counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
     }
 
+    /// Connections held, closed ones not yet released included.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
@@ -218,6 +244,7 @@ impl Endpoint {
         self.conns.insert(h, slot);
     }
 
+    /// Read access to a connection (state, statistics); `None` once released.
     pub fn connection(&self, h: ConnectionHandle) -> Option<&Connection> {
         self.conns.get(&h).map(|s| &s.conn)
     }

@@ -42,16 +42,23 @@ impl std::fmt::Display for PathId {
     }
 }
 
+/// The kind of network interface a path runs over; it decides cost rules (cellular is metered)
+/// and which path a service type prefers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum InterfaceKind {
+    /// Wireless LAN.
     Wifi,
+    /// Mobile data: metered, used as the backup by handover service.
     Cellular,
+    /// Ethernet or another fixed link.
     Wired,
+    /// Unknown or anything else (loopback, VPN, …).
     #[default]
     Other,
 }
 
 impl InterfaceKind {
+    /// The lower-case name, as the command line and metrics spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             InterfaceKind::Wifi => "wifi",
@@ -91,13 +98,16 @@ impl std::str::FromStr for InterfaceKind {
 /// A local path the connection may open a subflow on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathSpec {
+    /// The application's id for this path.
     pub id: PathId,
+    /// The interface type the path runs over.
     pub kind: InterfaceKind,
     /// Local address (and port) subflows on this path are sent from.
     pub local: SocketAddr,
 }
 
 impl PathSpec {
+    /// A path `id` of type `kind`, sending from `local`.
     pub fn new(id: PathId, kind: InterfaceKind, local: SocketAddr) -> Self {
         Self { id, kind, local }
     }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+/// What the application wants from its paths (as iOS's multipath service types).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ServiceType {
     /// Everything on the preferred interface; cellular as a backup, used only when WiFi fails.
@@ -18,6 +19,7 @@ pub enum ServiceType {
 }
 
 impl ServiceType {
+    /// The lower-case name, as the command line spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceType::Handover => "handover",
@@ -52,6 +54,7 @@ impl std::str::FromStr for ServiceType {
 /// The tunable part of a policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
+    /// The service type; the other fields tune it.
     pub service: ServiceType,
     /// Open the backup subflow at once (true) or only when the primary degrades (false).
     pub eager_backup: bool,
@@ -96,6 +99,7 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// `service` with the default settings (XNU's thresholds).
     pub fn new(service: ServiceType) -> Self {
         Self {
             service,

@@ -73,21 +73,45 @@ pub enum Event {
     /// Send buffer space opened up.
     Writable,
     /// A subflow on `path` is established.
-    PathUp { path: PathId, kind: InterfaceKind },
+    PathUp {
+        /// The path the subflow runs on.
+        path: PathId,
+        /// The interface type of that path.
+        kind: InterfaceKind,
+    },
     /// The subflow on `path` is gone.
-    PathDown { path: PathId, kind: InterfaceKind },
+    PathDown {
+        /// The path the subflow ran on.
+        path: PathId,
+        /// The interface type of that path.
+        kind: InterfaceKind,
+    },
     /// Traffic moved from one path to another.
     PathSwitched {
+        /// The path traffic left (`None`: no path was active).
         from: Option<PathId>,
+        /// The path that carries the traffic now.
         to: PathId,
+        /// What made the connection move.
         reason: SwitchReason,
     },
     /// A path's backup flag changed (ours or the peer's request).
-    PathBackupChanged { path: PathId, backup: bool },
+    PathBackupChanged {
+        /// The path whose flag changed.
+        path: PathId,
+        /// Whether the path is now a backup (used only when no regular path can send).
+        backup: bool,
+    },
     /// The peer announced an address we may join.
-    AddressAnnounced { addr: std::net::SocketAddr },
+    AddressAnnounced {
+        /// The announced address and port (ADD_ADDR).
+        addr: std::net::SocketAddr,
+    },
     /// The cellular byte budget is used up; cellular carries no more data.
-    BudgetExhausted { bytes: u64 },
+    BudgetExhausted {
+        /// Bytes cellular carried (both directions) when the budget ran out.
+        bytes: u64,
+    },
     /// The connection is over; the handle stays valid until released.
     Closed(CloseError),
 }
@@ -95,38 +119,61 @@ pub enum Event {
 /// Per-path statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PathStats {
+    /// The path the subflow belongs to (`None` for subflows the peer opened: the listening
+    /// side has no paths of its own).
     pub path: Option<PathId>,
+    /// The interface type of the path, when known.
     pub kind: Option<InterfaceKind>,
+    /// Our address and port of the subflow.
     pub local: Option<std::net::SocketAddr>,
+    /// The peer's address and port of the subflow.
     pub remote: Option<std::net::SocketAddr>,
+    /// The subflow's TCP state, lower case with dashes (`"established"`, `"fin-wait-1"`, …).
     pub state: &'static str,
+    /// Either side asked that this subflow be used only as a backup.
     pub backup: bool,
+    /// New payload bytes sent (retransmissions are in `bytes_retransmitted`).
     pub bytes_sent: u64,
+    /// Payload bytes received in segments that brought something new.
     pub bytes_received: u64,
+    /// Payload bytes sent again on this subflow (loss recovery and timeouts).
     pub bytes_retransmitted: u64,
+    /// Segments sent, pure ACKs included.
     pub segments_sent: u64,
+    /// Segments received, whether accepted or not.
     pub segments_received: u64,
+    /// Segments sent again.
     pub retransmissions: u64,
+    /// Retransmission timeouts that fired.
     pub rto_events: u64,
+    /// Smoothed round-trip time (RFC 6298), or the initial value before any sample.
     pub srtt: Duration,
+    /// Congestion window in bytes.
     pub cwnd: u64,
+    /// Bytes sent and not yet acknowledged (SACKed bytes excluded).
     pub in_flight: u64,
 }
 
 /// Connection statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConnectionStats {
+    /// The peer agreed to MPTCP (false: plain TCP, from the start or after fallback).
     pub mptcp: bool,
+    /// The handshake completed.
     pub established: bool,
     /// Application bytes written into the connection and acknowledged at the data level.
     pub bytes_sent: u64,
+    /// Application bytes the peer acknowledged at the data level (DATA_ACK).
     pub bytes_acked: u64,
     /// Application bytes delivered in order.
     pub bytes_received: u64,
     /// Bytes sent again on another subflow after their first subflow failed or stalled.
     pub bytes_reinjected: u64,
+    /// Subflows created over the connection's life, the initial one included.
     pub subflows_opened: u64,
+    /// Subflows that ended.
     pub subflows_closed: u64,
+    /// Bytes carried on cellular paths, both directions (what a cellular budget counts).
     pub cellular_bytes: u64,
     /// Segments that failed their subflow's sequence/ACK checks; their options were ignored.
     pub segments_rejected: u64,

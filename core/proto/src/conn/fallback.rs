@@ -23,7 +23,7 @@ pub(crate) struct Fallback {
 
 impl Fallback {
     /// Plain TCP from the first byte: data offsets equal subflow offsets both ways.
-    pub fn from_start(subflow: SubflowId) -> Self {
+    pub(crate) fn from_start(subflow: SubflowId) -> Self {
         Self {
             subflow,
             tx_delta: 0,
@@ -34,7 +34,7 @@ impl Fallback {
     }
 
     /// The peer's data offset of subflow offset `ssn`, if the plain stream covers it.
-    pub fn rx_dsn(&self, ssn: u64) -> Option<u64> {
+    pub(crate) fn rx_dsn(&self, ssn: u64) -> Option<u64> {
         let (from, delta) = self.rx?;
         (ssn >= from).then(|| ssn.wrapping_add(delta))
     }

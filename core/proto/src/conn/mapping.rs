@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
+/// One DSS mapping as received: a run of subflow bytes and where they go in the data stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RxMapping {
     /// Subflow offset of the first mapped byte.
@@ -13,12 +14,14 @@ pub struct RxMapping {
     pub dsn: u64,
     /// Mapped payload bytes (a DATA_FIN's extra sequence number is not counted).
     pub len: u64,
+    /// DSS checksum over the mapped bytes and pseudo-header, when checksums are in use.
     pub checksum: Option<u16>,
     /// The mapping's data-level length also counted the DATA_FIN.
     pub fin: bool,
 }
 
 impl RxMapping {
+    /// Subflow offsets the mapping covers.
     pub fn ssn_range(&self) -> Range<u64> {
         self.ssn..self.ssn + self.len
     }
@@ -76,10 +79,12 @@ impl MappingTable {
         }
     }
 
+    /// No mapping is held.
     pub fn is_empty(&self) -> bool {
         self.maps.is_empty()
     }
 
+    /// Forgets every mapping.
     pub fn clear(&mut self) {
         self.maps.clear();
     }

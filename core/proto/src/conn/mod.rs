@@ -47,22 +47,29 @@ use timer_table::{Timer, TimerTable};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubflowId(pub u32);
 
+/// Which side of the handshake a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Sent the first SYN (MP_CAPABLE).
     Client,
+    /// Accepted the connection on a listening endpoint.
     Server,
 }
 
 /// Settings of one connection.
 #[derive(Clone, Debug)]
 pub struct ConnectionConfig {
+    /// Settings every subflow of the connection starts with (MSS, timers, congestion control).
     pub subflow: SubflowConfig,
+    /// Bytes the application may have written and not yet seen acknowledged at the data level.
     pub send_buffer: usize,
+    /// Bytes of the receive window: data received and not yet read, in order or not.
     pub receive_buffer: usize,
     /// Ask for DSS checksums (RFC 8684 §3.3.1). Either side asking turns them on.
     pub checksum: bool,
     /// Most subflows at once, the initial one included.
     pub max_subflows: usize,
+    /// How new data is spread over the usable subflows.
     pub scheduler: SchedulerKind,
     /// How paths are used: handover, interactive, aggregate, redundant.
     pub policy: Policy,
@@ -217,7 +224,7 @@ impl SubflowEntry {
     }
 
     /// May carry data now (established, join confirmed, not closing).
-    pub fn usable(&self) -> bool {
+    pub(crate) fn usable(&self) -> bool {
         self.sf.accepts_new_data()
             && !self.join.is_some_and(|j| j.awaiting_ack)
             && self.remove_probe.is_none()
@@ -331,11 +338,15 @@ impl SendClose {
 pub enum ConnState {
     /// The initial subflow's handshake is in progress.
     Connecting,
+    /// The handshake completed; data may flow.
     Established,
     /// Over for the application; subflows may still be finishing.
     Closed,
 }
 
+/// One MPTCP connection (or its fallback to plain TCP), sans-IO: the endpoint feeds it segments
+/// and time, the application reads and writes bytes, and it chooses the subflow for each
+/// segment it sends (docs/ARCHITECTURE.md, "Connections and subflows").
 pub struct Connection {
     pub(crate) role: Role,
     pub(crate) cfg: ConnectionConfig,
@@ -446,6 +457,7 @@ impl std::error::Error for WriteError {}
 pub enum ReadError {
     /// Nothing to read yet: wait for `Event::Readable`.
     Blocked,
+    /// The connection ended (or was reset) before more data arrived; the reason says how.
     ConnectionLost(CloseError),
 }
 
@@ -538,10 +550,12 @@ impl Connection {
         self.subflows.iter().position(|e| e.id == id)
     }
 
+    /// Whether this side opened the connection or accepted it.
     pub fn role(&self) -> Role {
         self.role
     }
 
+    /// Where the connection stands as the application sees it.
     pub fn state(&self) -> ConnState {
         self.state
     }
@@ -551,18 +565,22 @@ impl Connection {
         matches!(self.mode, Mode::Negotiating | Mode::Mptcp)
     }
 
+    /// The connection is over for the application (`close_error` says why).
     pub fn is_closed(&self) -> bool {
         self.state == ConnState::Closed
     }
 
+    /// Why the connection ended, once it has.
     pub fn close_error(&self) -> Option<&CloseError> {
         self.close_error.as_ref()
     }
 
+    /// Our token (RFC 8684 §3.2): the peer names the connection with it in MP_JOIN.
     pub fn local_token(&self) -> u32 {
         self.keys.local_token
     }
 
+    /// The peer's address and port of the initial subflow.
     pub fn remote(&self) -> SocketAddr {
         self.remote
     }
@@ -717,6 +735,7 @@ impl Connection {
         self.events.push_back(Event::Closed(err));
     }
 
+    /// The next event for the application, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

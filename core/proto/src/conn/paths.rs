@@ -37,19 +37,19 @@ pub(crate) struct AddrSignals {
 
 impl AddrSignals {
     /// Queues a REMOVE_ADDR for one of our address ids.
-    pub fn announce_removal(&mut self, addr_id: u8) {
+    pub(crate) fn announce_removal(&mut self, addr_id: u8) {
         if !self.removals.contains(&addr_id) {
             self.removals.push_back(addr_id);
         }
     }
 
     /// The interface came back: a REMOVE_ADDR for it that has not gone out yet is moot.
-    pub fn cancel_removal(&mut self, addr_id: u8) {
+    pub(crate) fn cancel_removal(&mut self, addr_id: u8) {
         self.removals.retain(|&id| id != addr_id);
     }
 
     /// The address id a server uses for one of its addresses (0 unless announced).
-    pub fn server_addr_id(&self, local: SocketAddr) -> u8 {
+    pub(crate) fn server_addr_id(&self, local: SocketAddr) -> u8 {
         self.announcements
             .iter()
             .find(|a| a.addr == local)
@@ -57,7 +57,7 @@ impl AddrSignals {
     }
 
     /// When an unechoed ADD_ADDR is due again.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.announcements
             .iter()
             .filter(|a| !a.echoed && a.attempts < ADD_ADDR_ATTEMPTS)
@@ -66,7 +66,7 @@ impl AddrSignals {
     }
 
     /// Queues an ADD_ADDR for `addr` (server side, or a client announcing a new address).
-    pub fn announce(&mut self, id: u8, addr: SocketAddr) {
+    pub(crate) fn announce(&mut self, id: u8, addr: SocketAddr) {
         if self.announcements.iter().any(|a| a.addr == addr) {
             return;
         }
@@ -79,7 +79,7 @@ impl AddrSignals {
         });
     }
 
-    pub fn withdraw(&mut self, addr: SocketAddr) {
+    pub(crate) fn withdraw(&mut self, addr: SocketAddr) {
         if let Some(i) = self.announcements.iter().position(|a| a.addr == addr) {
             let a = self.announcements.remove(i);
             self.removals.push_back(a.id);
@@ -87,7 +87,7 @@ impl AddrSignals {
     }
 
     /// An ADD_ADDR, echo or REMOVE_ADDR is waiting to go out.
-    pub fn pending(&self) -> bool {
+    pub(crate) fn pending(&self) -> bool {
         !self.echoes.is_empty()
             || !self.removals.is_empty()
             || self.due_announcement(None).is_some()
@@ -106,14 +106,19 @@ impl AddrSignals {
     }
 
     /// Marks an announcement whose retransmission time came as due again.
-    pub fn timeout(&mut self, now: Instant) {
+    pub(crate) fn timeout(&mut self, now: Instant) {
         if let Some(i) = self.due_announcement(Some(now)) {
             self.announcements[i].sent_at = None;
         }
     }
 
     /// The next signalling option to send. `local_key`/`remote_key` authenticate ADD_ADDR.
-    pub fn next(&mut self, now: Instant, local_key: u64, remote_key: u64) -> Option<MptcpOption> {
+    pub(crate) fn next(
+        &mut self,
+        now: Instant,
+        local_key: u64,
+        remote_key: u64,
+    ) -> Option<MptcpOption> {
         if let Some(echo) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr(echo));
         }
@@ -137,15 +142,15 @@ impl AddrSignals {
 
 /// What other parts of the connection ask the path manager about addresses and signals.
 impl PathManager {
-    pub fn server_addr_id(&self, local: SocketAddr) -> u8 {
+    pub(crate) fn server_addr_id(&self, local: SocketAddr) -> u8 {
         self.signals.server_addr_id(local)
     }
 
-    pub fn has_signal(&self) -> bool {
+    pub(crate) fn has_signal(&self) -> bool {
         self.signals.pending()
     }
 
-    pub fn next_signal(
+    pub(crate) fn next_signal(
         &mut self,
         now: Instant,
         local_key: u64,
@@ -154,12 +159,12 @@ impl PathManager {
         self.signals.next(now, local_key, remote_key)
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.next_deadline()
     }
 
     /// What the policy allows on this subflow for data now (see `carries_data`).
-    pub fn data_allowed(&self, e: &SubflowEntry) -> bool {
+    pub(crate) fn data_allowed(&self, e: &SubflowEntry) -> bool {
         self.carries_data(e.kind, e.path)
     }
 }

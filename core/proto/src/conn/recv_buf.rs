@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Default limit on out-of-order pieces per buffer. Honest reordering and loss over two
 /// paths leave a few dozen holes in a window; thousands only come from abuse.
-pub const DEFAULT_MAX_PIECES: usize = 1024;
+pub(super) const DEFAULT_MAX_PIECES: usize = 1024;
 
+/// The receive side of the data stream: in-order bytes waiting to be read, and out-of-order
+/// pieces waiting for the gaps before them.
 #[derive(Debug)]
 pub struct Reassembly {
     /// In-order bytes not yet read by the application; `ready[0]` has DSN `read_pos`.
@@ -39,6 +41,8 @@ pub struct Inserted {
 }
 
 impl Reassembly {
+    /// An empty buffer whose next expected data offset is `start`, holding at most `capacity`
+    /// bytes.
     pub fn new(start: u64, capacity: usize) -> Self {
         Self {
             ready: VecDeque::new(),
@@ -51,6 +55,7 @@ impl Reassembly {
         }
     }
 
+    /// Limits the out-of-order pieces held at once to `max_pieces` (at least one).
     pub fn with_max_pieces(mut self, max_pieces: usize) -> Self {
         self.max_pieces = max_pieces.max(1);
         self
@@ -71,6 +76,7 @@ impl Reassembly {
         self.ready.len()
     }
 
+    /// Most bytes held at once (the receive window).
     pub fn capacity(&self) -> usize {
         self.capacity
     }

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+/// The application's bytes by data sequence number, from the oldest a subflow may still resend
+/// to the last written.
 #[derive(Debug)]
 pub struct SendBuffer {
     bytes: VecDeque<u8>,
@@ -16,6 +18,8 @@ pub struct SendBuffer {
 }
 
 impl SendBuffer {
+    /// An empty buffer whose first byte will have data offset `start`, taking at most
+    /// `capacity` unacknowledged bytes.
     pub fn new(start: u64, capacity: usize) -> Self {
         Self {
             bytes: VecDeque::new(),
@@ -35,18 +39,22 @@ impl SendBuffer {
         self.start + self.bytes.len() as u64
     }
 
+    /// Bytes held, acknowledged ones still kept for a resend included.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// Nothing is held.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 
+    /// Most unacknowledged bytes accepted from the application.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
+    /// Changes how many unacknowledged bytes the buffer accepts; held bytes stay.
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
     }

@@ -63,6 +63,7 @@ impl Connection {
         self.run_path_manager(now, Some(PmEvent::PolicyChanged(policy)), None);
     }
 
+    /// The service type and settings in force.
     pub fn policy(&self) -> &Policy {
         self.paths.policy()
     }

@@ -11,7 +11,9 @@ use std::time::Instant;
 /// A datagram (or raw segment) to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// The address to send from (the subflow's local end).
     pub local: SocketAddr,
+    /// The address to send to.
     pub remote: SocketAddr,
     /// Bytes written into the caller's buffer.
     pub len: usize,

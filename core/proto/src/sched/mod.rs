@@ -12,15 +12,21 @@ use std::time::Duration;
 pub struct SchedView {
     /// Index of the subflow in the connection (opaque to the scheduler).
     pub index: usize,
+    /// Smoothed round-trip time.
     pub srtt: Duration,
+    /// `srtt` comes from a sample (false: the initial guess).
     pub rtt_known: bool,
+    /// Congestion window in bytes.
     pub cwnd: u64,
+    /// Bytes sent and not yet acknowledged.
     pub in_flight: u64,
     /// Bytes it may send now (congestion and receive windows).
     pub room: u64,
+    /// Largest payload of one segment.
     pub mss: u64,
     /// Had a retransmission timeout without progress since.
     pub stale: bool,
+    /// Either side asked that the subflow be used only as a backup.
     pub backup: bool,
 }
 
@@ -31,6 +37,7 @@ pub struct SchedContext {
     pub send_window: u64,
 }
 
+/// Chooses the subflow for each chunk of data among the candidates the connection offers.
 pub trait Scheduler: Send + std::fmt::Debug {
     /// The subflow for the next chunk, or None to wait (e.g. the best one is full).
     fn pick(&mut self, candidates: &[SchedView], ctx: SchedContext) -> Option<SchedView>;
@@ -38,9 +45,11 @@ pub trait Scheduler: Send + std::fmt::Debug {
     fn redundant(&self) -> bool {
         false
     }
+    /// The lower-case name, for logs and statistics.
     fn name(&self) -> &'static str;
 }
 
+/// The schedulers a connection can be configured with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SchedulerKind {
     /// Lowest RTT with room in its window; spill to the next when it is full (default).
@@ -56,6 +65,7 @@ pub enum SchedulerKind {
 }
 
 impl SchedulerKind {
+    /// A new scheduler of this kind.
     pub fn build(self) -> Box<dyn Scheduler> {
         match self {
             SchedulerKind::MinRtt => Box::new(MinRtt),
@@ -65,6 +75,7 @@ impl SchedulerKind {
         }
     }
 
+    /// The lower-case name, as the command line spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             SchedulerKind::MinRtt => "minrtt",
@@ -111,6 +122,7 @@ impl Scheduler for MinRtt {
     }
 }
 
+/// Takes turns: the next subflow (by index) with room after the one picked last.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
     last: usize,

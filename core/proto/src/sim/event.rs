@@ -63,28 +63,28 @@ pub(super) struct Agenda<N: Node> {
 }
 
 impl<N: Node> Agenda<N> {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             heap: BinaryHeap::new(),
             next_seq: 0,
         }
     }
 
-    pub fn push(&mut self, at: Instant, kind: EventKind<N>) {
+    pub(super) fn push(&mut self, at: Instant, kind: EventKind<N>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Event { at, seq, kind });
     }
 
-    pub fn pop(&mut self) -> Option<Event<N>> {
+    pub(super) fn pop(&mut self) -> Option<Event<N>> {
         self.heap.pop()
     }
 
-    pub fn next_time(&self) -> Option<Instant> {
+    pub(super) fn next_time(&self) -> Option<Instant> {
         self.heap.peek().map(|e| e.at)
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.heap.len()
     }
 }

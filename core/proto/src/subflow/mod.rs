@@ -12,9 +12,9 @@ mod sent;
 mod tx;
 
 pub use config::SubflowConfig;
-pub use rx::{AckOutcome, RxOutcome};
-pub use sent::{SentQueue, SentSeg};
-pub use tx::Control;
+pub(crate) use rx::RxOutcome;
+pub(crate) use sent::{SentQueue, SentSeg};
+pub(crate) use tx::Control;
 
 use crate::cc::{CongestionControl, Pacer, RttEstimator};
 use crate::range_set::RangeSet;
@@ -23,7 +23,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     SynSent,
     SynReceived,
     Established,
@@ -38,16 +38,16 @@ pub enum State {
 
 impl State {
     /// Data may be sent in this state.
-    pub fn can_send(self) -> bool {
+    pub(crate) fn can_send(self) -> bool {
         matches!(self, State::Established | State::CloseWait)
     }
 
     /// The peer may still send us data.
-    pub fn can_receive(self) -> bool {
+    pub(crate) fn can_receive(self) -> bool {
         matches!(self, State::Established | State::FinWait1 | State::FinWait2)
     }
 
-    pub fn is_synchronized(self) -> bool {
+    pub(crate) fn is_synchronized(self) -> bool {
         !matches!(self, State::SynSent | State::SynReceived | State::Closed)
     }
 }
@@ -87,7 +87,7 @@ struct Rack {
 
 /// Counters a subflow keeps for statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SubflowCounters {
+pub(crate) struct SubflowCounters {
     pub segments_sent: u64,
     pub segments_received: u64,
     pub bytes_sent: u64,
@@ -101,7 +101,7 @@ pub struct SubflowCounters {
     pub segments_rejected: u64,
 }
 
-pub struct Subflow {
+pub(crate) struct Subflow {
     pub cfg: SubflowConfig,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -257,7 +257,7 @@ impl Subflow {
     }
 
     /// An active open: the SYN goes out on the next poll.
-    pub fn connect(
+    pub(crate) fn connect(
         now: Instant,
         cfg: SubflowConfig,
         local: SocketAddr,
@@ -270,7 +270,7 @@ impl Subflow {
     }
 
     /// A passive open from a received SYN: the SYN/ACK goes out on the next poll.
-    pub fn accept(
+    pub(crate) fn accept(
         now: Instant,
         cfg: SubflowConfig,
         local: SocketAddr,
@@ -290,7 +290,7 @@ impl Subflow {
 
     /// The SYN (or SYN/ACK) already went out (a SYN cookie answer): it is not sent again,
     /// and, as its send time is unknown, it gives no RTT sample.
-    pub fn syn_sent_before(&mut self, now: Instant) {
+    pub(crate) fn syn_sent_before(&mut self, now: Instant) {
         if self.sent.front().is_some_and(|s| s.syn) {
             self.sent.retransmitted(0, now);
             self.timers.rto = Some(now + self.rtt.rto());
@@ -334,7 +334,7 @@ impl Subflow {
 
     /// Whether `seg` acknowledges our SYN (or SYN/ACK) exactly: only such a segment may
     /// complete the handshake, and only then do its MPTCP options count.
-    pub fn completes_handshake(&self, seg: &crate::wire::TcpRepr) -> bool {
+    pub(crate) fn completes_handshake(&self, seg: &crate::wire::TcpRepr) -> bool {
         let acks_syn =
             seg.flags.contains(crate::wire::TcpFlags::ACK) && seg.ack.0 == self.iss.wrapping_add(1);
         match self.state {
@@ -344,122 +344,102 @@ impl Subflow {
     }
 
     /// Largest payload a segment may carry before options are accounted for.
-    pub fn effective_mss(&self) -> u16 {
+    pub(crate) fn effective_mss(&self) -> u16 {
         self.peer_mss.min(self.cfg.mss)
     }
 
-    pub fn iss(&self) -> u32 {
-        self.iss
-    }
-
-    pub fn irs(&self) -> u32 {
+    pub(crate) fn irs(&self) -> u32 {
         self.irs
     }
 
-    pub fn snd_una(&self) -> u64 {
+    pub(crate) fn snd_una(&self) -> u64 {
         self.snd_una
     }
 
-    pub fn snd_nxt(&self) -> u64 {
+    pub(crate) fn snd_nxt(&self) -> u64 {
         self.snd_nxt
     }
 
-    pub fn rcv_nxt(&self) -> u64 {
+    pub(crate) fn rcv_nxt(&self) -> u64 {
         self.rcv_nxt
     }
 
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.sent.in_flight
     }
 
-    pub fn cwnd(&self) -> u64 {
+    pub(crate) fn cwnd(&self) -> u64 {
         self.cc.window()
     }
 
-    pub fn srtt(&self) -> Duration {
+    pub(crate) fn srtt(&self) -> Duration {
         self.rtt.srtt()
     }
 
-    pub fn has_rtt_sample(&self) -> bool {
+    pub(crate) fn has_rtt_sample(&self) -> bool {
         self.rtt.has_samples()
     }
 
-    pub fn in_recovery(&self) -> bool {
+    pub(crate) fn in_recovery(&self) -> bool {
         self.recovery_until.is_some()
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
 
     /// Whether nothing sent is still waiting for acknowledgement.
-    pub fn all_acked(&self) -> bool {
+    pub(crate) fn all_acked(&self) -> bool {
         self.sent.is_empty()
     }
 
     /// Outstanding segments waiting for retransmission.
-    pub fn has_lost(&self) -> bool {
+    pub(crate) fn has_lost(&self) -> bool {
         self.sent.lost_count > 0
     }
 
-    pub fn rcv_wscale(&self) -> u8 {
-        self.rcv_wscale
-    }
-
-    pub fn snd_wscale(&self) -> u8 {
-        self.snd_wscale
-    }
-
-    pub fn timestamps(&self) -> bool {
-        self.ts_ok
-    }
-
-    pub fn sack_permitted(&self) -> bool {
-        self.sack_ok
-    }
-
     /// Peer's FIN seen and all data before it received.
-    pub fn peer_finished(&self) -> bool {
+    pub(crate) fn peer_finished(&self) -> bool {
         self.peer_fin.is_some_and(|f| self.rcv_nxt > f)
     }
 
     /// When the segment at `snd_una` (the oldest waiting for an ACK) was last sent.
-    pub fn oldest_unacked_sent_at(&self) -> Option<Instant> {
+    pub(crate) fn oldest_unacked_sent_at(&self) -> Option<Instant> {
         self.sent.front().map(|s| s.sent_at)
     }
 
     /// Out-of-order data is held: ACKs should carry SACK blocks now.
-    pub fn has_sack_info(&self) -> bool {
+    pub(crate) fn has_sack_info(&self) -> bool {
         self.sack_ok && !self.rcv_ooo.is_empty()
     }
 
     /// Forgets a RST we meant to send (the peer reset us first).
-    pub fn drop_pending_rst(&mut self) {
+    pub(crate) fn drop_pending_rst(&mut self) {
         self.rst_pending = false;
     }
 
     /// Asks for an ACK to go out immediately (e.g. after a window update or an MPTCP
     /// option that needs an answer).
-    pub fn request_ack(&mut self) {
+    pub(crate) fn request_ack(&mut self) {
         self.ack_now = true;
     }
 
     /// When the oldest unanswered keepalive probe went out, once a second one is
     /// unanswered too (one lost probe or answer proves nothing).
-    pub fn probes_unanswered_since(&self) -> Option<Instant> {
+    pub(crate) fn probes_unanswered_since(&self) -> Option<Instant> {
         self.probe_sent_at
             .filter(|_| self.keepalives_unanswered >= 2)
     }
 
     /// Sends a keepalive probe now (the peer answers it with an ACK if it is there).
-    pub fn probe_now(&mut self) {
+    pub(crate) fn probe_now(&mut self) {
         if self.state.is_synchronized() && self.state != State::TimeWait {
             self.keepalive_due = true;
         }
     }
 
     /// Asks for the subflow to be closed with a FIN once the connection gives it no more data.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         if matches!(self.state, State::SynSent | State::SynReceived) {
             self.abort();
             return;
@@ -468,7 +448,7 @@ impl Subflow {
     }
 
     /// Resets the subflow: a RST goes out on the next poll and it is closed.
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         if self.state != State::Closed {
             self.rst_pending = true;
             self.enter_closed(CloseReason::Aborted);
@@ -493,7 +473,7 @@ impl Subflow {
     }
 
     /// Earliest timer, for the connection's `poll_timeout`.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.timers;
         [
             t.rto,
@@ -514,7 +494,7 @@ impl Subflow {
     }
 
     /// Copies the state a coupled congestion controller needs.
-    pub fn path_state(&self, active: bool) -> crate::cc::PathState {
+    pub(crate) fn path_state(&self, active: bool) -> crate::cc::PathState {
         crate::cc::PathState {
             cwnd: self.cc.window(),
             srtt: self.rtt.srtt(),

@@ -15,7 +15,7 @@ const MAX_OOO_RANGES: usize = 256;
 
 /// What an incoming segment did to the subflow, for the connection to act on.
 #[derive(Clone, Debug, Default)]
-pub struct RxOutcome {
+pub(crate) struct RxOutcome {
     /// The segment was not acceptable and was ignored (an ACK may be due).
     pub dropped: bool,
     /// The subflow became established with this segment.
@@ -31,7 +31,7 @@ pub struct RxOutcome {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct AckOutcome {
+pub(crate) struct AckOutcome {
     /// The ACK field was processed (new or duplicate, not stale or bogus).
     pub valid: bool,
     pub newly_acked: u64,
@@ -46,7 +46,7 @@ impl Subflow {
     /// Processes the TCP part of an incoming segment. `coupling` describes every subflow of
     /// the connection for coupled congestion control (`me` is this one); `rcv_window` is the
     /// largest window the connection advertises (its receive buffer).
-    pub fn on_segment(
+    pub(crate) fn on_segment(
         &mut self,
         now: Instant,
         seg: &TcpRepr,
@@ -418,7 +418,7 @@ impl Subflow {
 
     /// The connection accepted the subflow bytes `range` (placed, or already held at the
     /// data level): move `rcv_nxt`, record out-of-order ranges for SACK, schedule the ACK.
-    pub fn commit_received(&mut self, now: Instant, range: Range<u64>, full_sized: bool) {
+    pub(crate) fn commit_received(&mut self, now: Instant, range: Range<u64>, full_sized: bool) {
         if range.start >= range.end {
             return;
         }
@@ -503,7 +503,7 @@ impl Subflow {
 
     /// Handles expired timers. Returns true if the retransmission timer fired (the
     /// connection counts those to judge the path).
-    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
         let mut rto_fired = false;
         if self.timers.time_wait.is_some_and(|t| t <= now) {
             self.enter_closed(CloseReason::Finished);

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 /// One transmitted segment. Subflow sequence offsets are relative to the ISN (SYN = 0).
 #[derive(Clone, Copy, Debug)]
-pub struct SentSeg {
+pub(crate) struct SentSeg {
     pub ssn: u64,
     pub len: u32,
     /// Data sequence number of the first payload byte (meaningless for pure FIN/SYN).
@@ -25,23 +25,23 @@ pub struct SentSeg {
 
 impl SentSeg {
     /// Subflow sequence space the segment occupies (payload + SYN/FIN flags).
-    pub fn seq_len(&self) -> u64 {
+    pub(crate) fn seq_len(&self) -> u64 {
         self.len as u64 + self.fin as u64 + self.syn as u64
     }
 
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.ssn + self.seq_len()
     }
 
     /// Counted in the RFC 6675 "pipe": sent, not SACKed, not waiting as lost.
-    pub fn in_pipe(&self) -> bool {
+    pub(crate) fn in_pipe(&self) -> bool {
         !self.sacked && !self.lost
     }
 }
 
 /// The outstanding segments in subflow-sequence order, with running byte counts.
 #[derive(Debug, Default)]
-pub struct SentQueue {
+pub(crate) struct SentQueue {
     segs: VecDeque<SentSeg>,
     /// Bytes of sequence space in the pipe.
     pub in_flight: u64,
@@ -54,31 +54,31 @@ pub struct SentQueue {
 }
 
 impl SentQueue {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.segs.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.segs.len()
     }
 
-    pub fn front(&self) -> Option<&SentSeg> {
+    pub(crate) fn front(&self) -> Option<&SentSeg> {
         self.segs.front()
     }
 
-    pub fn back(&self) -> Option<&SentSeg> {
+    pub(crate) fn back(&self) -> Option<&SentSeg> {
         self.segs.back()
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &SentSeg> + '_ {
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &SentSeg> + '_ {
         self.segs.iter()
     }
 
-    pub fn get(&self, i: usize) -> Option<&SentSeg> {
+    pub(crate) fn get(&self, i: usize) -> Option<&SentSeg> {
         self.segs.get(i)
     }
 
-    pub fn push(&mut self, seg: SentSeg) {
+    pub(crate) fn push(&mut self, seg: SentSeg) {
         debug_assert!(self.segs.back().is_none_or(|b| b.end() <= seg.ssn));
         self.in_flight += seg.seq_len();
         if seg.len > 0 {
@@ -92,18 +92,13 @@ impl SentQueue {
 
     /// Lowest DSN among the payload bytes this subflow has not had acknowledged: the send
     /// buffer must keep everything from there on.
-    pub fn lowest_dsn(&self) -> Option<u64> {
+    pub(crate) fn lowest_dsn(&self) -> Option<u64> {
         self.dsn_floor.front().map(|&(_, d)| d)
-    }
-
-    /// Index of the first segment ending after `ssn`.
-    pub fn index_after(&self, ssn: u64) -> usize {
-        self.segs.partition_point(|s| s.end() <= ssn)
     }
 
     /// Removes every segment fully below `ack`, trimming a partially acknowledged one.
     /// Calls `on_removed` for each removed (or trimmed) segment with the bytes acknowledged.
-    pub fn ack_to(&mut self, ack: u64, mut on_removed: impl FnMut(&SentSeg, u64)) {
+    pub(crate) fn ack_to(&mut self, ack: u64, mut on_removed: impl FnMut(&SentSeg, u64)) {
         while let Some(front) = self.segs.front_mut() {
             if front.end() <= ack {
                 let seg = *front;
@@ -166,7 +161,7 @@ impl SentQueue {
 
     /// Marks segments fully inside `start..end` as SACKed. Returns the indexes newly marked
     /// through `on_sacked`.
-    pub fn sack(&mut self, start: u64, end: u64, mut on_sacked: impl FnMut(&SentSeg)) {
+    pub(crate) fn sack(&mut self, start: u64, end: u64, mut on_sacked: impl FnMut(&SentSeg)) {
         let mut i = self.segs.partition_point(|s| s.ssn < start);
         while let Some(seg) = self.segs.get_mut(i) {
             if seg.end() > end {
@@ -188,7 +183,7 @@ impl SentQueue {
         }
     }
 
-    pub fn mark_lost(&mut self, i: usize) -> bool {
+    pub(crate) fn mark_lost(&mut self, i: usize) -> bool {
         let Some(seg) = self.segs.get_mut(i) else {
             return false;
         };
@@ -202,7 +197,7 @@ impl SentQueue {
     }
 
     /// The first segment waiting for retransmission.
-    pub fn first_lost(&self) -> Option<usize> {
+    pub(crate) fn first_lost(&self) -> Option<usize> {
         if self.lost_count == 0 {
             return None;
         }
@@ -210,7 +205,7 @@ impl SentQueue {
     }
 
     /// Records the retransmission of segment `i` at `now`.
-    pub fn retransmitted(&mut self, i: usize, now: Instant) -> Option<SentSeg> {
+    pub(crate) fn retransmitted(&mut self, i: usize, now: Instant) -> Option<SentSeg> {
         let seg = self.segs.get_mut(i)?;
         if seg.lost {
             seg.lost = false;
@@ -224,12 +219,12 @@ impl SentQueue {
         Some(*seg)
     }
 
-    pub fn get_mut(&mut self, i: usize) -> Option<&mut SentSeg> {
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut SentSeg> {
         self.segs.get_mut(i)
     }
 
     /// Drops everything (the subflow is gone); returns the segments.
-    pub fn drain(&mut self) -> impl Iterator<Item = SentSeg> + '_ {
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = SentSeg> + '_ {
         self.in_flight = 0;
         self.lost_count = 0;
         self.sacked_count = 0;

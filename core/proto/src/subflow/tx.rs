@@ -9,7 +9,7 @@ use std::time::Instant;
 
 /// A segment the subflow needs sent that is not new data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// Reset (we aborted the subflow).
     Rst,
     /// The SYN or SYN/ACK, first transmission or retransmission.
@@ -24,7 +24,7 @@ pub enum Control {
 
 impl Subflow {
     /// The most urgent non-data segment due, if any.
-    pub fn next_control(&self) -> Option<Control> {
+    pub(crate) fn next_control(&self) -> Option<Control> {
         if self.rst_pending {
             return Some(Control::Rst);
         }
@@ -54,13 +54,13 @@ impl Subflow {
     }
 
     /// Whether the connection may give this subflow new data at all.
-    pub fn accepts_new_data(&self) -> bool {
+    pub(crate) fn accepts_new_data(&self) -> bool {
         self.state.can_send() && !self.fin_wanted && self.fin_ssn.is_none()
     }
 
     /// How many bytes of new data the congestion window and the peer's subflow window allow
     /// now. Pacing is checked separately with `pacing_allows`.
-    pub fn send_room(&self) -> u64 {
+    pub(crate) fn send_room(&self) -> u64 {
         if !self.accepts_new_data() {
             return 0;
         }
@@ -70,12 +70,12 @@ impl Subflow {
     }
 
     /// Room in the congestion window for a retransmission.
-    pub fn retransmit_room(&self) -> u64 {
+    pub(crate) fn retransmit_room(&self) -> u64 {
         self.cc.window().saturating_sub(self.sent.in_flight)
     }
 
     /// The pacer's verdict for `bytes` now; when it says wait, a timer is armed.
-    pub fn pacing_allows(&mut self, now: Instant, bytes: u64) -> bool {
+    pub(crate) fn pacing_allows(&mut self, now: Instant, bytes: u64) -> bool {
         if !self.cfg.pacing || !self.rtt.has_samples() {
             return true;
         }
@@ -98,7 +98,7 @@ impl Subflow {
 
     /// The first segment waiting for retransmission, if the window lets it go. After a
     /// timeout the first segment always goes (that is the point of the timeout).
-    pub fn next_retransmission(&self) -> Option<(usize, SentSeg)> {
+    pub(crate) fn next_retransmission(&self) -> Option<(usize, SentSeg)> {
         let i = self.sent.first_lost()?;
         let seg = *self.sent.get(i)?;
         if seg.syn {
@@ -110,7 +110,7 @@ impl Subflow {
 
     /// Builds the TCP header for a segment at subflow offset `seq` with `flags`, advertising
     /// `window` bytes. MPTCP options and SACK blocks are added by the caller.
-    pub fn header(&self, now: Instant, flags: TcpFlags, seq: u64, window: u64) -> TcpRepr {
+    pub(crate) fn header(&self, now: Instant, flags: TcpFlags, seq: u64, window: u64) -> TcpRepr {
         let mut options = TcpOptions::default();
         let syn = flags.contains(TcpFlags::SYN);
         let ack = flags.contains(TcpFlags::ACK) || !syn;
@@ -153,7 +153,7 @@ impl Subflow {
 
     /// Adds as many SACK blocks as fit in the option space left. The block holding the most
     /// recently received out-of-order data goes first (RFC 2018).
-    pub fn add_sack_blocks(&self, repr: &mut TcpRepr) {
+    pub(crate) fn add_sack_blocks(&self, repr: &mut TcpRepr) {
         if !self.sack_ok || self.rcv_ooo.is_empty() {
             return;
         }
@@ -185,12 +185,12 @@ impl Subflow {
     }
 
     /// Sequence offset for the next new segment.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.snd_nxt
     }
 
     /// Records that a segment carrying the current ACK went out (any segment does).
-    pub fn on_segment_sent(&mut self, now: Instant, bytes: u64) {
+    pub(crate) fn on_segment_sent(&mut self, now: Instant, bytes: u64) {
         self.ack_now = false;
         self.ack_pending = false;
         self.unacked_segments = 0;
@@ -203,7 +203,7 @@ impl Subflow {
     }
 
     /// Records new data sent at `snd_nxt`.
-    pub fn on_data_sent(&mut self, now: Instant, len: u32, dsn: u64, data_fin: bool) {
+    pub(crate) fn on_data_sent(&mut self, now: Instant, len: u32, dsn: u64, data_fin: bool) {
         let seg = SentSeg {
             ssn: self.snd_nxt,
             len,
@@ -226,7 +226,7 @@ impl Subflow {
     }
 
     /// Records the retransmission of queued segment `index`.
-    pub fn on_retransmitted(&mut self, now: Instant, index: usize) {
+    pub(crate) fn on_retransmitted(&mut self, now: Instant, index: usize) {
         if let Some(seg) = self.sent.retransmitted(index, now) {
             self.counters.retransmissions += 1;
             self.counters.bytes_retransmitted += seg.len as u64;
@@ -238,7 +238,7 @@ impl Subflow {
     }
 
     /// Records that a control segment went out.
-    pub fn on_control_sent(&mut self, now: Instant, control: Control) {
+    pub(crate) fn on_control_sent(&mut self, now: Instant, control: Control) {
         match control {
             Control::Rst => {
                 self.rst_pending = false;
@@ -291,12 +291,7 @@ impl Subflow {
 
     /// Sequence offset a keepalive probe carries: one below `snd_una`, so the peer treats
     /// it as a duplicate and answers with an ACK.
-    pub fn keepalive_seq(&self) -> u64 {
+    pub(crate) fn keepalive_seq(&self) -> u64 {
         self.snd_una.saturating_sub(1)
-    }
-
-    /// The offset our FIN was sent at, if it was.
-    pub fn fin_seq(&self) -> Option<u64> {
-        self.fin_ssn
     }
 }

@@ -48,6 +48,7 @@ fn sum_aligned(data: &[u8]) -> u64 {
 }
 
 impl Checksum {
+    /// An empty sum.
     pub const fn new() -> Self {
         Self { sum: 0, odd: false }
     }

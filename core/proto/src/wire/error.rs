@@ -14,7 +14,12 @@ pub enum WireError {
     BadDataOffset(u8),
     /// A TCP option's length byte is impossible for its kind (below 2, past the end of the
     /// option field, or not the fixed length that kind requires).
-    BadOptionLength { kind: u8, len: u8 },
+    BadOptionLength {
+        /// The option kind.
+        kind: u8,
+        /// Its length byte.
+        len: u8,
+    },
     /// [`super::MptcpOption::parse`] was given an option whose kind is not 30.
     NotMptcp(u8),
     /// An MPTCP subtype this codec does not know (RFC 8684 says: ignore the option).
@@ -22,7 +27,12 @@ pub enum WireError {
     /// An MP_CAPABLE of a version we do not speak (version 0 is RFC 6824).
     UnsupportedMptcpVersion(u8),
     /// An MPTCP option whose length matches none of the forms of its subtype.
-    BadMptcpLength { subtype: u8, len: u8 },
+    BadMptcpLength {
+        /// The MPTCP subtype.
+        subtype: u8,
+        /// The option's length byte.
+        len: u8,
+    },
     /// The value cannot be encoded (e.g. REMOVE_ADDR without ids, SACK block count over 4).
     InvalidValue,
     /// More options of one family than the fixed-capacity representation can hold.

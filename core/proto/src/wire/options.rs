@@ -12,13 +12,21 @@ pub const MAX_OPTIONS_LEN: usize = 40;
 
 /// TCP option kinds this codec understands.
 pub mod kind {
+    /// End of the option list.
     pub const EOL: u8 = 0;
+    /// No-operation (padding).
     pub const NOP: u8 = 1;
+    /// Maximum segment size.
     pub const MSS: u8 = 2;
+    /// Window scale (RFC 7323).
     pub const WINDOW_SCALE: u8 = 3;
+    /// SACK permitted (RFC 2018).
     pub const SACK_PERMITTED: u8 = 4;
+    /// SACK blocks (RFC 2018).
     pub const SACK: u8 = 5;
+    /// Timestamps (RFC 7323).
     pub const TIMESTAMPS: u8 = 8;
+    /// Multipath TCP (RFC 8684).
     pub const MPTCP: u8 = super::KIND_MPTCP;
 }
 
@@ -31,6 +39,7 @@ pub struct FixedList<T: Copy, const N: usize> {
 }
 
 impl<T: Copy, const N: usize> FixedList<T, N> {
+    /// The most items the list holds.
     pub const MAX: usize = N;
 
     const fn with_filler(filler: T) -> Self {
@@ -52,22 +61,27 @@ impl<T: Copy, const N: usize> FixedList<T, N> {
         Ok(())
     }
 
+    /// The items, in order.
     pub fn as_slice(&self) -> &[T] {
         &self.items[..usize::from(self.count)]
     }
 
+    /// Items held.
     pub fn len(&self) -> usize {
         usize::from(self.count)
     }
 
+    /// No item is held.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
+    /// Removes every item.
     pub fn clear(&mut self) {
         self.count = 0;
     }
 
+    /// The items, in order.
     pub fn iter(&self) -> core::slice::Iter<'_, T> {
         self.as_slice().iter()
     }
@@ -90,6 +104,7 @@ impl<T: Copy + fmt::Debug, const N: usize> fmt::Debug for FixedList<T, N> {
 pub type SackBlocks = FixedList<(SeqNum, SeqNum), 4>;
 
 impl SackBlocks {
+    /// No blocks.
     pub const fn new() -> Self {
         Self::with_filler((SeqNum(0), SeqNum(0)))
     }
@@ -105,6 +120,7 @@ impl Default for SackBlocks {
 pub type MptcpOptions = FixedList<MptcpOption, 4>;
 
 impl MptcpOptions {
+    /// No options.
     pub const fn new() -> Self {
         Self::with_filler(MptcpOption::MpPrio(MpPrio { backup: false }))
     }
@@ -124,6 +140,7 @@ pub struct UnknownOptions {
 }
 
 impl UnknownOptions {
+    /// No options.
     pub const fn new() -> Self {
         Self {
             bytes: [0; MAX_OPTIONS_LEN],
@@ -148,18 +165,22 @@ impl UnknownOptions {
         Ok(())
     }
 
+    /// The raw options, back to back.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 
+    /// Bytes held.
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
 
+    /// No option is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Removes every option.
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -202,17 +223,23 @@ impl fmt::Debug for UnknownOptions {
 /// A parsed TCP option field. Owned and `Copy`: no borrow of the packet buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpOptions {
+    /// Maximum segment size (SYN only).
     pub mss: Option<u16>,
+    /// Window scale shift count (SYN only).
     pub window_scale: Option<u8>,
+    /// SACK permitted (SYN only).
     pub sack_permitted: bool,
+    /// SACK blocks: ranges received above the cumulative ACK.
     pub sack_blocks: SackBlocks,
     /// (TSval, TSecr)
     pub timestamps: Option<(u32, u32)>,
+    /// MPTCP options, in the order they appear.
     pub mptcp: MptcpOptions,
     /// The first MPTCP option that failed to parse (or overflowed `mptcp`). The rest of the
     /// segment is still valid: RFC 8684 asks to ignore what is not understood, and the engine
     /// decides what an MP_CAPABLE v0 or a garbled DSS means for the connection. Never emitted.
     pub mptcp_rejected: Option<WireError>,
+    /// Options of other kinds, kept so they can be re-emitted.
     pub unknown: UnknownOptions,
 }
 
@@ -222,6 +249,7 @@ const fn pad4(n: usize) -> usize {
 }
 
 impl TcpOptions {
+    /// No options.
     pub const fn new() -> Self {
         Self {
             mss: None,
@@ -316,6 +344,7 @@ impl TcpOptions {
         pad4(n + self.unknown.len())
     }
 
+    /// No option is present (the option field takes no bytes).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -14,15 +14,24 @@ pub const TCP_HEADER_LEN: usize = 20;
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
+    /// No more data from the sender.
     pub const FIN: Self = Self(0x01);
+    /// Synchronise sequence numbers (opening handshake).
     pub const SYN: Self = Self(0x02);
+    /// Reset the connection.
     pub const RST: Self = Self(0x04);
+    /// Push: deliver to the application promptly.
     pub const PSH: Self = Self(0x08);
+    /// The acknowledgement number is valid.
     pub const ACK: Self = Self(0x10);
+    /// The urgent pointer is valid.
     pub const URG: Self = Self(0x20);
+    /// ECN echo (RFC 3168).
     pub const ECE: Self = Self(0x40);
+    /// Congestion window reduced (RFC 3168).
     pub const CWR: Self = Self(0x80);
 
+    /// No flag set.
     pub const fn empty() -> Self {
         Self(0)
     }
@@ -37,10 +46,12 @@ impl TcpFlags {
         self.0 & other.0 != 0
     }
 
+    /// Sets the flags of `other`.
     pub fn insert(&mut self, other: Self) {
         self.0 |= other.0;
     }
 
+    /// Clears the flags of `other`.
     pub fn remove(&mut self, other: Self) {
         self.0 &= !other.0;
     }
@@ -94,13 +105,21 @@ impl fmt::Debug for TcpFlags {
 /// addresses and payload, and is filled separately ([`super::fill_tcp_checksum`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpRepr {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Sequence number of the first byte (or of the SYN/FIN).
     pub seq: SeqNum,
+    /// Acknowledgement number: the next byte expected (valid with ACK).
     pub ack: SeqNum,
+    /// Control bits.
     pub flags: TcpFlags,
+    /// Receive window as on the wire, before window scaling.
     pub window: u16,
+    /// Urgent pointer (valid with URG).
     pub urgent: u16,
+    /// The options, parsed.
     pub options: TcpOptions,
 }
 

@@ -213,7 +213,7 @@ pub(crate) struct PathManager {
 }
 
 impl PathManager {
-    pub fn new(policy: &Policy) -> Self {
+    pub(crate) fn new(policy: &Policy) -> Self {
         Self {
             policy: policy.clone(),
             locals: Vec::new(),
@@ -236,36 +236,36 @@ impl PathManager {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
+    pub(crate) fn policy(&self) -> &Policy {
         &self.policy
     }
 
-    pub fn active(&self) -> Option<PathId> {
+    pub(crate) fn active(&self) -> Option<PathId> {
         self.active
     }
 
     /// Whether the peer already announced address id `id`.
-    pub fn remote_known(&self, id: u8) -> bool {
+    pub(crate) fn remote_known(&self, id: u8) -> bool {
         self.remotes.iter().any(|r| r.id == id)
     }
 
     /// How many addresses the peer announced.
-    pub fn remote_count(&self) -> usize {
+    pub(crate) fn remote_count(&self) -> usize {
         self.remotes.len()
     }
 
-    pub fn local(&self, id: PathId) -> Option<&LocalPath> {
+    pub(crate) fn local(&self, id: PathId) -> Option<&LocalPath> {
         self.locals.iter().find(|p| p.spec.id == id)
     }
 
     /// The next action for the connection to apply.
-    pub fn next_action(&mut self) -> Option<PmAction> {
+    pub(crate) fn next_action(&mut self) -> Option<PmAction> {
         self.actions.pop_front()
     }
 
     /// When the manager wants a `Timeout` even if nothing else happens: a path's re-creation
     /// back-off ends, or an ADD_ADDR is due again.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let retry = self
             .locals
             .iter()
@@ -277,7 +277,7 @@ impl PathManager {
 
     /// Takes an event in. `view` is the connection's subflows as they are now (after the
     /// event happened to them); `now` the time of the event.
-    pub fn handle(&mut self, now: Instant, event: PmEvent, view: &mut [SubflowView]) {
+    pub(crate) fn handle(&mut self, now: Instant, event: PmEvent, view: &mut [SubflowView]) {
         match event {
             PmEvent::InterfaceAvailable(spec) => self.add_local(spec),
             PmEvent::InterfaceLost(id) => self.lose_local(now, id, view),
@@ -328,7 +328,7 @@ impl PathManager {
     }
 
     /// A subflow is gone (needs no snapshot).
-    pub fn on_subflow_closed(
+    pub(crate) fn on_subflow_closed(
         &mut self,
         now: Instant,
         path: Option<PathId>,
@@ -338,24 +338,24 @@ impl PathManager {
     }
 
     /// A timer fired (needs no snapshot).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.handle(now, PmEvent::Timeout, &mut []);
     }
 
     /// Whether opening subflows waits for a decision (the connection skips building a
     /// snapshot otherwise).
-    pub fn open_due(&self) -> bool {
+    pub(crate) fn open_due(&self) -> bool {
         self.open_due
     }
 
     /// Whether steering waits for a decision.
-    pub fn steer_due(&self) -> bool {
+    pub(crate) fn steer_due(&self) -> bool {
         self.steer_due
     }
 
     /// Runs the decisions an event made due: steering always, opening subflows when
     /// `open` (the connection can open one now).
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         now: Instant,
         facts: &ConnFacts,
@@ -478,14 +478,14 @@ impl PathManager {
     }
 
     /// Cellular may carry data: allowed and within budget.
-    pub fn cellular_allowed(&self) -> bool {
+    pub(crate) fn cellular_allowed(&self) -> bool {
         self.policy.allow_cellular && !self.budget_exhausted
     }
 
     /// What the policy allows on a subflow of `kind` on `path` for data now: cost rules,
     /// and under handover and interactive service only the active path (the caller falls
     /// back to any subflow the cost rules allow when the active one has none).
-    pub fn carries_data(&self, kind: InterfaceKind, path: Option<PathId>) -> bool {
+    pub(crate) fn carries_data(&self, kind: InterfaceKind, path: Option<PathId>) -> bool {
         if kind.is_cellular() && !self.cellular_allowed() {
             return false;
         }

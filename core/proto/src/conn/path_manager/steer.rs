@@ -299,7 +299,7 @@ impl PathManager {
     }
 
     /// Cellular bytes used so far and the budget, when there is one.
-    pub fn budget_used(&self, view: &[SubflowView]) -> Option<(u64, u64)> {
+    pub(crate) fn budget_used(&self, view: &[SubflowView]) -> Option<(u64, u64)> {
         let budget = self.policy.cellular_budget?;
         let used = view
             .iter()

@@ -12,9 +12,13 @@ use crate::wire::bytes::{rd_u16, rd_u64, wr_u16, wr_u64};
 /// tying the two together makes a non-echo option without HMAC unrepresentable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddAddr {
+    /// The id the sender gives this address (REMOVE_ADDR and MP_JOIN refer to it).
     pub addr_id: u8,
+    /// The announced IPv4 or IPv6 address.
     pub addr: IpAddr,
+    /// The port to join at, when it differs from the initial subflow's.
     pub port: Option<u16>,
+    /// Truncated HMAC proving the sender holds the connection's keys (`None`: the echo).
     pub hmac: Option<u64>,
 }
 
@@ -24,6 +28,7 @@ impl AddAddr {
         self.hmac.is_none()
     }
 
+    /// Decodes the option from `b`: exactly its bytes, kind and length included.
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let st = header(b)?;
         if st != subtype::ADD_ADDR {
@@ -65,12 +70,15 @@ impl AddAddr {
         })
     }
 
+    /// Bytes the option takes on the wire.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         let a = if self.addr.is_ipv4() { 4 } else { 16 };
         4 + a + if self.port.is_some() { 2 } else { 0 } + if self.hmac.is_some() { 8 } else { 0 }
     }
 
+    /// Writes the option at the front of `buf` and returns its length; fails if `buf` is too
+    /// short or a field does not fit its encoding.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let len = self.len();
         let o = emit_header(buf, len, subtype::ADD_ADDR, u8::from(self.is_echo()))?;
@@ -120,10 +128,12 @@ impl RemoveAddr {
         Ok(r)
     }
 
+    /// The address ids withdrawn.
     pub fn ids(&self) -> &[u8] {
         &self.ids[..usize::from(self.count)]
     }
 
+    /// Decodes the option from `b`: exactly its bytes, kind and length included.
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let st = header(b)?;
         if st != subtype::REMOVE_ADDR {
@@ -135,11 +145,14 @@ impl RemoveAddr {
         })
     }
 
+    /// Bytes the option takes on the wire.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         3 + usize::from(self.count)
     }
 
+    /// Writes the option at the front of `buf` and returns its length; fails if `buf` is too
+    /// short or a field does not fit its encoding.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let len = self.len();
         let o = emit_header(buf, len, subtype::REMOVE_ADDR, 0)?;

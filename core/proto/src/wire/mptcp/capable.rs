@@ -18,14 +18,17 @@ impl MpCapableFlags {
     /// H: HMAC-SHA256 is the crypto algorithm (always set in v1).
     pub const H: Self = Self(0x01);
 
+    /// Whether every flag of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
     }
 
+    /// Sets the flags of `other`.
     pub fn insert(&mut self, other: Self) {
         self.0 |= other.0;
     }
 
+    /// Clears the flags of `other`.
     pub fn remove(&mut self, other: Self) {
         self.0 &= !other.0;
     }
@@ -45,14 +48,26 @@ pub enum MpCapableKeys {
     /// SYN: 4 bytes, no key.
     Syn,
     /// SYN/ACK: 12 bytes, the sender's (server's) key.
-    SynAck { sender_key: u64 },
+    SynAck {
+        /// The key of the side sending this option.
+        sender_key: u64,
+    },
     /// Third ACK: 20 bytes, both keys (sender first).
-    Ack { sender_key: u64, receiver_key: u64 },
+    Ack {
+        /// The key of the side sending this option.
+        sender_key: u64,
+        /// The key of the side receiving this option.
+        receiver_key: u64,
+    },
     /// First data: 22 bytes with the data-level length, 24 with the DSS checksum as well.
     AckData {
+        /// The key of the side sending this option.
         sender_key: u64,
+        /// The key of the side receiving this option.
         receiver_key: u64,
+        /// Data-level length of the payload this option maps.
         data_len: u16,
+        /// DSS checksum of that payload, when checksums are in use.
         checksum: Option<u16>,
     },
 }
@@ -63,7 +78,9 @@ pub struct MpCapable {
     /// Protocol version (4 bits). Parsing rejects 0; higher versions are kept so the engine
     /// can answer with version 1 as RFC 8684 §3.1 asks.
     pub version: u8,
+    /// The flag byte (checksum required, crypto algorithm, …).
     pub flags: MpCapableFlags,
+    /// The form of the option and the keys it carries.
     pub keys: MpCapableKeys,
 }
 
@@ -107,6 +124,7 @@ impl MpCapable {
         })
     }
 
+    /// Bytes the option takes on the wire.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         match self.keys {
@@ -120,6 +138,8 @@ impl MpCapable {
         }
     }
 
+    /// Writes the option at the front of `buf` and returns its length; fails if `buf` is too
+    /// short or a field does not fit its encoding.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         if self.version == 0 || self.version > 0x0f {
             return Err(WireError::InvalidValue);

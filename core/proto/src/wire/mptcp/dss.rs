@@ -15,7 +15,9 @@ const FLAG_F: u8 = 0x10; // DATA_FIN
 /// expanded against the connection's sequence space by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataSeq {
+    /// 4-byte form: the low 32 bits.
     Narrow(u32),
+    /// 8-byte form: the full 64 bits.
     Wide(u64),
 }
 
@@ -28,6 +30,7 @@ impl DataSeq {
         }
     }
 
+    /// Whether this is the 8-byte form.
     pub const fn is_wide(self) -> bool {
         matches!(self, Self::Wide(_))
     }
@@ -58,6 +61,7 @@ impl DataSeq {
 /// A DSS mapping: subflow bytes `[ssn, ssn + data_len)` carry data from `dsn` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DssMapping {
+    /// Data sequence number of the first mapped byte.
     pub dsn: DataSeq,
     /// Subflow sequence number relative to the subflow's initial sequence number.
     pub ssn: u32,
@@ -71,12 +75,16 @@ pub struct DssMapping {
 /// DATA_FIN (it occupies one DSN and no subflow byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Dss {
+    /// Cumulative acknowledgement at the data level: the next data byte expected.
     pub data_ack: Option<DataSeq>,
+    /// Where subflow bytes go in the data stream.
     pub mapping: Option<DssMapping>,
+    /// The sender has no more data (DATA_FIN).
     pub data_fin: bool,
 }
 
 impl Dss {
+    /// Decodes the option from `b`: exactly its bytes, kind and length included.
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let st = header(b)?;
         if st != subtype::DSS {
@@ -118,6 +126,7 @@ impl Dss {
         })
     }
 
+    /// Bytes the option takes on the wire.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         let ack = self.data_ack.map_or(0, DataSeq::width);
@@ -127,6 +136,8 @@ impl Dss {
         4 + ack + map
     }
 
+    /// Writes the option at the front of `buf` and returns its length; fails if `buf` is too
+    /// short or a field does not fit its encoding.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let len = self.len();
         let o = emit_header(buf, len, subtype::DSS, 0)?;

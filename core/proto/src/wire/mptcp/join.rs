@@ -9,23 +9,35 @@ use crate::wire::bytes::{rd_u32, rd_u64, wr_u32, wr_u64};
 pub enum MpJoin {
     /// SYN: the receiver's token identifies the connection; the nonce feeds the HMACs.
     Syn {
+        /// The sender wants this subflow used only as a backup.
         backup: bool,
+        /// The sender's id for its address of this subflow.
         addr_id: u8,
+        /// The receiver's token: which connection to join.
         token: u32,
+        /// The sender's random nonce.
         nonce: u32,
     },
     /// SYN/ACK: the responder's truncated (64-bit) HMAC and its nonce.
     SynAck {
+        /// The sender wants this subflow used only as a backup.
         backup: bool,
+        /// The sender's id for its address of this subflow.
         addr_id: u8,
+        /// The leftmost 64 bits of the responder's HMAC.
         hmac: u64,
+        /// The responder's random nonce.
         nonce: u32,
     },
     /// Third ACK: the initiator's 160-bit HMAC.
-    Ack { hmac: [u8; 20] },
+    Ack {
+        /// The initiator's full HMAC-SHA256, truncated to 160 bits.
+        hmac: [u8; 20],
+    },
 }
 
 impl MpJoin {
+    /// Decodes the option from `b`: exactly its bytes, kind and length included.
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let st = header(b)?;
         if st != subtype::MP_JOIN {
@@ -57,6 +69,7 @@ impl MpJoin {
         }
     }
 
+    /// Bytes the option takes on the wire.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         match self {
@@ -66,6 +79,8 @@ impl MpJoin {
         }
     }
 
+    /// Writes the option at the front of `buf` and returns its length; fails if `buf` is too
+    /// short or a field does not fit its encoding.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let len = self.len();
         match *self {

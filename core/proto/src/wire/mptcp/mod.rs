@@ -23,28 +23,46 @@ pub const KIND_MPTCP: u8 = 30;
 
 /// MPTCP option subtypes (the high nibble of the third byte).
 pub mod subtype {
+    /// MP_CAPABLE.
     pub const MP_CAPABLE: u8 = 0x0;
+    /// MP_JOIN.
     pub const MP_JOIN: u8 = 0x1;
+    /// DSS.
     pub const DSS: u8 = 0x2;
+    /// ADD_ADDR.
     pub const ADD_ADDR: u8 = 0x3;
+    /// REMOVE_ADDR.
     pub const REMOVE_ADDR: u8 = 0x4;
+    /// MP_PRIO.
     pub const MP_PRIO: u8 = 0x5;
+    /// MP_FAIL.
     pub const MP_FAIL: u8 = 0x6;
+    /// MP_FASTCLOSE.
     pub const MP_FASTCLOSE: u8 = 0x7;
+    /// MP_TCPRST.
     pub const MP_TCPRST: u8 = 0x8;
 }
 
 /// One MPTCP option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MptcpOption {
+    /// MP_CAPABLE (RFC 8684 §3.1).
     MpCapable(MpCapable),
+    /// MP_JOIN (RFC 8684 §3.2).
     MpJoin(MpJoin),
+    /// Data Sequence Signal (RFC 8684 §3.3).
     Dss(Dss),
+    /// ADD_ADDR (RFC 8684 §3.4.1).
     AddAddr(AddAddr),
+    /// REMOVE_ADDR (RFC 8684 §3.4.2).
     RemoveAddr(RemoveAddr),
+    /// MP_PRIO (RFC 8684 §3.3.8).
     MpPrio(MpPrio),
+    /// MP_FAIL (RFC 8684 §3.7).
     MpFail(MpFail),
+    /// MP_FASTCLOSE (RFC 8684 §3.5).
     MpFastClose(MpFastClose),
+    /// MP_TCPRST (RFC 8684 §3.6).
     MpTcpRst(MpTcpRst),
 }
 
