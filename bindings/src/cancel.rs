@@ -19,6 +19,7 @@ pub struct BraidCancelToken {
 
 #[uniffi::export]
 impl BraidCancelToken {
+    /// A token not cancelled yet.
     #[uniffi::constructor]
     #[allow(clippy::new_without_default)] // a uniffi constructor, not a Rust API
     pub fn new() -> Arc<Self> {
@@ -32,6 +33,7 @@ impl BraidCancelToken {
         self.cancelled.send_replace(true);
     }
 
+    /// Whether `cancel` was called.
     pub fn is_cancelled(&self) -> bool {
         *self.cancelled.borrow()
     }

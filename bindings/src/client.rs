@@ -22,6 +22,7 @@ use std::time::Duration;
 /// Called on a Braid thread, for a socket that is not connected yet; keep it quick.
 #[uniffi::export(foreign)]
 pub trait SocketBinder: Send + Sync {
+    /// Binds the socket `fd` to the network of `path` (e.g. Android's `Network.bindSocket`).
     fn bind_socket(&self, fd: i32, path: BraidPathInfo) -> Result<(), CallbackError>;
 }
 

@@ -431,6 +431,7 @@ impl BraidEventStream {
 /// Push-style events (see `BraidConnection.setListener`).
 #[uniffi::export(foreign)]
 pub trait BraidEventListener: Send + Sync {
+    /// Called for each event of the connection, in order, on a Braid thread.
     fn on_event(&self, event: BraidEvent) -> Result<(), CallbackError>;
 }
 

@@ -138,8 +138,12 @@ pub(crate) fn from_io(e: std::io::Error) -> BraidError {
 /// into this; Braid logs it and carries on.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum CallbackError {
+    /// The callback failed; `reason` says how.
     #[error("{reason}")]
-    Failed { reason: String },
+    Failed {
+        /// The foreign exception's message.
+        reason: String,
+    },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {

@@ -14,6 +14,8 @@
 //! uniffi's own `catch_unwind` (an internal-error exception). Both need unwinding, so the
 //! `mobile` profile keeps `panic = "unwind"`: a bug in Braid must not abort the host app.
 
+#![warn(missing_docs, unreachable_pub)]
+
 uniffi::setup_scaffolding!();
 
 mod cancel;

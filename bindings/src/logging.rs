@@ -16,13 +16,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// How much Braid logs, from nothing to everything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum LogLevel {
+    /// Nothing.
     Off,
+    /// Failures only.
     Error,
+    /// Failures and what looks wrong but is survived.
     Warn,
+    /// Also connection and path changes.
     Info,
+    /// Also details for debugging.
     Debug,
+    /// Everything, per segment: very verbose.
     Trace,
 }
 
@@ -54,6 +61,7 @@ impl From<log::Level> for LogLevel {
 /// Receives Braid's log lines instead of the platform log (on one Braid thread, in order).
 #[uniffi::export(foreign)]
 pub trait LogSink: Send + Sync {
+    /// Takes one log line of `level` from Braid's module `target`.
     fn log(&self, level: LogLevel, target: String, message: String) -> Result<(), CallbackError>;
 }
 
@@ -147,7 +155,7 @@ fn start_delivery(sink: Arc<dyn LogSink>) -> Result<SyncSender<Line>, BraidError
 /// Apple platforms: write addresses and host names to os_log in the clear (`true`) or as
 /// `<private>` (`false`, the default). Elsewhere it changes nothing.
 #[uniffi::export]
-pub fn set_log_addresses_public(public: bool) {
+pub(crate) fn set_log_addresses_public(public: bool) {
     ADDRESSES_PUBLIC.store(public, Ordering::Relaxed);
 }
 
@@ -218,7 +226,7 @@ fn is_address(t: &str) -> bool {
 
 /// Log records dropped because the sink could not keep up.
 #[uniffi::export]
-pub fn dropped_log_lines() -> u64 {
+pub(crate) fn dropped_log_lines() -> u64 {
     ROUTER
         .get()
         .map(|r| r.dropped.load(Ordering::Relaxed))
@@ -230,7 +238,7 @@ mod platform {
     use android_logger::{AndroidLogger, Config};
     use std::sync::OnceLock;
 
-    pub fn write(r: &log::Record) {
+    pub(super) fn write(r: &log::Record) {
         static LOG: OnceLock<AndroidLogger> = OnceLock::new();
         // The level was checked by the router; the logger's own filter lets everything by.
         let l = LOG.get_or_init(|| {
@@ -255,7 +263,7 @@ mod platform {
     use std::sync::OnceLock;
     use std::sync::atomic::Ordering;
 
-    pub fn write(r: &log::Record) {
+    pub(super) fn write(r: &log::Record) {
         static LOG: OnceLock<OsLog> = OnceLock::new();
         let log = LOG.get_or_init(|| OsLog::new("org.braid", "braid"));
         let level = match r.level() {
@@ -282,7 +290,7 @@ mod platform {
     target_os = "visionos"
 )))]
 mod platform {
-    pub fn write(r: &log::Record) {
+    pub(super) fn write(r: &log::Record) {
         eprintln!("[braid {} {}] {}", r.level(), r.target(), r.args());
     }
 }

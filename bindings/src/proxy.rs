@@ -20,6 +20,7 @@ pub struct BraidProxyConfig {
     /// neither.
     #[uniffi(default = None)]
     pub username: Option<String>,
+    /// The password that goes with `username`.
     #[uniffi(default = None)]
     pub password: Option<String>,
     /// Most local connections at once; more wait until one ends.

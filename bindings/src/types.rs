@@ -31,11 +31,17 @@ impl From<ServiceType> for braid::ServiceType {
     }
 }
 
+/// The type of a network interface: decides which path handover prefers and what counts as
+/// cellular.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum InterfaceKind {
+    /// Wireless LAN.
     Wifi,
+    /// Mobile data: metered, the backup under handover.
     Cellular,
+    /// Ethernet or another fixed link.
     Wired,
+    /// Anything else (VPN, loopback, unknown).
     Other,
 }
 
@@ -66,6 +72,7 @@ impl From<braid::InterfaceKind> for InterfaceKind {
 /// `interfaceLost(index)` finds it again.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct BraidInterface {
+    /// The interface type.
     pub kind: InterfaceKind,
     /// OS name (`en0`, `wlan0`, `rmnet_data0`).
     #[uniffi(default = None)]
@@ -112,14 +119,18 @@ impl BraidInterface {
 /// An interface the client uses, with the path id the runtime gave it.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct BraidInterfaceEntry {
+    /// The path id the runtime gave the interface.
     pub path_id: u32,
+    /// The interface as the app gave it.
     pub interface: BraidInterface,
 }
 
 /// What a [`crate::SocketBinder`] is asked to bind a socket for.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct BraidPathInfo {
+    /// The path the socket is for.
     pub path_id: u32,
+    /// The interface it must go out on.
     pub interface: BraidInterface,
     /// Where the socket will send to.
     pub remote: String,
@@ -151,6 +162,7 @@ pub struct BraidConfig {
     /// more as the app reports them with `interfaceAvailable`.
     #[uniffi(default)]
     pub interfaces: Vec<BraidInterface>,
+    /// When cellular may carry data.
     #[uniffi(default)]
     pub cellular: CellularRules,
     /// How long `connect` waits for the handshake (and the gateway's answer).
@@ -256,15 +268,23 @@ pub fn braid_default_config() -> BraidConfig {
 /// Why traffic moved from one path to another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum SwitchReason {
+    /// The operating system reported the interface gone.
     InterfaceLost,
+    /// Retransmission timeouts piled up on the old path.
     RetransmissionTimeouts,
     /// Nothing came back for well over an RTT with data outstanding.
     Unresponsive,
+    /// The old path's round-trip time rose past the threshold.
     HighRtt,
+    /// The old path was weak and losing packets.
     Lossy,
+    /// The preferred path was healthy long enough: moving back.
     Failback,
+    /// The subflow on the old path died.
     SubflowDied,
+    /// The app changed the service type or cellular rules.
     PolicyChange,
+    /// The cellular byte budget ran out.
     CostControl,
 }
 
@@ -293,12 +313,15 @@ impl From<braid::SwitchReason> for SwitchReason {
 pub enum CloseReason {
     /// Both sides finished: not an error.
     Finished,
+    /// The peer aborted the connection.
     Reset,
+    /// The handshake never completed.
     ConnectFailed,
     /// Every path died and none came back in time.
     TimedOut,
     /// The app aborted it.
     Aborted,
+    /// The peer broke the protocol.
     ProtocolViolation,
 }
 
@@ -321,38 +344,55 @@ impl From<&braid::CloseError> for CloseReason {
 /// A change in a connection's paths or state.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum BraidEvent {
+    /// The handshake completed; data can flow.
     Connected,
     /// The peer does not speak MPTCP: plain TCP on one path from now on.
     FellBackToTcp,
+    /// A subflow on a path is established.
     PathUp {
+        /// The path.
         path_id: u32,
+        /// Its interface type.
         kind: InterfaceKind,
     },
+    /// The subflow on a path is gone.
     PathDown {
+        /// The path.
         path_id: u32,
+        /// Its interface type.
         kind: InterfaceKind,
     },
     /// Traffic moved to `to_path` (`from_path` is absent when no path carried it before).
     PathSwitched {
+        /// The path traffic left.
         from_path: Option<u32>,
+        /// The path that carries it now.
         to_path: u32,
+        /// Why it moved.
         reason: SwitchReason,
     },
+    /// A path's backup flag changed (ours or the peer's request).
     BackupChanged {
+        /// The path.
         path_id: u32,
+        /// Whether it is now used only when no other path can send.
         backup: bool,
     },
     /// The peer announced another address (`ip:port`).
     AddressAnnounced {
+        /// The address, as `ip:port`.
         address: String,
     },
     /// The cellular byte budget is used up.
     BudgetExhausted {
+        /// Bytes cellular carried when the budget ran out.
         bytes: u64,
     },
     /// The connection is over; `detail` says why in words.
     Closed {
+        /// How it ended.
         reason: CloseReason,
+        /// The same in words, for logs.
         detail: String,
     },
 }
@@ -401,20 +441,33 @@ impl BraidEvent {
 /// One path of a connection.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct BraidPathStats {
+    /// The path (absent for subflows the peer opened).
     pub path_id: Option<u32>,
+    /// The interface type, when known.
     pub kind: Option<InterfaceKind>,
+    /// Our address, as `ip:port`.
     pub local_addr: Option<String>,
+    /// The peer's address, as `ip:port`.
     pub remote_addr: Option<String>,
     /// Subflow state, for display (`established`, `closed`, ...).
     pub state: String,
+    /// Used only when no other path can send.
     pub backup: bool,
+    /// New payload bytes sent.
     pub bytes_sent: u64,
+    /// Payload bytes received.
     pub bytes_received: u64,
+    /// Payload bytes sent again on this path.
     pub bytes_retransmitted: u64,
+    /// Segments sent again.
     pub retransmissions: u64,
+    /// Retransmission timeouts that fired.
     pub rto_events: u64,
+    /// Smoothed round-trip time in milliseconds.
     pub srtt_ms: f64,
+    /// Congestion window in bytes.
     pub cwnd_bytes: u64,
+    /// Bytes sent and not yet acknowledged.
     pub in_flight_bytes: u64,
 }
 
@@ -423,15 +476,23 @@ pub struct BraidPathStats {
 pub struct BraidStats {
     /// The peer speaks MPTCP (false after a fallback to plain TCP).
     pub mptcp: bool,
+    /// The handshake completed.
     pub established: bool,
+    /// Bytes the app wrote into the connection.
     pub bytes_sent: u64,
+    /// Bytes the peer acknowledged.
     pub bytes_acked: u64,
+    /// Bytes delivered to the app, in order.
     pub bytes_received: u64,
     /// Bytes sent again on another path after their first path failed or stalled.
     pub bytes_reinjected: u64,
+    /// Subflows created over the connection's life.
     pub subflows_opened: u64,
+    /// Subflows that ended.
     pub subflows_closed: u64,
+    /// Bytes carried over cellular, both directions.
     pub cellular_bytes: u64,
+    /// The live paths.
     pub paths: Vec<BraidPathStats>,
 }
 
@@ -474,11 +535,15 @@ impl From<braid::ConnectionStats> for BraidStats {
 /// A path a connection has a socket on.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct BraidPath {
+    /// The path id.
     pub path_id: u32,
+    /// Its interface type.
     pub kind: InterfaceKind,
+    /// Our address on it, as `ip:port`.
     pub local_addr: String,
     /// Subflow state on this path (`none` before the first subflow).
     pub state: String,
+    /// Used only when no other path can send.
     pub backup: bool,
 }
 

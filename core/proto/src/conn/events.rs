@@ -161,7 +161,7 @@ pub struct ConnectionStats {
     pub mptcp: bool,
     /// The handshake completed.
     pub established: bool,
-    /// Application bytes written into the connection and acknowledged at the data level.
+    /// Application bytes written into the connection.
     pub bytes_sent: u64,
     /// Application bytes the peer acknowledged at the data level (DATA_ACK).
     pub bytes_acked: u64,
