@@ -398,14 +398,25 @@ impl Connection {
             }
         };
         let backlog = self.data_end().saturating_sub(self.data_una);
+        // A client whose traffic left the preferred path keeps copying onto it: the copies
+        // arrive first whenever it delivers, and they keep its losses visible. Without
+        // them, a path left on silence alone (a lost ACK, no loss detected yet) carries
+        // nothing, so no loss is ever seen and the copies never start: replies then wait
+        // for cellular both ways (BENCHMARKS.md section 4, the 41 ms medians).
+        let off_preferred = self.role == Role::Client
+            && self
+                .paths
+                .active()
+                .is_some_and(|a| self.paths.primary() != Some(a));
         wanted
             && backlog <= SMALL_WRITE
-            && self.subflows.iter().any(|e| {
-                e.usable()
-                    && e.sf
-                        .last_loss
-                        .is_some_and(|t| now.saturating_duration_since(t) < LOSSY_FOR)
-            })
+            && (off_preferred
+                || self.subflows.iter().any(|e| {
+                    e.usable()
+                        && e.sf
+                            .last_loss
+                            .is_some_and(|t| now.saturating_duration_since(t) < LOSSY_FOR)
+                }))
     }
 
     /// Sets whether we ask the peer to treat subflow `i` as a backup, with MP_PRIO when it

@@ -497,7 +497,7 @@ impl PathManager {
 
     /// The preferred path: the first available non-cellular path in the order paths were
     /// added (usually WiFi), else the first available one.
-    fn primary(&self) -> Option<PathId> {
+    pub(crate) fn primary(&self) -> Option<PathId> {
         let mut avail = self.locals.iter().filter(|p| p.available);
         avail
             .clone()
