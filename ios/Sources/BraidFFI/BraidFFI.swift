@@ -650,6 +650,9 @@ public protocol BraidCancelTokenProtocol: AnyObject, Sendable {
      */
     func cancel() 
     
+    /**
+     * Whether `cancel` was called.
+     */
     func isCancelled()  -> Bool
     
 }
@@ -696,6 +699,9 @@ open class BraidCancelToken: BraidCancelTokenProtocol, @unchecked Sendable {
     public func uniffiCloneHandle() -> UInt64 {
         return try! rustCall { uniffi_braid_ffi_fn_clone_braidcanceltoken(self.handle, $0) }
     }
+    /**
+     * A token not cancelled yet.
+     */
 public convenience init() {
     let handle =
         try! rustCall() {
@@ -729,6 +735,9 @@ open func cancel()  {try! rustCall() {
 }
 }
     
+    /**
+     * Whether `cancel` was called.
+     */
 open func isCancelled() -> Bool  {
     return try!  FfiConverterBool.lift(try! rustCall() {
         uniffiCallStatus in
@@ -1451,6 +1460,9 @@ public func FfiConverterTypeBraidConnection_lower(_ value: BraidConnection) -> U
  */
 public protocol BraidEventListener: AnyObject, Sendable {
     
+    /**
+     * Called for each event of the connection, in order, on a Braid thread.
+     */
     func onEvent(event: BraidEvent) throws 
     
 }
@@ -1510,6 +1522,9 @@ open class BraidEventListenerImpl: BraidEventListener, @unchecked Sendable {
     
 
     
+    /**
+     * Called for each event of the connection, in order, on a Braid thread.
+     */
 open func onEvent(event: BraidEvent)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
         uniffiCallStatus in
     uniffi_braid_ffi_fn_method_braideventlistener_on_event(
@@ -2143,6 +2158,9 @@ public func FfiConverterTypeBraidSubscription_lower(_ value: BraidSubscription) 
  */
 public protocol LogSink: AnyObject, Sendable {
     
+    /**
+     * Takes one log line of `level` from Braid's module `target`.
+     */
     func log(level: LogLevel, target: String, message: String) throws 
     
 }
@@ -2202,6 +2220,9 @@ open class LogSinkImpl: LogSink, @unchecked Sendable {
     
 
     
+    /**
+     * Takes one log line of `level` from Braid's module `target`.
+     */
 open func log(level: LogLevel, target: String, message: String)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
         uniffiCallStatus in
     uniffi_braid_ffi_fn_method_logsink_log(
@@ -2359,6 +2380,9 @@ public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
  */
 public protocol SocketBinder: AnyObject, Sendable {
     
+    /**
+     * Binds the socket `fd` to the network of `path` (e.g. Android's `Network.bindSocket`).
+     */
     func bindSocket(fd: Int32, path: BraidPathInfo) throws 
     
 }
@@ -2423,6 +2447,9 @@ open class SocketBinderImpl: SocketBinder, @unchecked Sendable {
     
 
     
+    /**
+     * Binds the socket `fd` to the network of `path` (e.g. Android's `Network.bindSocket`).
+     */
 open func bindSocket(fd: Int32, path: BraidPathInfo)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
         uniffiCallStatus in
     uniffi_braid_ffi_fn_method_socketbinder_bind_socket(
@@ -2580,6 +2607,9 @@ public struct BraidConfig: Equatable, Hashable {
      * more as the app reports them with `interfaceAvailable`.
      */
     public var interfaces: [BraidInterface]
+    /**
+     * When cellular may carry data.
+     */
     public var cellular: CellularRules
     /**
      * How long `connect` waits for the handshake (and the gateway's answer).
@@ -2624,7 +2654,10 @@ public struct BraidConfig: Equatable, Hashable {
         /**
          * Interfaces to use, preferred first. Empty: one path over the OS default route, and
          * more as the app reports them with `interfaceAvailable`.
-         */interfaces: [BraidInterface] = [], cellular: CellularRules = CellularRules(), 
+         */interfaces: [BraidInterface] = [], 
+        /**
+         * When cellular may carry data.
+         */cellular: CellularRules = CellularRules(), 
         /**
          * How long `connect` waits for the handshake (and the gateway's answer).
          */connectTimeoutMs: UInt64 = UInt64(15000), 
@@ -2727,6 +2760,9 @@ public func FfiConverterTypeBraidConfig_lower(_ value: BraidConfig) -> RustBuffe
  * `interfaceLost(index)` finds it again.
  */
 public struct BraidInterface: Equatable, Hashable {
+    /**
+     * The interface type.
+     */
     public var kind: InterfaceKind
     /**
      * OS name (`en0`, `wlan0`, `rmnet_data0`).
@@ -2748,7 +2784,10 @@ public struct BraidInterface: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(kind: InterfaceKind, 
+    public init(
+        /**
+         * The interface type.
+         */kind: InterfaceKind, 
         /**
          * OS name (`en0`, `wlan0`, `rmnet_data0`).
          */name: String? = nil, 
@@ -2822,12 +2861,24 @@ public func FfiConverterTypeBraidInterface_lower(_ value: BraidInterface) -> Rus
  * An interface the client uses, with the path id the runtime gave it.
  */
 public struct BraidInterfaceEntry: Equatable, Hashable {
+    /**
+     * The path id the runtime gave the interface.
+     */
     public var pathId: UInt32
+    /**
+     * The interface as the app gave it.
+     */
     public var interface: BraidInterface
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(pathId: UInt32, interface: BraidInterface) {
+    public init(
+        /**
+         * The path id the runtime gave the interface.
+         */pathId: UInt32, 
+        /**
+         * The interface as the app gave it.
+         */interface: BraidInterface) {
         self.pathId = pathId
         self.interface = interface
     }
@@ -2879,21 +2930,45 @@ public func FfiConverterTypeBraidInterfaceEntry_lower(_ value: BraidInterfaceEnt
  * A path a connection has a socket on.
  */
 public struct BraidPath: Equatable, Hashable {
+    /**
+     * The path id.
+     */
     public var pathId: UInt32
+    /**
+     * Its interface type.
+     */
     public var kind: InterfaceKind
+    /**
+     * Our address on it, as `ip:port`.
+     */
     public var localAddr: String
     /**
      * Subflow state on this path (`none` before the first subflow).
      */
     public var state: String
+    /**
+     * Used only when no other path can send.
+     */
     public var backup: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(pathId: UInt32, kind: InterfaceKind, localAddr: String, 
+    public init(
+        /**
+         * The path id.
+         */pathId: UInt32, 
+        /**
+         * Its interface type.
+         */kind: InterfaceKind, 
+        /**
+         * Our address on it, as `ip:port`.
+         */localAddr: String, 
         /**
          * Subflow state on this path (`none` before the first subflow).
-         */state: String, backup: Bool) {
+         */state: String, 
+        /**
+         * Used only when no other path can send.
+         */backup: Bool) {
         self.pathId = pathId
         self.kind = kind
         self.localAddr = localAddr
@@ -2954,7 +3029,13 @@ public func FfiConverterTypeBraidPath_lower(_ value: BraidPath) -> RustBuffer {
  * What a [`crate::SocketBinder`] is asked to bind a socket for.
  */
 public struct BraidPathInfo: Equatable, Hashable {
+    /**
+     * The path the socket is for.
+     */
     public var pathId: UInt32
+    /**
+     * The interface it must go out on.
+     */
     public var interface: BraidInterface
     /**
      * Where the socket will send to.
@@ -2963,7 +3044,13 @@ public struct BraidPathInfo: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(pathId: UInt32, interface: BraidInterface, 
+    public init(
+        /**
+         * The path the socket is for.
+         */pathId: UInt32, 
+        /**
+         * The interface it must go out on.
+         */interface: BraidInterface, 
         /**
          * Where the socket will send to.
          */remote: String) {
@@ -3021,30 +3108,108 @@ public func FfiConverterTypeBraidPathInfo_lower(_ value: BraidPathInfo) -> RustB
  * One path of a connection.
  */
 public struct BraidPathStats: Equatable, Hashable {
+    /**
+     * The path (absent for subflows the peer opened).
+     */
     public var pathId: UInt32?
+    /**
+     * The interface type, when known.
+     */
     public var kind: InterfaceKind?
+    /**
+     * Our address, as `ip:port`.
+     */
     public var localAddr: String?
+    /**
+     * The peer's address, as `ip:port`.
+     */
     public var remoteAddr: String?
     /**
      * Subflow state, for display (`established`, `closed`, ...).
      */
     public var state: String
+    /**
+     * Used only when no other path can send.
+     */
     public var backup: Bool
+    /**
+     * New payload bytes sent.
+     */
     public var bytesSent: UInt64
+    /**
+     * Payload bytes received.
+     */
     public var bytesReceived: UInt64
+    /**
+     * Payload bytes sent again on this path.
+     */
     public var bytesRetransmitted: UInt64
+    /**
+     * Segments sent again.
+     */
     public var retransmissions: UInt64
+    /**
+     * Retransmission timeouts that fired.
+     */
     public var rtoEvents: UInt64
+    /**
+     * Smoothed round-trip time in milliseconds.
+     */
     public var srttMs: Double
+    /**
+     * Congestion window in bytes.
+     */
     public var cwndBytes: UInt64
+    /**
+     * Bytes sent and not yet acknowledged.
+     */
     public var inFlightBytes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(pathId: UInt32?, kind: InterfaceKind?, localAddr: String?, remoteAddr: String?, 
+    public init(
+        /**
+         * The path (absent for subflows the peer opened).
+         */pathId: UInt32?, 
+        /**
+         * The interface type, when known.
+         */kind: InterfaceKind?, 
+        /**
+         * Our address, as `ip:port`.
+         */localAddr: String?, 
+        /**
+         * The peer's address, as `ip:port`.
+         */remoteAddr: String?, 
         /**
          * Subflow state, for display (`established`, `closed`, ...).
-         */state: String, backup: Bool, bytesSent: UInt64, bytesReceived: UInt64, bytesRetransmitted: UInt64, retransmissions: UInt64, rtoEvents: UInt64, srttMs: Double, cwndBytes: UInt64, inFlightBytes: UInt64) {
+         */state: String, 
+        /**
+         * Used only when no other path can send.
+         */backup: Bool, 
+        /**
+         * New payload bytes sent.
+         */bytesSent: UInt64, 
+        /**
+         * Payload bytes received.
+         */bytesReceived: UInt64, 
+        /**
+         * Payload bytes sent again on this path.
+         */bytesRetransmitted: UInt64, 
+        /**
+         * Segments sent again.
+         */retransmissions: UInt64, 
+        /**
+         * Retransmission timeouts that fired.
+         */rtoEvents: UInt64, 
+        /**
+         * Smoothed round-trip time in milliseconds.
+         */srttMs: Double, 
+        /**
+         * Congestion window in bytes.
+         */cwndBytes: UInt64, 
+        /**
+         * Bytes sent and not yet acknowledged.
+         */inFlightBytes: UInt64) {
         self.pathId = pathId
         self.kind = kind
         self.localAddr = localAddr
@@ -3143,6 +3308,9 @@ public struct BraidProxyConfig: Equatable, Hashable {
      * neither.
      */
     public var username: String?
+    /**
+     * The password that goes with `username`.
+     */
     public var password: String?
     /**
      * Most local connections at once; more wait until one ends.
@@ -3159,7 +3327,10 @@ public struct BraidProxyConfig: Equatable, Hashable {
          * Credentials local clients must present (SOCKS5 username/password, or HTTP `Basic`
          * proxy authorization), so other apps on the device cannot use the proxy. Both or
          * neither.
-         */username: String? = nil, password: String? = nil, 
+         */username: String? = nil, 
+        /**
+         * The password that goes with `username`.
+         */password: String? = nil, 
         /**
          * Most local connections at once; more wait until one ends.
          */maxConnections: UInt32 = UInt32(256)) {
@@ -3333,17 +3504,41 @@ public struct BraidStats: Equatable, Hashable {
      * The peer speaks MPTCP (false after a fallback to plain TCP).
      */
     public var mptcp: Bool
+    /**
+     * The handshake completed.
+     */
     public var established: Bool
+    /**
+     * Bytes the app wrote into the connection.
+     */
     public var bytesSent: UInt64
+    /**
+     * Bytes the peer acknowledged.
+     */
     public var bytesAcked: UInt64
+    /**
+     * Bytes delivered to the app, in order.
+     */
     public var bytesReceived: UInt64
     /**
      * Bytes sent again on another path after their first path failed or stalled.
      */
     public var bytesReinjected: UInt64
+    /**
+     * Subflows created over the connection's life.
+     */
     public var subflowsOpened: UInt64
+    /**
+     * Subflows that ended.
+     */
     public var subflowsClosed: UInt64
+    /**
+     * Bytes carried over cellular, both directions.
+     */
     public var cellularBytes: UInt64
+    /**
+     * The live paths.
+     */
     public var paths: [BraidPathStats]
 
     // Default memberwise initializers are never public by default, so we
@@ -3351,10 +3546,34 @@ public struct BraidStats: Equatable, Hashable {
     public init(
         /**
          * The peer speaks MPTCP (false after a fallback to plain TCP).
-         */mptcp: Bool, established: Bool, bytesSent: UInt64, bytesAcked: UInt64, bytesReceived: UInt64, 
+         */mptcp: Bool, 
+        /**
+         * The handshake completed.
+         */established: Bool, 
+        /**
+         * Bytes the app wrote into the connection.
+         */bytesSent: UInt64, 
+        /**
+         * Bytes the peer acknowledged.
+         */bytesAcked: UInt64, 
+        /**
+         * Bytes delivered to the app, in order.
+         */bytesReceived: UInt64, 
         /**
          * Bytes sent again on another path after their first path failed or stalled.
-         */bytesReinjected: UInt64, subflowsOpened: UInt64, subflowsClosed: UInt64, cellularBytes: UInt64, paths: [BraidPathStats]) {
+         */bytesReinjected: UInt64, 
+        /**
+         * Subflows created over the connection's life.
+         */subflowsOpened: UInt64, 
+        /**
+         * Subflows that ended.
+         */subflowsClosed: UInt64, 
+        /**
+         * Bytes carried over cellular, both directions.
+         */cellularBytes: UInt64, 
+        /**
+         * The live paths.
+         */paths: [BraidPathStats]) {
         self.mptcp = mptcp
         self.established = established
         self.bytesSent = bytesSent
@@ -3878,36 +4097,87 @@ public func FfiConverterTypeBraidError_lower(_ value: BraidError) -> RustBuffer 
 
 public enum BraidEvent: Equatable, Hashable {
     
+    /**
+     * The handshake completed; data can flow.
+     */
     case connected
     /**
      * The peer does not speak MPTCP: plain TCP on one path from now on.
      */
     case fellBackToTcp
-    case pathUp(pathId: UInt32, kind: InterfaceKind
+    /**
+     * A subflow on a path is established.
+     */
+    case pathUp(
+        /**
+         * The path.
+         */pathId: UInt32, 
+        /**
+         * Its interface type.
+         */kind: InterfaceKind
     )
-    case pathDown(pathId: UInt32, kind: InterfaceKind
+    /**
+     * The subflow on a path is gone.
+     */
+    case pathDown(
+        /**
+         * The path.
+         */pathId: UInt32, 
+        /**
+         * Its interface type.
+         */kind: InterfaceKind
     )
     /**
      * Traffic moved to `to_path` (`from_path` is absent when no path carried it before).
      */
-    case pathSwitched(fromPath: UInt32?, toPath: UInt32, reason: SwitchReason
+    case pathSwitched(
+        /**
+         * The path traffic left.
+         */fromPath: UInt32?, 
+        /**
+         * The path that carries it now.
+         */toPath: UInt32, 
+        /**
+         * Why it moved.
+         */reason: SwitchReason
     )
-    case backupChanged(pathId: UInt32, backup: Bool
+    /**
+     * A path's backup flag changed (ours or the peer's request).
+     */
+    case backupChanged(
+        /**
+         * The path.
+         */pathId: UInt32, 
+        /**
+         * Whether it is now used only when no other path can send.
+         */backup: Bool
     )
     /**
      * The peer announced another address (`ip:port`).
      */
-    case addressAnnounced(address: String
+    case addressAnnounced(
+        /**
+         * The address, as `ip:port`.
+         */address: String
     )
     /**
      * The cellular byte budget is used up.
      */
-    case budgetExhausted(bytes: UInt64
+    case budgetExhausted(
+        /**
+         * Bytes cellular carried when the budget ran out.
+         */bytes: UInt64
     )
     /**
      * The connection is over; `detail` says why in words.
      */
-    case closed(reason: CloseReason, detail: String
+    case closed(
+        /**
+         * How it ended.
+         */reason: CloseReason, 
+        /**
+         * The same in words, for logs.
+         */detail: String
     )
 
 
@@ -4042,7 +4312,13 @@ enum CallbackError: Swift.Error, Equatable, Hashable {
 
     
     
-    case Failed(reason: String
+    /**
+     * The callback failed; `reason` says how.
+     */
+    case Failed(
+        /**
+         * The foreign exception's message.
+         */reason: String
     )
 
     
@@ -4118,7 +4394,13 @@ public enum CloseReason: Equatable, Hashable {
      * Both sides finished: not an error.
      */
     case finished
+    /**
+     * The peer aborted the connection.
+     */
     case reset
+    /**
+     * The handshake never completed.
+     */
     case connectFailed
     /**
      * Every path died and none came back in time.
@@ -4128,6 +4410,9 @@ public enum CloseReason: Equatable, Hashable {
      * The app aborted it.
      */
     case aborted
+    /**
+     * The peer broke the protocol.
+     */
     case protocolViolation
 
 
@@ -4214,12 +4499,28 @@ public func FfiConverterTypeCloseReason_lower(_ value: CloseReason) -> RustBuffe
 
 
 
+/**
+ * The type of a network interface: decides which path handover prefers and what counts as
+ * cellular.
+ */
 
 public enum InterfaceKind: Equatable, Hashable {
     
+    /**
+     * Wireless LAN.
+     */
     case wifi
+    /**
+     * Mobile data: metered, the backup under handover.
+     */
     case cellular
+    /**
+     * Ethernet or another fixed link.
+     */
     case wired
+    /**
+     * Anything else (VPN, loopback, unknown).
+     */
     case other
 
 
@@ -4294,14 +4595,35 @@ public func FfiConverterTypeInterfaceKind_lower(_ value: InterfaceKind) -> RustB
 
 
 
+/**
+ * How much Braid logs, from nothing to everything.
+ */
 
 public enum LogLevel: Equatable, Hashable {
     
+    /**
+     * Nothing.
+     */
     case off
+    /**
+     * Failures only.
+     */
     case error
+    /**
+     * Failures and what looks wrong but is survived.
+     */
     case warn
+    /**
+     * Also connection and path changes.
+     */
     case info
+    /**
+     * Also details for debugging.
+     */
     case debug
+    /**
+     * Everything, per segment: very verbose.
+     */
     case trace
 
 
@@ -4489,17 +4811,41 @@ public func FfiConverterTypeServiceType_lower(_ value: ServiceType) -> RustBuffe
 
 public enum SwitchReason: Equatable, Hashable {
     
+    /**
+     * The operating system reported the interface gone.
+     */
     case interfaceLost
+    /**
+     * Retransmission timeouts piled up on the old path.
+     */
     case retransmissionTimeouts
     /**
      * Nothing came back for well over an RTT with data outstanding.
      */
     case unresponsive
+    /**
+     * The old path's round-trip time rose past the threshold.
+     */
     case highRtt
+    /**
+     * The old path was weak and losing packets.
+     */
     case lossy
+    /**
+     * The preferred path was healthy long enough: moving back.
+     */
     case failback
+    /**
+     * The subflow on the old path died.
+     */
     case subflowDied
+    /**
+     * The app changed the service type or cellular rules.
+     */
     case policyChange
+    /**
+     * The cellular byte budget ran out.
+     */
     case costControl
 
 
@@ -5154,7 +5500,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidcanceltoken_cancel() != 60837) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled() != 47901) {
+    if (uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled() != 14440) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidclient_connect() != 34577) {
@@ -5178,7 +5524,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidclient_connect_tls() != 20445) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() != 43352) {
+    if (uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() != 52018) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidconnection_abort() != 5646) {
@@ -5217,7 +5563,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidconnection_write() != 32820) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_braideventlistener_on_event() != 47215) {
+    if (uniffi_braid_ffi_checksum_method_braideventlistener_on_event() != 53639) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braideventstream_close() != 40650) {
@@ -5229,7 +5575,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidsubscription_cancel() != 51481) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_method_logsink_log() != 32311) {
+    if (uniffi_braid_ffi_checksum_method_logsink_log() != 10351) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_method_braidproxy_address() != 5602) {
@@ -5247,7 +5593,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_braid_ffi_checksum_method_braidproxy_stop() != 9889) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() != 2205) {
+    if (uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() != 52234) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_braid_ffi_checksum_constructor_braidclient_new() != 26049) {

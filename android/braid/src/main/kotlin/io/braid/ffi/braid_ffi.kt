@@ -1106,7 +1106,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidcanceltoken_cancel() and 0xFFFF) != 60837) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled() and 0xFFFF) != 47901) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braidcanceltoken_is_cancelled() and 0xFFFF) != 14440) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect() and 0xFFFF) != 34577) {
@@ -1130,7 +1130,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidclient_connect_tls() and 0xFFFF) != 20445) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() and 0xFFFF) != 43352) {
+    if ((lib.uniffi_braid_ffi_checksum_method_socketbinder_bind_socket() and 0xFFFF) != 52018) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_abort() and 0xFFFF) != 5646) {
@@ -1169,7 +1169,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidconnection_write() and 0xFFFF) != 32820) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_braideventlistener_on_event() and 0xFFFF) != 47215) {
+    if ((lib.uniffi_braid_ffi_checksum_method_braideventlistener_on_event() and 0xFFFF) != 53639) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braideventstream_close() and 0xFFFF) != 40650) {
@@ -1181,7 +1181,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidsubscription_cancel() and 0xFFFF) != 51481) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_method_logsink_log() and 0xFFFF) != 32311) {
+    if ((lib.uniffi_braid_ffi_checksum_method_logsink_log() and 0xFFFF) != 10351) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_address() and 0xFFFF) != 5602) {
@@ -1199,7 +1199,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_braid_ffi_checksum_method_braidproxy_stop() and 0xFFFF) != 9889) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() and 0xFFFF) != 2205) {
+    if ((lib.uniffi_braid_ffi_checksum_constructor_braidcanceltoken_new() and 0xFFFF) != 52234) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_braid_ffi_checksum_constructor_braidclient_new() and 0xFFFF) != 26049) {
@@ -1731,6 +1731,9 @@ public interface BraidCancelTokenInterface {
      */
     fun `cancel`()
     
+    /**
+     * Whether `cancel` was called.
+     */
     fun `isCancelled`(): kotlin.Boolean
     
     companion object
@@ -1764,6 +1767,9 @@ open class BraidCancelToken: Disposable, AutoCloseable, BraidCancelTokenInterfac
         this.handle = 0
         this.cleanable = null
     }
+    /**
+     * A token not cancelled yet.
+     */
     constructor() :
         this(UniffiWithHandle, 
     uniffiRustCall() { _status ->
@@ -1864,7 +1870,10 @@ open class BraidCancelToken: Disposable, AutoCloseable, BraidCancelTokenInterfac
     
     
 
-    override fun `isCancelled`(): kotlin.Boolean {
+    
+    /**
+     * Whether `cancel` was called.
+     */override fun `isCancelled`(): kotlin.Boolean {
             return FfiConverterBoolean.lift(
     callWithHandle {
     uniffiRustCall() { _status ->
@@ -3044,6 +3053,9 @@ public object FfiConverterTypeBraidConnection: FfiConverter<BraidConnection, Lon
  */
 public interface BraidEventListener {
     
+    /**
+     * Called for each event of the connection, in order, on a Braid thread.
+     */
     fun `onEvent`(`event`: BraidEvent)
     
     companion object
@@ -3154,6 +3166,9 @@ open class BraidEventListenerImpl: Disposable, AutoCloseable, BraidEventListener
     }
 
     
+    /**
+     * Called for each event of the connection, in order, on a Braid thread.
+     */
     @Throws(CallbackException::class)override fun `onEvent`(`event`: BraidEvent)
         = 
     callWithHandle {
@@ -4287,6 +4302,9 @@ public object FfiConverterTypeBraidSubscription: FfiConverter<BraidSubscription,
  */
 public interface LogSink {
     
+    /**
+     * Takes one log line of `level` from Braid's module `target`.
+     */
     fun `log`(`level`: LogLevel, `target`: kotlin.String, `message`: kotlin.String)
     
     companion object
@@ -4397,6 +4415,9 @@ open class LogSinkImpl: Disposable, AutoCloseable, LogSink
     }
 
     
+    /**
+     * Takes one log line of `level` from Braid's module `target`.
+     */
     @Throws(CallbackException::class)override fun `log`(`level`: LogLevel, `target`: kotlin.String, `message`: kotlin.String)
         = 
     callWithHandle {
@@ -4619,6 +4640,9 @@ public object FfiConverterTypeLogSink: FfiConverter<LogSink, Long> {
  */
 public interface SocketBinder {
     
+    /**
+     * Binds the socket `fd` to the network of `path` (e.g. Android's `Network.bindSocket`).
+     */
     fun `bindSocket`(`fd`: kotlin.Int, `path`: BraidPathInfo)
     
     companion object
@@ -4734,6 +4758,9 @@ open class SocketBinderImpl: Disposable, AutoCloseable, SocketBinder
     }
 
     
+    /**
+     * Binds the socket `fd` to the network of `path` (e.g. Android's `Network.bindSocket`).
+     */
     @Throws(CallbackException::class)override fun `bindSocket`(`fd`: kotlin.Int, `path`: BraidPathInfo)
         = 
     callWithHandle {
@@ -4867,6 +4894,9 @@ data class BraidConfig (
      */
     var `interfaces`: List<BraidInterface> = listOf() 
     , 
+    /**
+     * When cellular may carry data.
+     */
     var `cellular`: CellularRules = CellularRules() 
     , 
     /**
@@ -4971,6 +5001,9 @@ public object FfiConverterTypeBraidConfig: FfiConverterRustBuffer<BraidConfig> {
  * `interfaceLost(index)` finds it again.
  */
 data class BraidInterface (
+    /**
+     * The interface type.
+     */
     var `kind`: InterfaceKind
     , 
     /**
@@ -5040,8 +5073,14 @@ public object FfiConverterTypeBraidInterface: FfiConverterRustBuffer<BraidInterf
  * An interface the client uses, with the path id the runtime gave it.
  */
 data class BraidInterfaceEntry (
+    /**
+     * The path id the runtime gave the interface.
+     */
     var `pathId`: kotlin.UInt
     , 
+    /**
+     * The interface as the app gave it.
+     */
     var `interface`: BraidInterface
     
 ){
@@ -5081,10 +5120,19 @@ public object FfiConverterTypeBraidInterfaceEntry: FfiConverterRustBuffer<BraidI
  * A path a connection has a socket on.
  */
 data class BraidPath (
+    /**
+     * The path id.
+     */
     var `pathId`: kotlin.UInt
     , 
+    /**
+     * Its interface type.
+     */
     var `kind`: InterfaceKind
     , 
+    /**
+     * Our address on it, as `ip:port`.
+     */
     var `localAddr`: kotlin.String
     , 
     /**
@@ -5092,6 +5140,9 @@ data class BraidPath (
      */
     var `state`: kotlin.String
     , 
+    /**
+     * Used only when no other path can send.
+     */
     var `backup`: kotlin.Boolean
     
 ){
@@ -5140,8 +5191,14 @@ public object FfiConverterTypeBraidPath: FfiConverterRustBuffer<BraidPath> {
  * What a [`crate::SocketBinder`] is asked to bind a socket for.
  */
 data class BraidPathInfo (
+    /**
+     * The path the socket is for.
+     */
     var `pathId`: kotlin.UInt
     , 
+    /**
+     * The interface it must go out on.
+     */
     var `interface`: BraidInterface
     , 
     /**
@@ -5189,12 +5246,24 @@ public object FfiConverterTypeBraidPathInfo: FfiConverterRustBuffer<BraidPathInf
  * One path of a connection.
  */
 data class BraidPathStats (
+    /**
+     * The path (absent for subflows the peer opened).
+     */
     var `pathId`: kotlin.UInt?
     , 
+    /**
+     * The interface type, when known.
+     */
     var `kind`: InterfaceKind?
     , 
+    /**
+     * Our address, as `ip:port`.
+     */
     var `localAddr`: kotlin.String?
     , 
+    /**
+     * The peer's address, as `ip:port`.
+     */
     var `remoteAddr`: kotlin.String?
     , 
     /**
@@ -5202,22 +5271,49 @@ data class BraidPathStats (
      */
     var `state`: kotlin.String
     , 
+    /**
+     * Used only when no other path can send.
+     */
     var `backup`: kotlin.Boolean
     , 
+    /**
+     * New payload bytes sent.
+     */
     var `bytesSent`: kotlin.ULong
     , 
+    /**
+     * Payload bytes received.
+     */
     var `bytesReceived`: kotlin.ULong
     , 
+    /**
+     * Payload bytes sent again on this path.
+     */
     var `bytesRetransmitted`: kotlin.ULong
     , 
+    /**
+     * Segments sent again.
+     */
     var `retransmissions`: kotlin.ULong
     , 
+    /**
+     * Retransmission timeouts that fired.
+     */
     var `rtoEvents`: kotlin.ULong
     , 
+    /**
+     * Smoothed round-trip time in milliseconds.
+     */
     var `srttMs`: kotlin.Double
     , 
+    /**
+     * Congestion window in bytes.
+     */
     var `cwndBytes`: kotlin.ULong
     , 
+    /**
+     * Bytes sent and not yet acknowledged.
+     */
     var `inFlightBytes`: kotlin.ULong
     
 ){
@@ -5306,6 +5402,9 @@ data class BraidProxyConfig (
      */
     var `username`: kotlin.String? = null 
     , 
+    /**
+     * The password that goes with `username`.
+     */
     var `password`: kotlin.String? = null 
     , 
     /**
@@ -5440,12 +5539,24 @@ data class BraidStats (
      */
     var `mptcp`: kotlin.Boolean
     , 
+    /**
+     * The handshake completed.
+     */
     var `established`: kotlin.Boolean
     , 
+    /**
+     * Bytes the app wrote into the connection.
+     */
     var `bytesSent`: kotlin.ULong
     , 
+    /**
+     * Bytes the peer acknowledged.
+     */
     var `bytesAcked`: kotlin.ULong
     , 
+    /**
+     * Bytes delivered to the app, in order.
+     */
     var `bytesReceived`: kotlin.ULong
     , 
     /**
@@ -5453,12 +5564,24 @@ data class BraidStats (
      */
     var `bytesReinjected`: kotlin.ULong
     , 
+    /**
+     * Subflows created over the connection's life.
+     */
     var `subflowsOpened`: kotlin.ULong
     , 
+    /**
+     * Subflows that ended.
+     */
     var `subflowsClosed`: kotlin.ULong
     , 
+    /**
+     * Bytes carried over cellular, both directions.
+     */
     var `cellularBytes`: kotlin.ULong
     , 
+    /**
+     * The live paths.
+     */
     var `paths`: List<BraidPathStats>
     
 ){
@@ -5869,6 +5992,9 @@ public object FfiConverterTypeBraidError : FfiConverterRustBuffer<BraidException
  */
 sealed class BraidEvent {
     
+    /**
+     * The handshake completed; data can flow.
+     */
     object Connected : BraidEvent()
     
     
@@ -5878,8 +6004,17 @@ sealed class BraidEvent {
     object FellBackToTcp : BraidEvent()
     
     
+    /**
+     * A subflow on a path is established.
+     */
     data class PathUp(
+        /**
+         * The path.
+         */
         val `pathId`: kotlin.UInt, 
+        /**
+         * Its interface type.
+         */
         val `kind`: io.braid.ffi.InterfaceKind) : BraidEvent()
         
     {
@@ -5888,8 +6023,17 @@ sealed class BraidEvent {
         companion object
     }
     
+    /**
+     * The subflow on a path is gone.
+     */
     data class PathDown(
+        /**
+         * The path.
+         */
         val `pathId`: kotlin.UInt, 
+        /**
+         * Its interface type.
+         */
         val `kind`: io.braid.ffi.InterfaceKind) : BraidEvent()
         
     {
@@ -5902,8 +6046,17 @@ sealed class BraidEvent {
      * Traffic moved to `to_path` (`from_path` is absent when no path carried it before).
      */
     data class PathSwitched(
+        /**
+         * The path traffic left.
+         */
         val `fromPath`: kotlin.UInt?, 
+        /**
+         * The path that carries it now.
+         */
         val `toPath`: kotlin.UInt, 
+        /**
+         * Why it moved.
+         */
         val `reason`: io.braid.ffi.SwitchReason) : BraidEvent()
         
     {
@@ -5912,8 +6065,17 @@ sealed class BraidEvent {
         companion object
     }
     
+    /**
+     * A path's backup flag changed (ours or the peer's request).
+     */
     data class BackupChanged(
+        /**
+         * The path.
+         */
         val `pathId`: kotlin.UInt, 
+        /**
+         * Whether it is now used only when no other path can send.
+         */
         val `backup`: kotlin.Boolean) : BraidEvent()
         
     {
@@ -5926,6 +6088,9 @@ sealed class BraidEvent {
      * The peer announced another address (`ip:port`).
      */
     data class AddressAnnounced(
+        /**
+         * The address, as `ip:port`.
+         */
         val `address`: kotlin.String) : BraidEvent()
         
     {
@@ -5938,6 +6103,9 @@ sealed class BraidEvent {
      * The cellular byte budget is used up.
      */
     data class BudgetExhausted(
+        /**
+         * Bytes cellular carried when the budget ran out.
+         */
         val `bytes`: kotlin.ULong) : BraidEvent()
         
     {
@@ -5950,7 +6118,13 @@ sealed class BraidEvent {
      * The connection is over; `detail` says why in words.
      */
     data class Closed(
+        /**
+         * How it ended.
+         */
         val `reason`: io.braid.ffi.CloseReason, 
+        /**
+         * The same in words, for logs.
+         */
         val `detail`: kotlin.String) : BraidEvent()
         
     {
@@ -6146,8 +6320,14 @@ public object FfiConverterTypeBraidEvent : FfiConverterRustBuffer<BraidEvent>{
  */
 sealed class CallbackException: kotlin.Exception() {
     
+    /**
+     * The callback failed; `reason` says how.
+     */
     class Failed(
         
+        /**
+         * The foreign exception's message.
+         */
         val `reason`: kotlin.String
         ) : CallbackException() {
         override val message
@@ -6214,7 +6394,13 @@ enum class CloseReason {
      * Both sides finished: not an error.
      */
     FINISHED,
+    /**
+     * The peer aborted the connection.
+     */
     RESET,
+    /**
+     * The handshake never completed.
+     */
     CONNECT_FAILED,
     /**
      * Every path died and none came back in time.
@@ -6224,6 +6410,9 @@ enum class CloseReason {
      * The app aborted it.
      */
     ABORTED,
+    /**
+     * The peer broke the protocol.
+     */
     PROTOCOL_VIOLATION;
 
     
@@ -6254,12 +6443,28 @@ public object FfiConverterTypeCloseReason: FfiConverterRustBuffer<CloseReason> {
 
 
 
+/**
+ * The type of a network interface: decides which path handover prefers and what counts as
+ * cellular.
+ */
 
 enum class InterfaceKind {
     
+    /**
+     * Wireless LAN.
+     */
     WIFI,
+    /**
+     * Mobile data: metered, the backup under handover.
+     */
     CELLULAR,
+    /**
+     * Ethernet or another fixed link.
+     */
     WIRED,
+    /**
+     * Anything else (VPN, loopback, unknown).
+     */
     OTHER;
 
     
@@ -6290,14 +6495,35 @@ public object FfiConverterTypeInterfaceKind: FfiConverterRustBuffer<InterfaceKin
 
 
 
+/**
+ * How much Braid logs, from nothing to everything.
+ */
 
 enum class LogLevel {
     
+    /**
+     * Nothing.
+     */
     OFF,
+    /**
+     * Failures only.
+     */
     ERROR,
+    /**
+     * Failures and what looks wrong but is survived.
+     */
     WARN,
+    /**
+     * Also connection and path changes.
+     */
     INFO,
+    /**
+     * Also details for debugging.
+     */
     DEBUG,
+    /**
+     * Everything, per segment: very verbose.
+     */
     TRACE;
 
     
@@ -6385,17 +6611,41 @@ public object FfiConverterTypeServiceType: FfiConverterRustBuffer<ServiceType> {
 
 enum class SwitchReason {
     
+    /**
+     * The operating system reported the interface gone.
+     */
     INTERFACE_LOST,
+    /**
+     * Retransmission timeouts piled up on the old path.
+     */
     RETRANSMISSION_TIMEOUTS,
     /**
      * Nothing came back for well over an RTT with data outstanding.
      */
     UNRESPONSIVE,
+    /**
+     * The old path's round-trip time rose past the threshold.
+     */
     HIGH_RTT,
+    /**
+     * The old path was weak and losing packets.
+     */
     LOSSY,
+    /**
+     * The preferred path was healthy long enough: moving back.
+     */
     FAILBACK,
+    /**
+     * The subflow on the old path died.
+     */
     SUBFLOW_DIED,
+    /**
+     * The app changed the service type or cellular rules.
+     */
     POLICY_CHANGE,
+    /**
+     * The cellular byte budget ran out.
+     */
     COST_CONTROL;
 
     
