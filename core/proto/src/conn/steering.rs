@@ -379,7 +379,8 @@ impl Connection {
     }
 
     /// Small writes (what is left to send fits in a few segments) also go on the other
-    /// paths while one of them is lossy, so a loss costs no retransmission delay and each
+    /// paths while one of them is lossy (or, at the client, while traffic is off the
+    /// preferred path), so a loss costs no retransmission delay and each
     /// write arrives by whichever path is faster at that moment: a lossy WiFi still
     /// delivers most copies in its own short RTT, cellular covers the rest. The client does
     /// this under interactive service — whichever path is active, so it goes on after
