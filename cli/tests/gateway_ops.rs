@@ -458,4 +458,100 @@ fn joins_on_the_wrong_worker_are_refused_and_counted() {
         subflows > 12,
         "no join succeeded ({subflows} subflows for 12 connections)"
     );
+    // Every one arrived at the shared address: the only one without --announce.
+    assert_eq!(
+        value(&body, "braid_gateway_joins_refused_shared_total"),
+        refused
+    );
+}
+
+/// With announced addresses, every join goes to the worker's own address (the C flag keeps
+/// clients off the shared one): each connection's joins, one from each of its two paths,
+/// end at one worker's announced port, and no join is refused.
+#[test]
+fn with_announce_joins_from_every_path_reach_the_announced_port_and_none_is_refused() {
+    let echo = tcp_echo();
+    let own = [free_udp_port(), free_udp_port()];
+    let gw = gateway_with(
+        &[echo.to_string()],
+        &[
+            "--workers",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+            "--announce",
+            &format!("127.0.0.1:{}", own[0]),
+            "--announce",
+            &format!("127.0.0.1:{}", own[1]),
+        ],
+    );
+    let at = metrics_addr(&gw);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let gw_addr = gw.addr;
+    let remotes = rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let client = braid::Client::builder()
+            .service(braid::ServiceType::Aggregate)
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Wifi)
+                    .with_local_addr([127, 0, 0, 1].into()),
+            )
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Cellular)
+                    .with_local_addr([127, 0, 0, 2].into()),
+            )
+            .build()
+            .unwrap();
+        let mut held = Vec::new();
+        for i in 0..12u8 {
+            let mut conn = client
+                .connect_via(gw_addr, &echo.to_string())
+                .await
+                .unwrap();
+            conn.write_all(&[i; 100]).await.unwrap();
+            let mut back = [0u8; 100];
+            conn.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, [i; 100], "connection {i}: echo differs");
+            held.push(conn);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        held.iter()
+            .map(|c| {
+                let st = c.stats();
+                st.paths
+                    .iter()
+                    .map(|p| (p.local.unwrap(), p.remote.unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    for (i, paths) in remotes.iter().enumerate() {
+        let joins: Vec<_> = paths.iter().filter(|(_, r)| *r != gw_addr).collect();
+        assert_eq!(joins.len(), 2, "connection {i}: {paths:?}");
+        let port = joins[0].1.port();
+        assert!(own.contains(&port), "connection {i}: {paths:?}");
+        assert!(
+            joins.iter().all(|(_, r)| r.port() == port),
+            "connection {i}: joins on two workers: {paths:?}"
+        );
+        let mut from: Vec<_> = joins.iter().map(|(l, _)| l.ip()).collect();
+        from.sort();
+        assert_eq!(
+            from,
+            vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from([127, 0, 0, 2])
+            ],
+            "connection {i}: a join from each path: {paths:?}"
+        );
+    }
+    let body = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+    assert_eq!(value(&body, "braid_gateway_joins_refused_total"), 0.0);
+    assert_eq!(
+        value(&body, "braid_gateway_joins_refused_shared_total"),
+        0.0
+    );
 }
