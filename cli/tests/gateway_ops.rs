@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,28 +21,6 @@ fn metrics_addr(gw: &GatewayProc) -> SocketAddr {
     rest.trim_end_matches("/metrics").trim().parse().unwrap()
 }
 
-/// One scrape with a hand-written HTTP/1.1 request: the status line and the body.
-fn scrape_raw(at: SocketAddr, request_line: &str) -> (String, String) {
-    let mut s = TcpStream::connect(at).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(s, "{request_line}\r\nHost: test\r\nAccept: */*\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").expect("no end of head");
-    let status = head.lines().next().unwrap().to_string();
-    if status.contains("200") {
-        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .expect("no Content-Length")
-            .parse()
-            .unwrap();
-        assert_eq!(len, body.len(), "Content-Length disagrees with the body");
-    }
-    (status, body.to_string())
-}
-
 /// One scrape with curl (a real client), when this machine has it.
 fn scrape_curl(at: SocketAddr) -> Option<String> {
     let out = std::process::Command::new("curl")
@@ -52,15 +30,6 @@ fn scrape_curl(at: SocketAddr) -> Option<String> {
         .ok()?;
     assert!(out.status.success(), "curl: {}", text(&out.stderr));
     Some(text(&out.stdout))
-}
-
-/// The value of the sample `name{labels}` (exact text before the value).
-fn value(body: &str, sample: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {sample} in:\n{body}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]
