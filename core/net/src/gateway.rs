@@ -84,7 +84,7 @@ pub struct GatewayConfig {
     /// carrier): the workers of `braid gateway --workers N`.
     pub reuse_port: bool,
     /// This gateway's own address, unique to it among those sharing the listening address:
-    /// it listens there too (UDP carrier) and announces it to every client (ADD_ADDR, with
+    /// it listens there too (either carrier) and announces it to every client (ADD_ADDR, with
     /// the C flag in its SYN/ACKs), so joins go there and reach the endpoint that owns their
     /// connection. Joins at the shared address are refused.
     pub announce: Option<SocketAddr>,
@@ -266,15 +266,10 @@ impl Gateway {
         }
         .with_buffers(cfg.connection_buffer);
         server_cfg.connection.checksum = cfg.dss_checksum;
-        if cfg.announce.is_some() && raw.is_some() {
-            return Err(Error::InvalidArgument(
-                "an announced address needs the UDP carrier".into(),
-            ));
-        }
         let socket_buffer = server_cfg.socket_buffer;
-        let server = match raw {
+        let server = match &raw {
             None => Server::bind(addr, server_cfg)?,
-            Some(raw) => Server::bind_raw(addr, server_cfg, raw)?,
+            Some(raw) => Server::bind_raw(addr, server_cfg, raw.clone())?,
         };
         log::info!("gateway listening on {}", server.local_addr());
         let announced = match cfg.announce {
@@ -283,7 +278,10 @@ impl Gateway {
                 let at = cfg
                     .announce_bind
                     .map_or(a, |ip| SocketAddr::new(ip, a.port()));
-                let bound = server.listen_also(at, socket_buffer)?;
+                let bound = match &raw {
+                    None => server.listen_also(at, socket_buffer)?,
+                    Some(raw) => listen_also_raw(&server, at, raw, socket_buffer)?,
+                };
                 // Port 0 picked one: the same port is announced.
                 let a = SocketAddr::new(a.ip(), bound.port());
                 server.announce(a, bound);
@@ -868,4 +866,25 @@ async fn read_convert(
             }
         }
     }
+}
+
+/// The announced address on the raw carrier (Linux only, like the carrier).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn listen_also_raw(
+    server: &Server,
+    at: SocketAddr,
+    raw: &crate::raw::RawConfig,
+    socket_buffer: usize,
+) -> Result<SocketAddr> {
+    server.listen_also_raw(at, raw, socket_buffer)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn listen_also_raw(
+    _server: &Server,
+    _at: SocketAddr,
+    _raw: &crate::raw::RawConfig,
+    _socket_buffer: usize,
+) -> Result<SocketAddr> {
+    Err(Error::Unsupported("the raw carrier outside Linux"))
 }

@@ -171,6 +171,30 @@ impl Server {
         Ok(local)
     }
 
+    /// [`Server::listen_also`] for a server on the raw carrier: a second raw listening socket
+    /// at `addr`, with its own firewall rule (see [`crate::raw`]).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn listen_also_raw(
+        &self,
+        addr: SocketAddr,
+        raw: &crate::raw::RawConfig,
+        socket_buffer: usize,
+    ) -> Result<SocketAddr> {
+        let opts = SocketOptions {
+            send_buffer: socket_buffer,
+            recv_buffer: socket_buffer,
+            reuse_port: false,
+        };
+        let (sock, local) = crate::raw::open_listen(addr, raw, opts)?;
+        let shared = &self.endpoint.shared;
+        shared
+            .lock()
+            .add_socket(&shared.wake, NewSocket::Raw(sock), local, None)
+            .map_err(|e| Error::Listen { addr, source: e })?;
+        shared.wake.wake_driver();
+        Ok(local)
+    }
+
     /// Announces `addr` to every connection accepted from now on (ADD_ADDR, with the C flag
     /// in the SYN/ACK: joins go there, not to the listening address; see
     /// docs/ARCHITECTURE.md, "Announce and the C flag"). `arrives_at` is where segments sent
