@@ -41,7 +41,8 @@ pub struct EndpointConfig {
     /// Most connections still in their handshake (SYN flood protection).
     pub max_half_open: usize,
     /// Addresses a server announces to every client (ADD_ADDR), with their ids. When there
-    /// is any, the server sets the C flag in its SYN/ACKs and takes joins only there (see
+    /// is any, the server takes joins only there and sets the C flag in the SYN/ACKs of
+    /// connections that came in anywhere else (see
     /// [`EndpointConfig::announce_arrivals`]; docs/ARCHITECTURE.md, "Announce and the C
     /// flag").
     pub announce: Vec<(u8, SocketAddr)>,
@@ -570,9 +571,9 @@ impl Endpoint {
                 conn.announce_address(aid, addr);
             }
         }
-        // C only when there is somewhere else to join (a client that came in at the
-        // announced address itself joins it there).
-        if self.cfg.announce.iter().any(|&(_, a)| a != local) {
+        // C exactly when the address the SYN came to takes no joins (see `on_syn`): a
+        // client that came in at an announced address may join it there.
+        if !self.cfg.announce.is_empty() && !self.is_announced(local) {
             conn.deny_initial_join();
         }
         (conn, id)

@@ -1015,6 +1015,18 @@ fn syn_ack_carries_c_only_when_the_server_announces() {
     let flags = mpc_flags(&synack).expect("MP_CAPABLE in the SYN/ACK");
     assert!(flags.contains(MpCapableFlags::C), "announcing: C set");
     assert!(flags.contains(MpCapableFlags::H));
+
+    // A client that came in at the announced address may join it there: no C.
+    let mut p = announcing_server(&[SERVER_KEY]);
+    let mut syn = syn_template();
+    syn.dst_port = 6001;
+    p.send(CLIENT, ANNOUNCED, &syn, &[]);
+    let synack = p.recv_one();
+    let flags = mpc_flags(&synack).expect("MP_CAPABLE in the SYN/ACK");
+    assert!(
+        !flags.contains(MpCapableFlags::C),
+        "at the announced address: no C"
+    );
 }
 
 #[test]
