@@ -335,6 +335,8 @@ impl From<&braid::CloseError> for CloseReason {
             C::TimedOut => CloseReason::TimedOut,
             C::Aborted => CloseReason::Aborted,
             C::ProtocolViolation(_) => CloseReason::ProtocolViolation,
+            // The first path died before the server announced where to join: no path left.
+            C::InitialPathLost => CloseReason::TimedOut,
             // An ending newer than these bindings: abnormal, and not the app's doing.
             _ => CloseReason::Reset,
         }

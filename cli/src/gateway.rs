@@ -69,17 +69,22 @@ pub struct GatewayArgs {
     /// up to SECS, then closes those left (MP_FASTCLOSE, RST) and exits 0.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub drain_timeout: Duration,
-    /// Gateways in this process (default 1), each on its own thread with its own endpoint,
-    /// sharing --listen's port (SO_REUSEPORT; UDP carrier only). The connection limits are
-    /// shared out between them. A client's MP_JOINs land on the worker owning their
-    /// connection only one time in N (the others are refused): for single-path clients, or
-    /// to measure.
+    /// Gateways in this process, each on its own thread with its own endpoint, sharing
+    /// --listen's port (SO_REUSEPORT; UDP carrier only). The connection limits are shared
+    /// out between them. Default: the available cores with --announce (each worker's
+    /// clients join its own address), else 1 (without announcements a client's MP_JOINs
+    /// land on the worker owning their connection only one time in N).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Each worker's own address, where it also listens: one ADDR:PORT is the base (worker i
+    /// Each worker's own address, announced to its clients (ADD_ADDR, with the C flag: they
+    /// join there, never at --listen) and listened on: one ADDR:PORT is the base (worker i
     /// gets PORT+i), or repeat it once per worker. Unique per instance behind a balancer.
     #[arg(long, value_name = "ADDR:PORT")]
     pub announce: Vec<SocketAddr>,
+    /// Bind the announced ports on this local IP instead of the announced address: behind
+    /// a balancer that forwards each announced address here with a DNAT, 0.0.0.0.
+    #[arg(long, value_name = "IP", requires = "announce")]
+    pub announce_bind: Option<std::net::IpAddr>,
 }
 
 pub async fn run(a: GatewayArgs) -> Result<i32> {
@@ -118,22 +123,25 @@ pub async fn run(a: GatewayArgs) -> Result<i32> {
         idle_timeout: a.idle_timeout,
         dss_checksum: a.dss_checksum,
         gso: !a.no_gso,
+        announce_bind: a.announce_bind,
         ..GatewayConfig::default()
     };
     let bound = cfg.memory_bound();
     let n = match a.workers {
         Some(0) => return Err(Failure::usage("--workers must be at least 1")),
         Some(n) => n,
-        // Until the engine announces each worker's address (and sets the C flag), a join
-        // lands on the worker owning its connection only one time in N: one worker unless
-        // asked.
+        // With announcements each worker's clients join its own address: every core. One
+        // base address gives each worker its own port; a list names as many workers.
+        None if a.announce.len() > 1 => a.announce.len(),
+        None if !a.announce.is_empty() && a.carrier == CarrierArg::Udp => {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+        // Without, a join lands on the worker owning its connection only one time in N.
         None => 1,
     };
-    if n > 1 {
+    if n > 1 && a.announce.is_empty() {
         log::warn!(
-            "--workers {n}: a client's additional subflows (MP_JOIN) reach the worker that owns \
-             their connection only one time in {n}; the others are refused \
-             (braid_gateway_joins_refused_total)"
+            "--workers {n} without --announce: a client's additional subflows (MP_JOIN) reach the worker that owns their connection only one time in {n}; the others are refused (braid_gateway_joins_refused_shared_total)"
         );
     }
     let announce = workers::announce_plan(&a.announce, n)?;

@@ -116,6 +116,21 @@ fn bad_command_lines() {
             "--allow",
             "10.0.0.0/99:80",
         ],
+        // An announced address no client can reach, and a bind without an announcement.
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--announce",
+            "0.0.0.0:7001",
+        ],
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--announce-bind",
+            "0.0.0.0",
+        ],
         &["demo", "--seconds", "zero"],
         &["bench", "loopback", "--emulate", "carrier-pigeon"],
         &["frobnicate"],

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,28 +21,6 @@ fn metrics_addr(gw: &GatewayProc) -> SocketAddr {
     rest.trim_end_matches("/metrics").trim().parse().unwrap()
 }
 
-/// One scrape with a hand-written HTTP/1.1 request: the status line and the body.
-fn scrape_raw(at: SocketAddr, request_line: &str) -> (String, String) {
-    let mut s = TcpStream::connect(at).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(s, "{request_line}\r\nHost: test\r\nAccept: */*\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").expect("no end of head");
-    let status = head.lines().next().unwrap().to_string();
-    if status.contains("200") {
-        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .expect("no Content-Length")
-            .parse()
-            .unwrap();
-        assert_eq!(len, body.len(), "Content-Length disagrees with the body");
-    }
-    (status, body.to_string())
-}
-
 /// One scrape with curl (a real client), when this machine has it.
 fn scrape_curl(at: SocketAddr) -> Option<String> {
     let out = std::process::Command::new("curl")
@@ -52,15 +30,6 @@ fn scrape_curl(at: SocketAddr) -> Option<String> {
         .ok()?;
     assert!(out.status.success(), "curl: {}", text(&out.stderr));
     Some(text(&out.stdout))
-}
-
-/// The value of the sample `name{labels}` (exact text before the value).
-fn value(body: &str, sample: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {sample} in:\n{body}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]
@@ -457,5 +426,101 @@ fn joins_on_the_wrong_worker_are_refused_and_counted() {
     assert!(
         subflows > 12,
         "no join succeeded ({subflows} subflows for 12 connections)"
+    );
+    // Every one arrived at the shared address: the only one without --announce.
+    assert_eq!(
+        value(&body, "braid_gateway_joins_refused_shared_total"),
+        refused
+    );
+}
+
+/// With announced addresses, every join goes to the worker's own address (the C flag keeps
+/// clients off the shared one): each connection's joins, one from each of its two paths,
+/// end at one worker's announced port, and no join is refused.
+#[test]
+fn with_announce_joins_from_every_path_reach_the_announced_port_and_none_is_refused() {
+    let echo = tcp_echo();
+    let own = [free_udp_port(), free_udp_port()];
+    let gw = gateway_with(
+        &[echo.to_string()],
+        &[
+            "--workers",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+            "--announce",
+            &format!("127.0.0.1:{}", own[0]),
+            "--announce",
+            &format!("127.0.0.1:{}", own[1]),
+        ],
+    );
+    let at = metrics_addr(&gw);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let gw_addr = gw.addr;
+    let remotes = rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let client = braid::Client::builder()
+            .service(braid::ServiceType::Aggregate)
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Wifi)
+                    .with_local_addr([127, 0, 0, 1].into()),
+            )
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Cellular)
+                    .with_local_addr([127, 0, 0, 2].into()),
+            )
+            .build()
+            .unwrap();
+        let mut held = Vec::new();
+        for i in 0..12u8 {
+            let mut conn = client
+                .connect_via(gw_addr, &echo.to_string())
+                .await
+                .unwrap();
+            conn.write_all(&[i; 100]).await.unwrap();
+            let mut back = [0u8; 100];
+            conn.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, [i; 100], "connection {i}: echo differs");
+            held.push(conn);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        held.iter()
+            .map(|c| {
+                let st = c.stats();
+                st.paths
+                    .iter()
+                    .map(|p| (p.local.unwrap(), p.remote.unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    for (i, paths) in remotes.iter().enumerate() {
+        let joins: Vec<_> = paths.iter().filter(|(_, r)| *r != gw_addr).collect();
+        assert_eq!(joins.len(), 2, "connection {i}: {paths:?}");
+        let port = joins[0].1.port();
+        assert!(own.contains(&port), "connection {i}: {paths:?}");
+        assert!(
+            joins.iter().all(|(_, r)| r.port() == port),
+            "connection {i}: joins on two workers: {paths:?}"
+        );
+        let mut from: Vec<_> = joins.iter().map(|(l, _)| l.ip()).collect();
+        from.sort();
+        assert_eq!(
+            from,
+            vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from([127, 0, 0, 2])
+            ],
+            "connection {i}: a join from each path: {paths:?}"
+        );
+    }
+    let body = scrape_raw(at, "GET /metrics HTTP/1.1").1;
+    assert_eq!(value(&body, "braid_gateway_joins_refused_total"), 0.0);
+    assert_eq!(
+        value(&body, "braid_gateway_joins_refused_shared_total"),
+        0.0
     );
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -206,4 +206,35 @@ pub fn gateway_with(allow: &[String], extra: &[&str]) -> GatewayProc {
     let rest = l.split("braid gateway on udp ").nth(1).unwrap();
     gw.addr = rest.split(',').next().unwrap().trim().parse().unwrap();
     gw
+}
+
+/// One scrape with a hand-written HTTP/1.1 request: the status line and the body.
+pub fn scrape_raw(at: SocketAddr, request_line: &str) -> (String, String) {
+    let mut s = TcpStream::connect(at).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "{request_line}\r\nHost: test\r\nAccept: */*\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("no end of head");
+    let status = head.lines().next().unwrap().to_string();
+    if status.contains("200") {
+        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .expect("no Content-Length")
+            .parse()
+            .unwrap();
+        assert_eq!(len, body.len(), "Content-Length disagrees with the body");
+    }
+    (status, body.to_string())
+}
+
+/// The value of the sample `name{labels}` (exact text before the value).
+pub fn value(body: &str, sample: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {sample} in:\n{body}"))
+        .parse()
+        .unwrap()
 }

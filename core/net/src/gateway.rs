@@ -84,9 +84,14 @@ pub struct GatewayConfig {
     /// carrier): the workers of `braid gateway --workers N`.
     pub reuse_port: bool,
     /// This gateway's own address, unique to it among those sharing the listening address:
-    /// it listens there too (UDP carrier), so joins sent there reach the endpoint that
-    /// owns their connection.
+    /// it listens there too (either carrier) and announces it to every client (ADD_ADDR, with
+    /// the C flag in its SYN/ACKs), so joins go there and reach the endpoint that owns their
+    /// connection. Joins at the shared address are refused.
     pub announce: Option<SocketAddr>,
+    /// The local IP to bind the announced port on, when it is not the announced address
+    /// itself: behind a balancer that forwards the announced address here with a DNAT,
+    /// `0.0.0.0` (or this host's address).
+    pub announce_bind: Option<std::net::IpAddr>,
 }
 
 impl Default for GatewayConfig {
@@ -107,6 +112,7 @@ impl Default for GatewayConfig {
             gso: true,
             reuse_port: false,
             announce: None,
+            announce_bind: None,
         }
     }
 }
@@ -125,6 +131,11 @@ impl GatewayConfig {
         }
         if self.max_half_open_per_source == 0 {
             return bad("max_half_open_per_source must be at least 1");
+        }
+        if self.announce.is_some_and(|a| a.ip().is_unspecified()) {
+            return bad(
+                "the announced address must be one clients can reach (bind a wildcard with announce_bind)",
+            );
         }
         if self.handshake_timeout.is_zero()
             || self.connect_timeout.is_zero()
@@ -255,23 +266,27 @@ impl Gateway {
         }
         .with_buffers(cfg.connection_buffer);
         server_cfg.connection.checksum = cfg.dss_checksum;
-        if cfg.announce.is_some() && raw.is_some() {
-            return Err(Error::InvalidArgument(
-                "an announced address needs the UDP carrier".into(),
-            ));
-        }
         let socket_buffer = server_cfg.socket_buffer;
-        let server = match raw {
+        let server = match &raw {
             None => Server::bind(addr, server_cfg)?,
-            Some(raw) => Server::bind_raw(addr, server_cfg, raw)?,
+            Some(raw) => Server::bind_raw(addr, server_cfg, raw.clone())?,
         };
         log::info!("gateway listening on {}", server.local_addr());
         let announced = match cfg.announce {
             None => None,
             Some(a) => {
-                let bound = server.listen_also(a, socket_buffer)?;
-                log::info!("gateway also listening on {bound} (its announced address)");
-                Some(bound)
+                let at = cfg
+                    .announce_bind
+                    .map_or(a, |ip| SocketAddr::new(ip, a.port()));
+                let bound = match &raw {
+                    None => server.listen_also(at, socket_buffer)?,
+                    Some(raw) => listen_also_raw(&server, at, raw, socket_buffer)?,
+                };
+                // Port 0 picked one: the same port is announced.
+                let a = SocketAddr::new(a.ip(), bound.port());
+                server.announce(a, bound);
+                log::info!("gateway announces {a}, listening for it on {bound}");
+                Some(a)
             }
         };
         Ok(Gateway {
@@ -288,7 +303,7 @@ impl Gateway {
         self.server.local_addr()
     }
 
-    /// Its own address (see [`GatewayConfig::announce`]), as bound.
+    /// Its own address as announced (see [`GatewayConfig::announce`]).
     pub fn announced_addr(&self) -> Option<SocketAddr> {
         self.announced
     }
@@ -851,4 +866,25 @@ async fn read_convert(
             }
         }
     }
+}
+
+/// The announced address on the raw carrier (Linux only, like the carrier).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn listen_also_raw(
+    server: &Server,
+    at: SocketAddr,
+    raw: &crate::raw::RawConfig,
+    socket_buffer: usize,
+) -> Result<SocketAddr> {
+    server.listen_also_raw(at, raw, socket_buffer)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn listen_also_raw(
+    _server: &Server,
+    _at: SocketAddr,
+    _raw: &crate::raw::RawConfig,
+    _socket_buffer: usize,
+) -> Result<SocketAddr> {
+    Err(Error::Unsupported("the raw carrier outside Linux"))
 }

@@ -133,6 +133,7 @@ impl Server {
                 max_connections: cfg.max_connections,
                 max_half_open: cfg.max_half_open,
                 announce: Vec::new(),
+                announce_arrivals: Vec::new(),
             },
             Box::new(SystemRandom::new()),
         );
@@ -168,6 +169,40 @@ impl Server {
             .map_err(|e| Error::Listen { addr, source: e })?;
         shared.wake.wake_driver();
         Ok(local)
+    }
+
+    /// [`Server::listen_also`] for a server on the raw carrier: a second raw listening socket
+    /// at `addr`, with its own firewall rule (see [`crate::raw`]).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn listen_also_raw(
+        &self,
+        addr: SocketAddr,
+        raw: &crate::raw::RawConfig,
+        socket_buffer: usize,
+    ) -> Result<SocketAddr> {
+        let opts = SocketOptions {
+            send_buffer: socket_buffer,
+            recv_buffer: socket_buffer,
+            reuse_port: false,
+        };
+        let (sock, local) = crate::raw::open_listen(addr, raw, opts)?;
+        let shared = &self.endpoint.shared;
+        shared
+            .lock()
+            .add_socket(&shared.wake, NewSocket::Raw(sock), local, None)
+            .map_err(|e| Error::Listen { addr, source: e })?;
+        shared.wake.wake_driver();
+        Ok(local)
+    }
+
+    /// Announces `addr` to every connection accepted from now on (ADD_ADDR, with the C flag
+    /// in the SYN/ACK: joins go there, not to the listening address; see
+    /// docs/ARCHITECTURE.md, "Announce and the C flag"). `arrives_at` is where segments sent
+    /// to `addr` reach this server (the socket of [`Server::listen_also`]; behind a NAT it
+    /// differs from `addr`).
+    pub fn announce(&self, addr: SocketAddr, arrives_at: SocketAddr) {
+        let shared = &self.endpoint.shared;
+        shared.lock().ep.announce(1, addr, arrives_at);
     }
 
     /// The next established connection; `None` once the endpoint has stopped.

@@ -42,8 +42,16 @@ pub struct EndpointConfig {
     pub max_connections: usize,
     /// Most connections still in their handshake (SYN flood protection).
     pub max_half_open: usize,
-    /// Addresses a server announces to every client (ADD_ADDR), with their ids.
+    /// Addresses a server announces to every client (ADD_ADDR), with their ids. When there
+    /// is any, the server takes joins only there and sets the C flag in the SYN/ACKs of
+    /// connections that came in anywhere else (see
+    /// [`EndpointConfig::announce_arrivals`]; docs/ARCHITECTURE.md, "Announce and the C
+    /// flag").
     pub announce: Vec<(u8, SocketAddr)>,
+    /// Where segments sent to the announced addresses arrive, when a NAT in front of the
+    /// server (a balancer's static DNAT) rewrites them; an unspecified IP stands for any
+    /// address with that port. Joins are taken here and at the announced addresses.
+    pub announce_arrivals: Vec<SocketAddr>,
 }
 
 impl Default for EndpointConfig {
@@ -55,6 +63,7 @@ impl Default for EndpointConfig {
             max_connections: 4096,
             max_half_open: 256,
             announce: Vec::new(),
+            announce_arrivals: Vec::new(),
         }
     }
 }
@@ -70,6 +79,9 @@ pub enum Dropped {
     NoConnection,
     /// An MP_JOIN named a token no connection has, or its connection refused the join.
     UnknownToken,
+    /// A join at an address the endpoint does not announce, while it announces one (the
+    /// C flag told the client not to send it).
+    JoinNotAnnounced,
     /// A SYN arrived while the endpoint held its most connections (`max_connections`).
     TooManyConnections,
 }
@@ -94,8 +106,14 @@ pub struct EndpointStats {
     pub refused: u64,
     /// Half-open connections reset to make room for newer SYNs (SYN-flood defence).
     pub half_open_evicted: u64,
-    /// MP_JOIN SYNs refused: unknown token, or the connection would not take the subflow.
+    /// MP_JOIN SYNs refused, for any reason: unknown token, not at an announced address,
+    /// or the connection would not take the subflow.
     pub joins_rejected: u64,
+    /// Of `joins_rejected`, those that arrived at an address this endpoint does not
+    /// announce (the shared listening address behind a balancer): with announcements,
+    /// joins the C flag told the client not to send (refused "administratively
+    /// prohibited"); without, mostly joins for connections another instance owns.
+    pub joins_rejected_unannounced: u64,
     /// SYNs answered statelessly (the half-open queue was under pressure).
     pub syn_cookies_sent: u64,
     /// Connections rebuilt from a valid cookie in the handshake's final ACK.
@@ -449,9 +467,20 @@ impl Endpoint {
             _ => None,
         });
         if let Some((backup, addr_id, token, nonce)) = join {
+            let announced = self.is_announced(local);
+            if !announced && !self.cfg.announce.is_empty() {
+                // Our SYN/ACKs carried C: joins belong at the announced addresses.
+                self.refuse_join(
+                    local,
+                    remote,
+                    syn,
+                    false,
+                    TcpRstReason::AdministrativelyProhibited,
+                );
+                return Err(Dropped::JoinNotAnnounced);
+            }
             let Some(&h) = self.by_token.get(&token) else {
-                self.stats.joins_rejected += 1;
-                self.queue_rst(local, remote, syn, 0, Some(TcpRstReason::MptcpError));
+                self.refuse_join(local, remote, syn, announced, TcpRstReason::MptcpError);
                 return Err(Dropped::UnknownToken);
             };
             let rng = &mut *self.rng;
@@ -466,8 +495,7 @@ impl Endpoint {
                     return Ok(());
                 }
                 Err(reason) => {
-                    self.stats.joins_rejected += 1;
-                    self.queue_rst(local, remote, syn, 0, Some(reason));
+                    self.refuse_join(local, remote, syn, announced, reason);
                     return Err(Dropped::UnknownToken);
                 }
             }
@@ -509,6 +537,41 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Answers a join SYN with MP_TCPRST `reason` and a RST, and counts it.
+    fn refuse_join(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &TcpRepr,
+        announced: bool,
+        reason: TcpRstReason,
+    ) {
+        self.stats.joins_rejected += 1;
+        if !announced {
+            self.stats.joins_rejected_unannounced += 1;
+        }
+        self.queue_rst(local, remote, syn, 0, Some(reason));
+    }
+
+    /// Whether segments to `local` were sent to an address this endpoint announces.
+    fn is_announced(&self, local: SocketAddr) -> bool {
+        let arrives =
+            |a: &SocketAddr| *a == local || (a.ip().is_unspecified() && a.port() == local.port());
+        self.cfg.announce.iter().any(|(_, a)| *a == local)
+            || self.cfg.announce_arrivals.iter().any(arrives)
+    }
+
+    /// Announces `addr` (ADD_ADDR id `id`) to every connection accepted from now on; its
+    /// segments arrive at `arrives_at` (see [`EndpointConfig::announce_arrivals`]).
+    pub fn announce(&mut self, id: u8, addr: SocketAddr, arrives_at: SocketAddr) {
+        if !self.cfg.announce.iter().any(|&(i, a)| i == id || a == addr) {
+            self.cfg.announce.push((id, addr));
+        }
+        if arrives_at != addr && !self.cfg.announce_arrivals.contains(&arrives_at) {
+            self.cfg.announce_arrivals.push(arrives_at);
+        }
+    }
+
     /// A server connection for `syn`, with the addresses this endpoint announces.
     #[allow(clippy::too_many_arguments)]
     fn server_connection(
@@ -534,6 +597,11 @@ impl Endpoint {
             if addr != local {
                 conn.announce_address(aid, addr);
             }
+        }
+        // C exactly when the address the SYN came to takes no joins (see `on_syn`): a
+        // client that came in at an announced address may join it there.
+        if !self.cfg.announce.is_empty() && !self.is_announced(local) {
+            conn.deny_initial_join();
         }
         (conn, id)
     }

@@ -964,3 +964,260 @@ fn mappings_near_the_end_of_the_64_bit_dsn_space_are_ignored_without_overflow() 
     assert_eq!(&buf[..3], b"bye");
     assert_eq!(c.read(&mut buf), Ok(0), "end of stream");
 }
+
+// Announce and the C flag (docs/ARCHITECTURE.md, "Announce and the C flag"): a server that
+// announces its own address sets C in its SYN/ACK, sends ADD_ADDR once established, and
+// takes joins only there; a client under C joins only announced addresses.
+
+const ANNOUNCED: &str = "10.31.1.3:6001";
+
+/// A listening endpoint announcing `ANNOUNCED` (id 1).
+fn announcing_server(values: &[u64]) -> Peer {
+    let cfg = EndpointConfig {
+        listen: true,
+        announce: vec![(1, sa(ANNOUNCED))],
+        ..EndpointConfig::default()
+    };
+    Peer {
+        ep: Endpoint::new(cfg, Box::new(Scripted::new(values))),
+        now: Instant::now(),
+    }
+}
+
+fn mpc_flags(r: &TcpRepr) -> Option<MpCapableFlags> {
+    mptcp_of(r).iter().find_map(|o| match o {
+        MptcpOption::MpCapable(m) => Some(m.flags),
+        _ => None,
+    })
+}
+
+/// The third ACK with the kernel's keys, for a server whose SYN/ACK was `synack`.
+fn third_ack(synack: &TcpRepr) -> TcpRepr {
+    let mut ack = ack_template(1001, synack.seq.0.wrapping_add(1));
+    ack.options
+        .push_mptcp(mpc(MpCapableKeys::Ack {
+            sender_key: CLIENT_KEY,
+            receiver_key: SERVER_KEY,
+        }))
+        .unwrap();
+    ack
+}
+
+#[test]
+fn syn_ack_carries_c_only_when_the_server_announces() {
+    let (_p, plain) = server_after_syn(&[SERVER_KEY]);
+    let flags = mpc_flags(&plain).expect("MP_CAPABLE in the SYN/ACK");
+    assert!(!flags.contains(MpCapableFlags::C), "no announce, no C");
+
+    let mut p = announcing_server(&[SERVER_KEY]);
+    p.send(CLIENT, SERVER, &syn_template(), &[]);
+    let synack = p.recv_one();
+    let flags = mpc_flags(&synack).expect("MP_CAPABLE in the SYN/ACK");
+    assert!(flags.contains(MpCapableFlags::C), "announcing: C set");
+    assert!(flags.contains(MpCapableFlags::H));
+
+    // A client that came in at the announced address may join it there: no C.
+    let mut p = announcing_server(&[SERVER_KEY]);
+    let mut syn = syn_template();
+    syn.dst_port = 6001;
+    p.send(CLIENT, ANNOUNCED, &syn, &[]);
+    let synack = p.recv_one();
+    let flags = mpc_flags(&synack).expect("MP_CAPABLE in the SYN/ACK");
+    assert!(
+        !flags.contains(MpCapableFlags::C),
+        "at the announced address: no C"
+    );
+}
+
+#[test]
+fn add_addr_follows_establishment_with_a_valid_hmac() {
+    let mut p = announcing_server(&[SERVER_KEY]);
+    p.send(CLIENT, SERVER, &syn_template(), &[]);
+    let synack = p.recv_one();
+    assert!(
+        !mptcp_of(&synack)
+            .iter()
+            .any(|o| matches!(o, MptcpOption::AddAddr(_))),
+        "no ADD_ADDR before the client's key is known"
+    );
+    p.send(CLIENT, SERVER, &third_ack(&synack), &[]);
+    // Right after the third ACK, with no data or timer in between.
+    let out = p.recv();
+    let add = out
+        .iter()
+        .find_map(|s| {
+            mptcp_of(&s.2).into_iter().find_map(|o| match o {
+                MptcpOption::AddAddr(a) => Some(a),
+                _ => None,
+            })
+        })
+        .unwrap_or_else(|| panic!("ADD_ADDR right after the third ACK: {out:#?}"));
+    let announced = sa(ANNOUNCED);
+    assert_eq!(
+        (add.addr_id, add.addr, add.port),
+        (1, announced.ip(), Some(6001))
+    );
+    let hmac = add.hmac.expect("ADD_ADDR carries an HMAC");
+    assert!(verify_add_addr_hmac(
+        SERVER_KEY,
+        CLIENT_KEY,
+        1,
+        announced.ip(),
+        Some(6001),
+        hmac
+    ));
+}
+
+#[test]
+fn a_join_at_the_shared_address_is_refused_and_counted_under_c() {
+    let mut p = announcing_server(&[SERVER_KEY, 0, 77, JOIN_SERVER_NONCE as u64]);
+    p.send(CLIENT, SERVER, &syn_template(), &[]);
+    let synack = p.recv_one();
+    p.send(CLIENT, SERVER, &third_ack(&synack), &[]);
+    let _ = p.recv();
+    // The right token, at the shared (initial) address: refused.
+    p.send(CLIENT_CELL, SERVER, &join_syn(0xf67bddb8), &[]);
+    let rst = p.recv_one();
+    assert!(rst.flags.contains(TcpFlags::RST));
+    assert!(
+        mptcp_of(&rst).iter().any(|o| matches!(
+            o,
+            MptcpOption::MpTcpRst(MpTcpRst {
+                reason: TcpRstReason::AdministrativelyProhibited,
+                ..
+            })
+        )),
+        "{rst:#?}"
+    );
+    let st = p.ep.stats();
+    assert_eq!((st.joins_rejected, st.joins_rejected_unannounced), (1, 1));
+    // The same join at the announced address is answered.
+    let mut join = join_syn(0xf67bddb8);
+    join.dst_port = 6001;
+    p.send(CLIENT_CELL, ANNOUNCED, &join, &[]);
+    let out = p.recv();
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].2.flags.contains(TcpFlags::SYN | TcpFlags::ACK));
+    assert!(matches!(
+        mptcp_of(&out[0].2)[0],
+        MptcpOption::MpJoin(MpJoin::SynAck { .. })
+    ));
+    assert_eq!(p.ep.stats().joins_rejected, 1, "nothing more refused");
+}
+
+#[test]
+fn a_join_behind_a_nat_arrives_at_its_announced_port() {
+    let mut p = announcing_server(&[SERVER_KEY, 0, 77, JOIN_SERVER_NONCE as u64]);
+    // A balancer rewrites ANNOUNCED to this host's own address, port kept.
+    p.ep.announce(1, sa(ANNOUNCED), sa("0.0.0.0:6001"));
+    p.send(CLIENT, SERVER, &syn_template(), &[]);
+    let synack = p.recv_one();
+    p.send(CLIENT, SERVER, &third_ack(&synack), &[]);
+    let _ = p.recv();
+    let mut join = join_syn(0xf67bddb8);
+    join.dst_port = 6001;
+    p.send(CLIENT_CELL, "10.31.1.2:6001", &join, &[]);
+    let out = p.recv_one();
+    assert!(
+        out.flags.contains(TcpFlags::SYN | TcpFlags::ACK),
+        "{out:#?}"
+    );
+    assert_eq!(p.ep.stats().joins_rejected, 0);
+}
+
+/// A client whose server set C, established, with a cellular path as well.
+fn client_under_c() -> (Peer, ConnectionHandle, u32, u32) {
+    let mut c = Peer::client(&[CLIENT_KEY, 999]);
+    let h = c.ep.connect(
+        c.now,
+        None,
+        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(CLIENT)),
+        sa(SERVER),
+    );
+    let _syn = c.recv_one();
+    let mut sa_ = syn_template();
+    sa_.src_port = 5499;
+    sa_.dst_port = 54258;
+    sa_.flags = TcpFlags::SYN | TcpFlags::ACK;
+    sa_.seq = SeqNum(5555);
+    sa_.ack = SeqNum(1000);
+    sa_.options.mptcp.clear();
+    sa_.options
+        .push_mptcp(MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            flags: MpCapableFlags::H | MpCapableFlags::C,
+            keys: MpCapableKeys::SynAck {
+                sender_key: SERVER_KEY,
+            },
+        }))
+        .unwrap();
+    c.send(SERVER, CLIENT, &sa_, &[]);
+    let _third = c.recv_one();
+    c.send(SERVER, CLIENT, &server_ack(5556, 1000), &[]);
+    let _ = c.recv();
+    let now = c.now;
+    c.ep.add_path(
+        now,
+        h,
+        PathSpec::new(PathId::new(2), InterfaceKind::Cellular, sa(CLIENT_CELL)),
+    );
+    c.events();
+    (c, h, 5556, 1000)
+}
+
+#[test]
+fn under_c_the_client_never_joins_the_initial_address_and_joins_announced_from_every_path() {
+    let (mut c, _h, seq, ack) = client_under_c();
+    let out = c.recv();
+    assert!(
+        out.iter().all(|s| !s.2.flags.contains(TcpFlags::SYN)),
+        "no join to the initial address under C: {out:#?}"
+    );
+    c.advance(Duration::from_secs(3));
+    assert!(c.recv().iter().all(|s| !s.2.flags.contains(TcpFlags::SYN)));
+
+    let announced = sa(ANNOUNCED);
+    let hmac = add_addr_hmac(SERVER_KEY, CLIENT_KEY, 1, announced.ip(), Some(6001));
+    let mut add = ack_template(seq, ack);
+    add.src_port = 5499;
+    add.dst_port = 54258;
+    add.options
+        .push_mptcp(MptcpOption::AddAddr(AddAddr {
+            addr_id: 1,
+            addr: announced.ip(),
+            port: Some(6001),
+            hmac: Some(hmac),
+        }))
+        .unwrap();
+    c.send(SERVER, CLIENT, &add, &[]);
+    let out = c.recv();
+    let mut joins: Vec<(SocketAddr, SocketAddr)> = out
+        .iter()
+        .filter(|s| s.2.flags.contains(TcpFlags::SYN))
+        .map(|s| (s.0, s.1))
+        .collect();
+    joins.sort();
+    assert_eq!(
+        joins,
+        vec![(sa(CLIENT), announced), (sa(CLIENT_CELL), announced)],
+        "one join from each local path, both to the announced address"
+    );
+}
+
+#[test]
+fn under_c_losing_the_first_path_before_add_addr_is_reported() {
+    let (mut c, h, _, _) = client_under_c();
+    let _ = c.recv();
+    let now = c.now;
+    c.ep.remove_path(now, h, PathId::new(1));
+    let ev = c.events();
+    assert!(
+        ev.contains(&Event::Closed(CloseError::InitialPathLost)),
+        "{ev:?}"
+    );
+    let out = c.recv();
+    assert!(
+        out.iter().all(|s| !s.2.flags.contains(TcpFlags::SYN)),
+        "nothing to join: {out:#?}"
+    );
+}

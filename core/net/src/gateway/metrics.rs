@@ -196,6 +196,19 @@ pub fn render(workers: &[WorkerView]) -> String {
         census_sum(&|c| c.endpoint.joins_rejected),
     );
     e.family(
+        "braid_gateway_joins_refused_shared_total",
+        "counter",
+        "Of the joins refused, those that arrived at an address the gateway does not \
+         announce (the shared address). With --announce the C flag tells clients not to \
+         join there, so this stays 0; without it, these are joins for connections another \
+         instance or worker owns.",
+    )
+    .sample(
+        "braid_gateway_joins_refused_shared_total",
+        &[],
+        census_sum(&|c| c.endpoint.joins_rejected_unannounced),
+    );
+    e.family(
         "braid_gateway_drained_total",
         "counter",
         "Connections still open when a drain's timeout ran out, closed by the gateway.",

@@ -19,6 +19,10 @@ pub enum CloseError {
     Aborted,
     /// The peer broke the protocol in a way that cannot be recovered from.
     ProtocolViolation(&'static str),
+    /// The server forbade joins to the address the connection was opened to (the C flag)
+    /// and the initial subflow died before the server announced another address: nothing
+    /// is left to join. Reconnecting is the way on.
+    InitialPathLost,
 }
 
 impl std::fmt::Display for CloseError {
@@ -30,6 +34,9 @@ impl std::fmt::Display for CloseError {
             CloseError::TimedOut => f.write_str("connection timed out: no path left"),
             CloseError::Aborted => f.write_str("connection aborted"),
             CloseError::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
+            CloseError::InitialPathLost => f.write_str(
+                "the first path died before the server announced an address to join: reconnect",
+            ),
         }
     }
 }

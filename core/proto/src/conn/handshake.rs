@@ -204,6 +204,8 @@ impl Connection {
             Some((k, flags)) => {
                 self.set_remote_key(k);
                 self.checksum = self.cfg.checksum || flags.contains(MpCapableFlags::A);
+                // C: the server takes joins only at the addresses it announces.
+                self.paths.initial_join_denied = flags.contains(MpCapableFlags::C);
             }
             None if self.cfg.allow_fallback => self.fall_back_at_start(idx),
             None => {

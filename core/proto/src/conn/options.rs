@@ -137,9 +137,15 @@ impl Connection {
                     }));
                 }
             } else if self.mode.reads_options() && self.mode.fallback().is_none() {
+                let mut flags = flags;
                 let keys = if e.sf.state == State::SynSent {
                     MpCapableKeys::Syn
                 } else {
+                    // C: "do not join my source address" when the server announces its
+                    // own (RFC 8684 §3.1; docs/ARCHITECTURE.md, "Announce and the C flag").
+                    if self.paths.initial_join_denied {
+                        flags.insert(MpCapableFlags::C);
+                    }
                     MpCapableKeys::SynAck {
                         sender_key: self.keys.local,
                     }

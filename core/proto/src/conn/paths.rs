@@ -186,6 +186,14 @@ impl Connection {
         self.fully_established || self.role == Role::Server
     }
 
+    /// Client under the C flag with no announced address yet: once the initial subflow is
+    /// gone no subflow can ever be opened again, so waiting for one is pointless.
+    pub(crate) fn nothing_to_join(&self) -> bool {
+        self.role == Role::Client
+            && self.paths.initial_join_denied
+            && self.paths.remote_count() == 0
+    }
+
     /// ADD_ADDR from the peer: authenticate, echo, remember, maybe join.
     pub(crate) fn on_add_addr(&mut self, now: Instant, a: &AddAddr) {
         let Some(remote_key) = self.keys.remote else {
@@ -275,6 +283,11 @@ impl Connection {
     /// Announces one of our addresses to the peer (ADD_ADDR).
     pub fn announce_address(&mut self, id: u8, addr: SocketAddr) {
         self.paths.signals.announce(id, addr);
+    }
+
+    /// Server side: the SYN/ACK carries C, so the client joins only announced addresses.
+    pub(crate) fn deny_initial_join(&mut self) {
+        self.paths.initial_join_denied = true;
     }
 
     /// Withdraws an announced address (REMOVE_ADDR).

@@ -457,6 +457,10 @@ impl Connection {
         }
         // No subflow left, not even one still connecting (a new one stops the timer).
         let any_live = self.subflows.iter().any(|e| !e.sf.is_closed());
+        if !any_live && self.nothing_to_join() {
+            self.close(CloseError::InitialPathLost);
+            return;
+        }
         if !any_live && !self.timers.is_set(Timer::NoPath) {
             self.timers
                 .set(Timer::NoPath, now + self.cfg.no_path_timeout);

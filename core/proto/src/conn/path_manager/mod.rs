@@ -183,6 +183,11 @@ pub(crate) struct PathManager {
     remotes: Vec<RemoteAddr>,
     /// ADD_ADDR / REMOVE_ADDR signalling.
     pub(crate) signals: AddrSignals,
+    /// The MP_CAPABLE "C" flag of the server's SYN/ACK (RFC 8684 §3.1): no join goes to
+    /// the address the connection was opened to, only to announced ones. A server sets it
+    /// when it announces an address of its own (docs/ARCHITECTURE.md, "Announce and the
+    /// C flag").
+    pub(crate) initial_join_denied: bool,
     next_local_id: u8,
     /// The path carrying data under handover and interactive service.
     active: Option<PathId>,
@@ -219,6 +224,7 @@ impl PathManager {
             locals: Vec::new(),
             remotes: Vec::new(),
             signals: AddrSignals::default(),
+            initial_join_denied: false,
             next_local_id: 0,
             active: None,
             switched_at: None,

@@ -10,7 +10,6 @@ impl PathManager {
     pub(super) fn open_subflows(&mut self, now: Instant, facts: &ConnFacts, view: &[SubflowView]) {
         let live = view.iter().filter(|v| !v.closed).count();
         let mut budget = facts.max_subflows.saturating_sub(live);
-        let first_local = self.locals.first().map(|p| p.spec.id);
         let remotes = self.remotes.len();
         for li in 0..self.locals.len() {
             let lp = &self.locals[li];
@@ -25,18 +24,18 @@ impl PathManager {
                 continue;
             }
             let backup = self.wants_backup(lp);
-            for ri in 0..=remotes {
-                let (rid, raddr) = match ri {
-                    0 => (0, facts.initial_remote),
+            // Under the C flag the initial address takes no joins (its subflow, if any, is
+            // the initial one); announced addresses are joined from every local path, so
+            // each path has a subflow that does not depend on the initial one.
+            let first = usize::from(self.initial_join_denied);
+            for ri in first..=remotes {
+                let raddr = match ri {
+                    0 => facts.initial_remote,
                     _ if !facts.join_announced => break,
-                    _ => (self.remotes[ri - 1].id, self.remotes[ri - 1].addr),
+                    _ => self.remotes[ri - 1].addr,
                 };
                 if budget == 0 {
                     return;
-                }
-                // Announced addresses are joined from the first local path only.
-                if rid != 0 && first_local != Some(lp.spec.id) {
-                    continue;
                 }
                 if raddr.is_ipv4() != lp.spec.local.is_ipv4() {
                     continue;

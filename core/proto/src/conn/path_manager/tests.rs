@@ -328,7 +328,7 @@ fn paths_without_a_subflow_get_one_and_a_closed_one_waits_for_its_backoff() {
 }
 
 #[test]
-fn an_announced_address_is_joined_from_the_first_path_and_forgotten_when_withdrawn() {
+fn an_announced_address_is_joined_from_every_path_and_forgotten_when_withdrawn() {
     let t0 = Instant::now();
     let (mut pm, mut view) = on_wifi(Policy::new(ServiceType::Handover), t0);
     let announced: SocketAddr = "203.0.113.2:443".parse().unwrap();
@@ -345,10 +345,40 @@ fn an_announced_address_is_joined_from_the_first_path_and_forgotten_when_withdra
             _ => None,
         })
         .collect();
-    assert_eq!(joins, vec![(WIFI, announced)]);
+    assert_eq!(joins, vec![(WIFI, announced), (CELL, announced)]);
     assert!(pm.remote_known(5));
     pm.handle(t0, PmEvent::RemoveAddr(vec![5]), &mut view);
     assert!(!pm.remote_known(5));
     pm.decide(t0, &facts(), &mut view, true);
     assert_eq!(drain(&mut pm), vec![], "nothing left to join");
+}
+
+#[test]
+fn under_c_the_initial_address_takes_no_join_and_announced_ones_do() {
+    let t0 = Instant::now();
+    let mut pm = PathManager::new(&Policy::new(ServiceType::Aggregate));
+    pm.initial_join_denied = true;
+    // Only the initial subflow, on WiFi; cellular came up later.
+    let mut view = vec![subflow(0, WIFI, t0)];
+    pm.handle(t0, PmEvent::InterfaceAvailable(spec(WIFI)), &mut view);
+    pm.handle(t0, PmEvent::InterfaceAvailable(spec(CELL)), &mut view);
+    pm.decide(t0, &facts(), &mut view, true);
+    let opens = |pm: &mut PathManager| -> Vec<(PathId, SocketAddr)> {
+        drain(pm)
+            .into_iter()
+            .filter_map(|a| match a {
+                PmAction::OpenSubflow { path, remote, .. } => Some((path, remote)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(opens(&mut pm), vec![], "no join to the initial address");
+    let announced: SocketAddr = "203.0.113.2:7001".parse().unwrap();
+    let event = PmEvent::AddAddr {
+        id: 1,
+        addr: announced,
+    };
+    pm.handle(t0, event, &mut view);
+    pm.decide(t0, &facts(), &mut view, true);
+    assert_eq!(opens(&mut pm), vec![(WIFI, announced), (CELL, announced)]);
 }
