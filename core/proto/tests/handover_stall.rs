@@ -118,13 +118,22 @@ fn with_the_os_event_cellular_takes_over_without_a_slow_start_loss() {
 }
 
 #[test]
-fn a_silent_wifi_stalls_the_receiver_less_than_the_kernel() {
-    // The kernel's MPTCP stalls 0.64-1.1 s here on the namespace testbed (BENCHMARKS.md).
+fn the_first_round_trip_on_cellular_carries_what_the_receiver_misses() {
+    // The sender learns what arrived over WiFi an ACK's trip late (10 ms of 40 Mbit/s, about
+    // 50 kB), so the reinjected data starts with bytes the receiver already has. From its
+    // initial window (14.6 kB) cellular's first round trip carried only those: 91 ms with
+    // the OS event (upload), 154 ms without.
     for dir in [Dir::Download, Dir::Upload] {
+        let stall = worst(dir, Failure::OsEvent);
+        assert!(
+            stall <= Duration::from_millis(70),
+            "{dir:?}, OS event: longest stall {stall:?}"
+        );
+        // Silent: the sender first needs about two RTTs of silence to call WiFi dead.
         let stall = worst(dir, Failure::Silent);
         assert!(
-            stall <= Duration::from_millis(200),
-            "{dir:?}: longest stall {stall:?}"
+            stall <= Duration::from_millis(130),
+            "{dir:?}, silent: longest stall {stall:?}"
         );
     }
 }

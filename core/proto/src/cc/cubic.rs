@@ -247,6 +247,10 @@ impl CongestionControl for Cubic {
         self.w_max = 0.0;
     }
 
+    fn take_over(&mut self, window: u64) -> bool {
+        self.w.take_over(window)
+    }
+
     fn set_mss(&mut self, mss: u64) {
         self.w.set_mss(mss);
     }
