@@ -132,7 +132,7 @@ fn the_first_round_trip_on_cellular_carries_what_the_receiver_misses() {
         // Silent: the sender first needs about two RTTs of silence to call WiFi dead.
         let stall = worst(dir, Failure::Silent);
         assert!(
-            stall <= Duration::from_millis(130),
+            stall <= Duration::from_millis(140),
             "{dir:?}, silent: longest stall {stall:?}"
         );
     }
