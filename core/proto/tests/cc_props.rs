@@ -177,3 +177,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_takeover_raises_only_a_first_slow_start_window() {
+    let now = std::time::Instant::now();
+    for alg in Algorithm::ALL {
+        // An idle backup: the initial window (10 segments) grows to the takeover's 40.
+        let mut cc = alg.build(1000, now);
+        assert_eq!(cc.window(), 10_000, "{alg}");
+        assert!(cc.take_over(40_000), "{alg}");
+        assert_eq!(cc.window(), 40_000, "{alg}");
+        assert!(cc.in_slow_start(), "{alg}: still probing from there");
+        // Never shrinks it.
+        assert!(!cc.take_over(20_000), "{alg}");
+        assert_eq!(cc.window(), 40_000, "{alg}");
+        // A path that already met congestion keeps what it learnt.
+        let mut cc = alg.build(1000, now);
+        cc.on_congestion_event(now, 10_000);
+        let after_loss = cc.window();
+        assert!(!cc.take_over(40_000), "{alg}");
+        assert_eq!(cc.window(), after_loss, "{alg}");
+        let mut cc = alg.build(1000, now);
+        cc.on_retransmission_timeout(now);
+        assert!(!cc.take_over(40_000), "{alg}");
+        assert_eq!(cc.window(), 1000, "{alg}");
+    }
+}

@@ -132,6 +132,17 @@ impl Aimd {
         first
     }
 
+    /// The subflow takes over data another path had in flight (docs/ARCHITECTURE.md,
+    /// "Handing traffic over"): during its first slow start (no loss, no delay exit yet)
+    /// the window may start at `window` instead of the initial one. Returns whether it grew.
+    pub(crate) fn take_over(&mut self, window: u64) -> bool {
+        if self.ssthresh != u64::MAX || self.cwnd >= window {
+            return false;
+        }
+        self.set_cwnd(window);
+        true
+    }
+
     pub(crate) fn set_mss(&mut self, mss: u64) {
         self.mss = clamp_mss(mss);
         if self.pristine {

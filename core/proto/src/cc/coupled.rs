@@ -146,6 +146,10 @@ impl CongestionControl for Lia {
         self.carry = 0.0;
     }
 
+    fn take_over(&mut self, window: u64) -> bool {
+        self.w.take_over(window)
+    }
+
     fn set_mss(&mut self, mss: u64) {
         self.w.set_mss(mss);
     }
@@ -279,6 +283,10 @@ impl CongestionControl for Olia {
         if self.w.timeout(0.5) {
             self.on_loss();
         }
+    }
+
+    fn take_over(&mut self, window: u64) -> bool {
+        self.w.take_over(window)
     }
 
     fn set_mss(&mut self, mss: u64) {

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use super::aimd::Aimd;
-use super::hystart::HyStart;
-use super::{Ack, CongestionControl, Coupling, window_from_f64};
+use super::hystart::{HyStart, drained_window};
+use super::{Ack, CongestionControl, Coupling, minimum_window, window_from_f64};
 
 /// RFC 9438 §5: C = 0.4 segments/s³.
 pub(crate) const C: f64 = 0.4;
@@ -44,6 +44,9 @@ pub struct Cubic {
     /// Start of the current run of application-limited ACKs in congestion avoidance; that
     /// time is cut out of t (RFC 9438 §5.8), or the curve would leap ahead after idling.
     app_limited_since: Option<Instant>,
+    /// The window when HyStart ended slow start (before the drain), restored if that exit
+    /// turns out spurious.
+    exit_window: Option<u64>,
 }
 
 impl Cubic {
@@ -59,6 +62,7 @@ impl Cubic {
             w_est: 0.0,
             carry: 0.0,
             app_limited_since: None,
+            exit_window: None,
         }
     }
 
@@ -167,6 +171,7 @@ impl Cubic {
         };
         self.cwnd_prior = cwnd;
         self.hystart.disable();
+        self.exit_window = None;
     }
 }
 
@@ -182,11 +187,23 @@ impl CongestionControl for Cubic {
     fn on_ack(&mut self, ack: &Ack, _coupling: &Coupling<'_>) {
         if self.w.in_slow_start() {
             if self.hystart.on_sample(ack.now, ack.rtt_sample) {
-                // A queue is building: congestion avoidance from the current window.
+                // A queue is building: congestion avoidance from the window without the
+                // queue the late delay signal let build (cc/hystart.rs).
+                let cwnd = self.w.cwnd;
+                let drained = match (self.hystart.base_min(), ack.rtt_sample) {
+                    (Some(base), Some(rtt)) => drained_window(cwnd, base, rtt),
+                    _ => cwnd,
+                };
+                self.w.set_cwnd(drained.max(minimum_window(self.w.mss)));
                 self.w.ssthresh = self.w.cwnd;
+                self.exit_window = Some(cwnd);
             }
         } else if self.hystart.exit_was_spurious(ack.now, ack.rtt_sample) {
-            // That "queue" was a pause: back to slow start, no congestion stage to resume.
+            // That "queue" was a pause: back to slow start from where it was left, no
+            // congestion stage to resume.
+            if let Some(w) = self.exit_window.take() {
+                self.w.set_cwnd(self.w.cwnd.max(w));
+            }
             self.w.ssthresh = u64::MAX;
             self.epoch = None;
             self.w_max = 0.0;
@@ -221,12 +238,17 @@ impl CongestionControl for Cubic {
             self.cwnd_prior = before;
         }
         self.hystart.disable();
+        self.exit_window = None;
         self.carry = 0.0;
         self.app_limited_since = None;
         // The next congestion-avoidance stage starts afresh: W_max = the window then, K = 0
         // (RFC 9438 §4.8).
         self.epoch = None;
         self.w_max = 0.0;
+    }
+
+    fn take_over(&mut self, window: u64) -> bool {
+        self.w.take_over(window)
     }
 
     fn set_mss(&mut self, mss: u64) {

@@ -1,6 +1,15 @@
 //! Leaving the first slow start before the queue overflows (the delay signal of HyStart and
 //! RFC 9406, applied per sample), and going back to it when that was a false alarm.
 //!
+//! The delay signal comes a round late: the samples that end slow start belong to segments
+//! sent when the window was up to half of what it is now, so a window kept at the exit is
+//! up to twice what filled the queue that far. With a drop-tail buffer of one BDP (the
+//! cellular links of docs/ARCHITECTURE.md, "Targets") that overshoot fills the buffer, and
+//! the first congestion-avoidance steps lose a burst that the receiver sees as a stall of a
+//! full-queue round trip. So the exit also drains: the window is scaled by the lowest RTT
+//! over the exiting sample (`drained_window`), which leaves at least the path's BDP in flight
+//! (the link stays busy) and removes the queue the late signal let build.
+//!
 //! RFC 9406 compares each round's minimum RTT with the previous round's, which notices a
 //! standing queue only a round after it formed: one window doubling too late for the
 //! one-BDP buffers of mobile links, so slow start still ends in a burst of losses. Here eight
@@ -70,6 +79,11 @@ impl HyStart {
         false
     }
 
+    /// The lowest RTT seen while watching.
+    pub(crate) fn base_min(&self) -> Option<Duration> {
+        self.base_min
+    }
+
     /// Feeds one ACK's RTT sample after a delay exit; true when the exit was spurious and
     /// slow start should resume (the watch then starts over).
     pub(crate) fn exit_was_spurious(&mut self, now: Instant, sample: Option<Duration>) -> bool {
@@ -97,6 +111,18 @@ impl HyStart {
         }
         false
     }
+}
+
+/// The window to continue with after a delay exit at `cwnd`, when the exiting sample was
+/// `rtt` against a lowest RTT of `base`: `cwnd × base / rtt`, so the queue the sample saw is
+/// not kept standing; never below half the window (the cut is a drain, not a loss response)
+/// nor above it.
+pub(crate) fn drained_window(cwnd: u64, base: Duration, rtt: Duration) -> u64 {
+    if rtt.is_zero() || base >= rtt {
+        return cwnd;
+    }
+    let scaled = cwnd as u128 * base.as_nanos() / rtt.as_nanos();
+    u64::try_from(scaled).unwrap_or(cwnd).clamp(cwnd / 2, cwnd)
 }
 
 /// RFC 9406's delay threshold for a lowest RTT of `base`.
@@ -132,6 +158,16 @@ mod tests {
 
     const SS: fn(&mut HyStart, Instant, Option<Duration>) -> bool = HyStart::on_sample;
     const CA: fn(&mut HyStart, Instant, Option<Duration>) -> bool = HyStart::exit_was_spurious;
+
+    #[test]
+    fn the_exit_drains_the_queue_the_late_signal_let_build() {
+        // 60 ms path, exit on a 75 ms sample: a fifth of the window was queue.
+        assert_eq!(drained_window(300_000, 60 * MS, 75 * MS), 240_000);
+        // Never more than half (a delay spike is not a loss), never a growth.
+        assert_eq!(drained_window(300_000, 60 * MS, 600 * MS), 150_000);
+        assert_eq!(drained_window(300_000, 60 * MS, 50 * MS), 300_000);
+        assert_eq!(drained_window(300_000, 60 * MS, Duration::ZERO), 300_000);
+    }
 
     #[test]
     fn eight_high_samples_in_a_row_end_slow_start() {

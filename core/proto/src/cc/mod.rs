@@ -132,6 +132,12 @@ pub trait CongestionControl: Send + std::fmt::Debug {
     fn on_congestion_event(&mut self, now: Instant, in_flight: u64);
     /// The retransmission timer expired.
     fn on_retransmission_timeout(&mut self, now: Instant);
+    /// The subflow, idle until now, takes over `window` bytes another path had in flight
+    /// (a handover): in its first slow start the window starts there rather than at the
+    /// initial window, so the first round trip carries what the receiver is missing and not
+    /// only data it already has. The pacer spreads it over the RTT. Returns whether the
+    /// window grew.
+    fn take_over(&mut self, window: u64) -> bool;
     /// The path MSS changed (or was negotiated).
     fn set_mss(&mut self, mss: u64);
     /// OLIA's inter-loss byte count; other algorithms report 0.

@@ -44,6 +44,10 @@ impl CongestionControl for Reno {
         self.w.timeout(0.5);
     }
 
+    fn take_over(&mut self, window: u64) -> bool {
+        self.w.take_over(window)
+    }
+
     fn set_mss(&mut self, mss: u64) {
         self.w.set_mss(mss);
     }

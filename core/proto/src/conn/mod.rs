@@ -479,6 +479,7 @@ impl Connection {
             self.stats.bytes_reinjected += r.end - r.start;
             self.reinject.insert(r);
         }
+        self.warm_takeover();
     }
 
     #[allow(clippy::too_many_arguments)]

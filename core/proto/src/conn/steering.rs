@@ -24,6 +24,8 @@ pub struct PathQuality {
 
 /// Unacknowledged data up to this size counts as a small, latency-critical write.
 const SMALL_WRITE: u64 = 16 * 1024;
+/// How many initial windows an idle subflow taking over reinjected data may start with.
+const TAKEOVER_WINDOWS: u64 = 4;
 /// Shortest silence that counts as unresponsive, whatever the RTT.
 const UNRESPONSIVE_MIN: Duration = Duration::from_millis(60);
 
@@ -49,6 +51,8 @@ impl Connection {
                 self.on_subflow_closed(now, i);
             }
         }
+        // Their data was queued for reinjection as they closed.
+        self.warm_takeover();
         self.run_path_manager(now, Some(PmEvent::InterfaceLost(id)), None);
     }
 
@@ -187,6 +191,7 @@ impl Connection {
                 PmAction::CloseSubflow { index, abort } => {
                     if abort {
                         self.abort_subflow(now, index);
+                        self.warm_takeover();
                     } else {
                         self.subflows[index].sf.close();
                     }
@@ -308,6 +313,27 @@ impl Connection {
         self.queue_reinjection(ranges);
     }
 
+    /// Another path's data was just queued for reinjection: idle subflows that may take it
+    /// start with a window that covers the queue, up to `TAKEOVER_WINDOWS` initial windows
+    /// (docs/ARCHITECTURE.md, "Handing traffic over"). The old path's sender learns what
+    /// arrived only an ACK's trip late, so the reinjection starts with data the receiver
+    /// already has; from an initial window the first round trip of the new path would carry
+    /// only that. Only subflows with an RTT sample, which the pacer spreads the window over.
+    pub(crate) fn warm_takeover(&mut self) {
+        let bytes = self.reinject.covered();
+        if bytes == 0 {
+            return;
+        }
+        for e in &mut self.subflows {
+            if !e.usable() || e.sf.in_flight() > 0 || e.sf.has_lost() || !e.sf.has_rtt_sample() {
+                continue;
+            }
+            let mss = e.sf.effective_mss() as u64;
+            let cap = crate::cc::initial_window(mss) * TAKEOVER_WINDOWS;
+            e.sf.cc.take_over(bytes.min(cap));
+        }
+    }
+
     /// Earliest time a silent subflow would be declared dead.
     pub(crate) fn dead_subflow_deadline(&self) -> Option<std::time::Instant> {
         let dead_after = self.paths.policy().dead_after;
@@ -350,6 +376,9 @@ impl Connection {
         for &i in dead.iter().rev() {
             self.subflows[i].sf.abort();
             self.on_subflow_closed(now, i);
+        }
+        if !dead.is_empty() {
+            self.warm_takeover();
         }
     }
 
