@@ -9,7 +9,7 @@
 
 mod deadlines;
 mod half_open;
-pub(crate) mod hash;
+pub mod hash;
 
 use crate::conn::{Connection, ConnectionConfig, EndpointEvent, Event, Role, SubflowId, Transmit};
 use crate::frame::Framing;

@@ -1,7 +1,8 @@
 //! Hashing for the endpoint's maps, cheaper than std's SipHash, which cost about 9 % of the
 //! engine's instructions per segment (issue 20; BENCHMARKS.md, "Engine cost").
 //!
-//! Two kinds of key, two hashers (docs/ARCHITECTURE.md, "Cheap lookups"):
+//! Two kinds of key, two hashers (docs/ARCHITECTURE.md, "Cheap lookups"); the runtime's
+//! driver uses them too:
 //! - [`HandleMap`]: connection handles, which this endpoint counts up itself. Nobody outside
 //!   picks them, so one multiplication spreads them well enough.
 //! - [`KeyedState`]: keys a peer chooses (4-tuples, source addresses, tokens it sends). A
@@ -23,20 +24,25 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 }
 
 /// A map whose keys a peer may choose, hashed with a random key of its own.
-pub(crate) type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
+pub type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
 
 /// A map keyed by connection handle.
-pub(crate) type HandleMap<V> = HashMap<ConnectionHandle, V, BuildHasherDefault<HandleHasher>>;
+pub type HandleMap<V> = HashMap<ConnectionHandle, V, BuildHasherDefault<HandleHasher>>;
 
-/// Hashes locally assigned integers (connection handles) with one folded multiplication.
+/// Hashes integers this host assigns (connection handles, its own sequence numbers) with
+/// one folded multiplication. Not for keys a peer chooses: use [`KeyedState`].
 #[derive(Default)]
-pub(crate) struct HandleHasher(u64);
+pub struct HandleHasher(u64);
 
 impl Hasher for HandleHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.write_u64(b as u64);
         }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
     }
 
     fn write_u64(&mut self, n: u64) {
@@ -50,14 +56,14 @@ impl Hasher for HandleHasher {
 
 /// Builds [`KeyedHasher`]s with this endpoint's secret key.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct KeyedState {
+pub struct KeyedState {
     k0: u64,
     k1: u64,
 }
 
 impl KeyedState {
     /// A state keyed with `k0` and `k1` (random words, for maps a peer fills).
-    pub(crate) fn new(k0: u64, k1: u64) -> Self {
+    pub fn new(k0: u64, k1: u64) -> Self {
         Self { k0, k1: k1 | 1 }
     }
 }
@@ -87,7 +93,7 @@ impl BuildHasher for KeyedState {
 
 /// A keyed multiply-and-fold hash: each word is mixed into the accumulator with the secret
 /// multiplier (see [`KeyedState`]).
-pub(crate) struct KeyedHasher {
+pub struct KeyedHasher {
     acc: u64,
     key: u64,
 }
