@@ -12,9 +12,10 @@
 
 use crate::event::ConnectionEvent;
 use crate::gso_guard::GsoGuard;
+use braid_proto::endpoint::hash::{HandleMap, KeyedMap};
 use braid_proto::{CloseError, ConnectionHandle, Endpoint, Event, PathId};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -210,14 +211,14 @@ pub struct DriverStats {
 
 pub(crate) struct State {
     pub ep: Endpoint,
-    socks: HashMap<SockId, PathSock>,
-    route: HashMap<SocketAddr, SockId>,
+    socks: KeyedMap<SockId, PathSock>,
+    route: KeyedMap<SocketAddr, SockId>,
     /// Sockets bound to an unspecified address, by port.
-    route_port: HashMap<u16, SockId>,
+    route_port: KeyedMap<u16, SockId>,
     next_sock: SockId,
     /// Last path id handed to an interface without an OS index (starts above real indexes).
     last_path_id: u32,
-    pub conns: HashMap<ConnectionHandle, ConnRt>,
+    pub conns: HandleMap<ConnRt>,
     pub incoming: VecDeque<ConnectionHandle>,
     pub incoming_waker: Option<Waker>,
     /// Accepted connections waiting for the application, at most.
@@ -255,12 +256,12 @@ impl Shared {
         Arc::new(Self {
             state: Mutex::new(State {
                 ep,
-                socks: HashMap::new(),
-                route: HashMap::new(),
-                route_port: HashMap::new(),
+                socks: Default::default(),
+                route: Default::default(),
+                route_port: Default::default(),
                 next_sock: 1,
                 last_path_id: 1 << 16,
-                conns: HashMap::new(),
+                conns: Default::default(),
                 incoming: VecDeque::new(),
                 incoming_waker: None,
                 backlog,
@@ -639,13 +640,8 @@ impl Driver {
         }
         let now = Instant::now();
         let batched = b.segs > 1;
-        let mut verdict = None;
-        for d in b.buf[..b.len].chunks(b.seg.max(1)) {
-            if let Some(v) = st.gso_guard.on_sent(now, b.key, d, batched) {
-                verdict = Some(v);
-            }
-        }
-        let Some(v) = verdict else {
+        let datagrams = b.buf[..b.len].chunks(b.seg.max(1));
+        let Some(v) = st.gso_guard.on_sent_batch(now, b.key, datagrams, batched) else {
             return;
         };
         let (local, remote) = b.key;

@@ -15,7 +15,9 @@
 //! falls back to one datagram per send call, for good (GSO only saves CPU; losing it never
 //! costs correctness).
 
+use braid_proto::endpoint::hash::{HandleHasher, KeyedMap};
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -74,7 +76,8 @@ impl Verdict {
 #[derive(Debug)]
 struct Flow {
     /// Sequence number of each data datagram in flight -> it went in a batch.
-    seqs: HashMap<u32, bool>,
+    /// Our own sequence numbers: hashed cheaply (nobody else picks them).
+    seqs: HashMap<u32, bool, BuildHasherDefault<HandleHasher>>,
     batched: Count,
     single: Count,
     off: bool,
@@ -84,9 +87,9 @@ struct Flow {
 /// Per (local, remote) flow health of GSO batches.
 #[derive(Debug, Default)]
 pub(crate) struct GsoGuard {
-    flows: HashMap<(SocketAddr, SocketAddr), Flow>,
+    flows: KeyedMap<(SocketAddr, SocketAddr), Flow>,
     /// Verdicts per local address; at `LOCAL_VERDICTS` the address sends unbatched.
-    locals: HashMap<SocketAddr, u32>,
+    locals: KeyedMap<SocketAddr, u32>,
     last_sweep: Option<Instant>,
 }
 
@@ -102,6 +105,7 @@ impl GsoGuard {
 
     /// Records one sent TCP-in-UDP datagram. Returns the verdict when this send made the
     /// guard turn GSO off for the flow (once per flow).
+    #[cfg(test)]
     pub(crate) fn on_sent(
         &mut self,
         now: Instant,
@@ -109,13 +113,27 @@ impl GsoGuard {
         datagram: &[u8],
         batched: bool,
     ) -> Option<Verdict> {
-        let seq = data_seq(datagram)?;
+        self.on_sent_batch(now, key, [datagram], batched)
+    }
+
+    /// Records the TCP-in-UDP datagrams of one send call (one flow looked up per batch, not
+    /// per datagram). Returns the verdict when they made the guard turn GSO off for the flow
+    /// (once per flow).
+    pub(crate) fn on_sent_batch<'a>(
+        &mut self,
+        now: Instant,
+        key: (SocketAddr, SocketAddr),
+        datagrams: impl IntoIterator<Item = &'a [u8]>,
+        batched: bool,
+    ) -> Option<Verdict> {
+        let mut seqs = datagrams.into_iter().filter_map(data_seq).peekable();
+        seqs.peek()?;
         if self.local_off(&key.0) {
             return None;
         }
         self.sweep(now);
         let flow = self.flows.entry(key).or_insert_with(|| Flow {
-            seqs: HashMap::new(),
+            seqs: HashMap::default(),
             batched: Count::default(),
             single: Count::default(),
             off: false,
@@ -125,42 +143,44 @@ impl GsoGuard {
         if flow.off {
             return None;
         }
-        if flow.seqs.len() >= MAX_TRACKED {
-            // Bounded memory: older history goes; what follows is judged afresh.
-            flow.seqs.clear();
-        }
-        if let Some(first_batched) = flow.seqs.insert(seq, batched) {
-            if first_batched {
-                flow.batched.lost += 1;
+        for seq in seqs {
+            if flow.seqs.len() >= MAX_TRACKED {
+                // Bounded memory: older history goes; what follows is judged afresh.
+                flow.seqs.clear();
+            }
+            if let Some(first_batched) = flow.seqs.insert(seq, batched) {
+                if first_batched {
+                    flow.batched.lost += 1;
+                } else {
+                    flow.single.lost += 1;
+                }
+            }
+            if batched {
+                flow.batched.sent += 1;
             } else {
-                flow.single.lost += 1;
+                flow.single.sent += 1;
             }
-        }
-        if batched {
-            flow.batched.sent += 1;
-        } else {
-            flow.single.sent += 1;
-        }
-        if flow.batched.sent + flow.single.sent > WINDOW {
-            for c in [&mut flow.batched, &mut flow.single] {
-                c.sent /= 2;
-                c.lost /= 2;
+            if flow.batched.sent + flow.single.sent > WINDOW {
+                for c in [&mut flow.batched, &mut flow.single] {
+                    c.sent /= 2;
+                    c.lost /= 2;
+                }
             }
-        }
-        let (b, s) = (flow.batched, flow.single);
-        let broken = b.lost >= MIN_BATCHED_LOSSES
-            && b.share() >= BROKEN_SHARE
-            && s.share() * SINGLE_ADVANTAGE <= b.share();
-        if broken {
-            flow.off = true;
-            flow.seqs = HashMap::new();
-            let n = self.locals.entry(key.0).or_insert(0);
-            *n += 1;
-            return Some(Verdict {
-                batched: b,
-                single: s,
-                whole_local: *n == LOCAL_VERDICTS,
-            });
+            let (b, s) = (flow.batched, flow.single);
+            let broken = b.lost >= MIN_BATCHED_LOSSES
+                && b.share() >= BROKEN_SHARE
+                && s.share() * SINGLE_ADVANTAGE <= b.share();
+            if broken {
+                flow.off = true;
+                flow.seqs = HashMap::default();
+                let n = self.locals.entry(key.0).or_insert(0);
+                *n += 1;
+                return Some(Verdict {
+                    batched: b,
+                    single: s,
+                    whole_local: *n == LOCAL_VERDICTS,
+                });
+            }
         }
         None
     }

@@ -9,6 +9,7 @@
 
 mod deadlines;
 mod half_open;
+pub mod hash;
 
 use crate::conn::{Connection, ConnectionConfig, EndpointEvent, Event, Role, SubflowId, Transmit};
 use crate::frame::Framing;
@@ -21,7 +22,8 @@ use crate::wire::{
 };
 use deadlines::Deadlines;
 use half_open::HalfOpen;
-use std::collections::{HashMap, VecDeque};
+use hash::{HandleMap, KeyedMap};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -150,7 +152,7 @@ const MAX_QUEUED_COOKIES: usize = 256;
 pub struct Endpoint {
     cfg: EndpointConfig,
     rng: Box<dyn Random>,
-    conns: HashMap<ConnectionHandle, Slot>,
+    conns: HandleMap<Slot>,
     /// Each connection's earliest timer.
     deadlines: Deadlines,
     /// Connections the application may have changed through `connection_mut` or that sent
@@ -159,8 +161,8 @@ pub struct Endpoint {
     /// Server connections still in their handshake.
     half_open: HalfOpen,
     next_handle: u64,
-    by_tuple: HashMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
-    by_token: HashMap<u32, ConnectionHandle>,
+    by_tuple: KeyedMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
+    by_token: KeyedMap<u32, ConnectionHandle>,
     /// RSTs to send for segments that matched nothing (or refused joins).
     rsts: VecDeque<(SocketAddr, SocketAddr, TcpRepr)>,
     /// Connections that may have something to send, in round-robin order.
@@ -185,13 +187,13 @@ impl Endpoint {
             last_cookie_at: None,
             cfg,
             rng,
-            conns: HashMap::new(),
+            conns: HandleMap::default(),
             deadlines: Deadlines::default(),
             touched: Vec::new(),
             half_open: HalfOpen::default(),
             next_handle: 1,
-            by_tuple: HashMap::new(),
-            by_token: HashMap::new(),
+            by_tuple: KeyedMap::default(),
+            by_token: KeyedMap::default(),
             rsts: VecDeque::new(),
             ready: VecDeque::new(),
             events: VecDeque::new(),
@@ -884,7 +886,7 @@ impl Endpoint {
 
 /// Applies what connection `h` said about its address pairs to the demultiplexer.
 fn route(
-    by_tuple: &mut HashMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
+    by_tuple: &mut KeyedMap<(SocketAddr, SocketAddr), (ConnectionHandle, SubflowId)>,
     h: ConnectionHandle,
     ev: EndpointEvent,
 ) {

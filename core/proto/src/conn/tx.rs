@@ -316,7 +316,7 @@ impl Connection {
         let hdr = self.framing.header_len(&repr);
         let len = (mss as u64)
             .min(avail)
-            .min(room)
+            .min(e.sf.segment_room(mss as u64))
             .min(buf.len().saturating_sub(hdr) as u64)
             .min(u16::MAX as u64 - 1) as u32;
         if len == 0 {

@@ -4,14 +4,15 @@
 //! sit idle.
 
 use super::ConnectionHandle;
-use std::collections::{BTreeSet, HashMap};
+use super::hash::HandleMap;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// One deadline per connection, ordered by time.
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
     order: BTreeSet<(Instant, ConnectionHandle)>,
-    of: HashMap<ConnectionHandle, Instant>,
+    of: HandleMap<Instant>,
     /// The first entry of `order`, kept so that reading it costs nothing.
     earliest: Option<Instant>,
 }

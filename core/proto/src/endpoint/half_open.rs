@@ -3,14 +3,16 @@
 //! pressure").
 
 use super::ConnectionHandle;
-use std::collections::{HashMap, VecDeque};
+use super::hash::{HandleMap, KeyedMap};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 #[derive(Debug, Default)]
 pub(crate) struct HalfOpen {
     /// Each half-open connection with its source address.
-    members: HashMap<ConnectionHandle, IpAddr>,
-    by_source: HashMap<IpAddr, usize>,
+    members: HandleMap<IpAddr>,
+    /// Keyed: the peer picks its source address.
+    by_source: KeyedMap<IpAddr, usize>,
     /// Oldest first; entries no longer half-open are skipped (and dropped) lazily.
     fifo: VecDeque<ConnectionHandle>,
 }

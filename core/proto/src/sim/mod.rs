@@ -31,8 +31,8 @@ mod node;
 pub mod toy;
 mod trace;
 
+use crate::endpoint::hash::KeyedMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -97,10 +97,10 @@ pub struct Sim<N: Node> {
     now: Instant,
     seed: u64,
     nodes: Vec<NodeSlot<N>>,
-    owners: HashMap<IpAddr, NodeId>,
+    owners: KeyedMap<IpAddr, NodeId>,
     links: Vec<Link>,
     ends: Vec<(IpAddr, IpAddr)>,
-    routes: HashMap<(IpAddr, IpAddr), LinkId>,
+    routes: KeyedMap<(IpAddr, IpAddr), LinkId>,
     agenda: Agenda<N>,
     dirty: Vec<NodeId>,
     /// Payload buffers of delivered or dropped packets, reused for the next transmits.
@@ -124,10 +124,10 @@ impl<N: Node> Sim<N> {
             now: start,
             seed,
             nodes: Vec::new(),
-            owners: HashMap::new(),
+            owners: KeyedMap::default(),
             links: Vec::new(),
             ends: Vec::new(),
-            routes: HashMap::new(),
+            routes: KeyedMap::default(),
             agenda: Agenda::new(),
             dirty: Vec::new(),
             free_buffers: Vec::new(),

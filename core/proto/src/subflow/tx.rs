@@ -69,6 +69,24 @@ impl Subflow {
         cwnd_room.min(wnd_room)
     }
 
+    /// How many bytes the next new segment may carry, for a full segment of `full` bytes:
+    /// with any room left in the congestion window, a whole segment (as a stack counting
+    /// its window in packets sends one), so a window that is not a multiple of the segment
+    /// size does not cut the stream into short segments for good, each costing as much to
+    /// build, send, receive and acknowledge as a full one (issue 20). The congestion window
+    /// is overshot by less than one segment; the peer's window never is.
+    pub fn segment_room(&self, full: u64) -> u64 {
+        if !self.accepts_new_data() {
+            return 0;
+        }
+        let cwnd_room = self.cc.window().saturating_sub(self.sent.in_flight);
+        if cwnd_room == 0 {
+            return 0;
+        }
+        let wnd_room = self.peer_wnd_edge.saturating_sub(self.snd_nxt);
+        cwnd_room.max(full).min(wnd_room)
+    }
+
     /// Room in the congestion window for a retransmission.
     pub(crate) fn retransmit_room(&self) -> u64 {
         self.cc.window().saturating_sub(self.sent.in_flight)
