@@ -30,12 +30,13 @@ fn main() -> ExitCode {
         Some("gateway-rate") => gateway_rate::run(&args[1..]),
         Some("gateway-idle") => gateway_idle::run(&args[1..]),
         Some("idle-clients") => gateway_idle::helper(&args[1..]),
+        Some("rate-clients") => gateway_rate::helper(&args[1..]),
         _ => Err(
             "usage: braid-bench cpu [--bytes N] [--repeats N] [--markdown]\n       \
              braid-bench attack [--seconds N] [--repeats N] [--bytes N] [--rate N] \
              [--syn-rate N] [--markdown]\n       \
              braid-bench gateway-rate --braid PATH [--workers 1,2] [--seconds N] \
-             [--concurrency N] [--repeats N] [--markdown]\n       \
+             [--concurrency N] [--clients N] [--repeats N] [--bulk N] [--markdown]\n       \
              braid-bench gateway-idle --braid PATH [--connections 1000,10000] [--paths N] \
              [--bulk-bytes N] [--markdown]"
                 .into(),

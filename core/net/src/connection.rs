@@ -188,14 +188,23 @@ impl ConnRef {
     }
 
     fn events(&self) -> Events {
-        let st = self.shared.lock();
+        let mut st = self.shared.lock();
         // Subscribing and copying the history under the same lock the driver sends under:
         // no event is missed or seen twice.
-        let (rx, backlog) = match st.conns.get(&self.h) {
-            Some(rt) => (rt.events.subscribe(), rt.history.clone()),
+        let (rx, backlog) = match st.conns.get_mut(&self.h) {
+            Some(rt) => (rt.subscribe(), rt.history.clone()),
             None => (tokio::sync::broadcast::channel(1).1, Default::default()),
         };
         Events { rx, backlog }
+    }
+
+    /// The events so far (the last 64), without subscribing.
+    fn event_history(&self) -> Vec<ConnectionEvent> {
+        let st = self.shared.lock();
+        st.conns
+            .get(&self.h)
+            .map(|rt| rt.history.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn stats(&self) -> ConnectionStats {
@@ -520,6 +529,12 @@ impl OwnedWriteHalf {
     /// The connection's counters (engine and paths).
     pub fn stats(&self) -> ConnectionStats {
         self.inner.stats()
+    }
+
+    /// The connection's events so far (the last 64), without subscribing: a subscription
+    /// costs the connection a channel for as long as it lives.
+    pub fn event_history(&self) -> Vec<ConnectionEvent> {
+        self.inner.event_history()
     }
 }
 

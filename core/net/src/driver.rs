@@ -32,6 +32,8 @@ pub(crate) type SockId = u64;
 
 /// Events kept per connection for late subscribers.
 const EVENT_HISTORY: usize = 64;
+/// Events a subscriber may fall behind by before it misses some.
+const EVENT_CHANNEL: usize = 256;
 
 /// Largest datagram the engine may produce (MSS 1460 + TCP-in-UDP header and options,
 /// with room to spare).
@@ -135,7 +137,9 @@ pub(crate) struct ConnRt {
     pub connect_waker: Option<Waker>,
     pub connected: bool,
     pub closed: Option<CloseError>,
-    pub events: broadcast::Sender<ConnectionEvent>,
+    /// Created by the first subscriber: a channel holds room for 256 events (about 22 KiB),
+    /// which an idle connection nobody listens to should not pay for.
+    events: Option<broadcast::Sender<ConnectionEvent>>,
     /// Every event so far (bounded): a subscriber that comes after `connect` returned, when
     /// the second path may already be up, still sees the whole story.
     pub history: std::collections::VecDeque<ConnectionEvent>,
@@ -159,7 +163,7 @@ impl ConnRt {
             connect_waker: None,
             connected: false,
             closed: None,
-            events: broadcast::channel(256).0,
+            events: None,
             history: std::collections::VecDeque::new(),
             app_held,
             pending_accept: false,
@@ -175,7 +179,16 @@ impl ConnRt {
             self.history.pop_front();
         }
         self.history.push_back(e.clone());
-        let _ = self.events.send(e);
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// A new subscription to the events from now on (see `history` for those before).
+    pub(crate) fn subscribe(&mut self) -> broadcast::Receiver<ConnectionEvent> {
+        self.events
+            .get_or_insert_with(|| broadcast::channel(EVENT_CHANNEL).0)
+            .subscribe()
     }
 
     fn wake_all(&mut self) {
@@ -721,17 +734,26 @@ impl Driver {
                 self.tx.segs += 1;
                 self.tx.closed = t.len < self.tx.seg;
             } else {
-                // Send what is batched, then start over with this datagram.
-                let mut full = std::mem::replace(&mut self.tx, Batch::new());
-                full.len = off;
-                self.tx.buf[..t.len].copy_from_slice(&full.buf[off..off + t.len]);
+                // Send what is batched, then start over with this datagram, moved to the
+                // front of the same buffer: a new buffer (64 KiB, zeroed) only when the
+                // socket keeps the old one. With many peers this happens on nearly every
+                // datagram.
+                self.tx.len = off;
+                let blocked = matches!(Self::send_batch(st, &self.tx), Sent::Blocked);
+                if blocked {
+                    let mut fresh = Batch::new();
+                    fresh.buf[..t.len].copy_from_slice(&self.tx.buf[off..off + t.len]);
+                    self.blocked = Some(std::mem::replace(&mut self.tx, fresh));
+                } else {
+                    self.tx.buf.copy_within(off..off + t.len, 0);
+                    self.tx.closed = false;
+                }
                 self.tx.key = key;
                 self.tx.seg = t.len;
                 self.tx.len = t.len;
                 self.tx.segs = 1;
                 max_segs = Self::max_segments(st, &key);
-                if let Sent::Blocked = Self::send_batch(st, &full) {
-                    self.blocked = Some(full);
+                if blocked {
                     return false;
                 }
                 continue;

@@ -728,7 +728,7 @@ impl Ctx {
         self.stats.relayed.fetch_add(1, Ordering::Relaxed);
         let relaying = GaugeGuard::new(&self.stats.relaying);
         let counts = relay::Counts::default();
-        let mut events = conn.events();
+        let mut events = Vec::new();
         let ending = relay::relay_until(
             conn,
             tcp,
@@ -737,12 +737,13 @@ impl Ctx {
             &counts,
             None,
             drain_ends(self.close_now.clone()),
+            Some(&mut events),
         )
         .await;
         drop(relaying);
         drop(permit);
         let mut gso = String::new();
-        while let Some(e) = events.try_recv() {
+        for e in events {
             if let ConnectionEvent::GsoDisabled { reason, .. } = e {
                 self.stats.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
                 gso = format!("; GSO off ({reason})");

@@ -6,6 +6,7 @@
 //! the other is reset: MP_FASTCLOSE on the Braid side, RST (zero linger) on the TCP side.
 
 use crate::connection::{Connection, Monitor};
+use crate::event::ConnectionEvent;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,8 +39,15 @@ enum PumpError {
     Write(io::Error),
 }
 
+/// Reads go first to a buffer of this size inside the pump (no allocation); the copy
+/// buffer is allocated only while reads fill it, that is while data flows.
+const SMALL_READ: usize = 1024;
+
 /// Copies until end of stream, then half-closes the writer. Adds what it copies to `count`
-/// and, when given, `total`.
+/// and, when given, `total`. The `buf_size` copy buffer exists only while data flows: it is
+/// allocated (not zeroed) when a read fills the small buffer, and freed when a read comes
+/// back small, so an idle relay holds no copy buffer (see docs/ARCHITECTURE.md, "Idle
+/// connections are cheap").
 async fn pump<R, W>(
     r: &mut R,
     w: &mut W,
@@ -51,17 +59,31 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; buf_size.max(1024)];
+    let buf_size = buf_size.max(SMALL_READ);
+    let mut small = [0u8; SMALL_READ];
+    let mut big: Vec<u8> = Vec::new();
     loop {
-        let n = r.read(&mut buf).await.map_err(PumpError::Read)?;
+        let flowing = big.capacity() > 0;
+        let n = if flowing {
+            big.clear();
+            r.read_buf(&mut big).await.map_err(PumpError::Read)?
+        } else {
+            r.read(&mut small).await.map_err(PumpError::Read)?
+        };
         if n == 0 {
             w.shutdown().await.map_err(PumpError::Write)?;
             return Ok(());
         }
-        w.write_all(&buf[..n]).await.map_err(PumpError::Write)?;
+        let data = if flowing { &big[..n] } else { &small[..n] };
+        w.write_all(data).await.map_err(PumpError::Write)?;
         count.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(t) = total {
             t.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if !flowing && n == SMALL_READ {
+            big = Vec::with_capacity(buf_size);
+        } else if flowing && n < SMALL_READ {
+            big = Vec::new();
         }
     }
 }
@@ -79,7 +101,7 @@ pub(crate) async fn relay(
     totals: Option<&Counts>,
 ) -> Ending {
     let never = std::future::pending();
-    match relay_until(conn, tcp, buf, idle, counts, totals, never).await {
+    match relay_until(conn, tcp, buf, idle, counts, totals, never, None).await {
         Some(ending) => ending,
         // `never` does not complete.
         None => Ending::Finished,
@@ -87,7 +109,10 @@ pub(crate) async fn relay(
 }
 
 /// [`relay`], and when `stop` completes first, both sides are reset and the answer is `None`
-/// (a draining gateway closing what is left).
+/// (a draining gateway closing what is left). With `history`, the Braid connection's events
+/// so far are left there at the end (read then rather than subscribed to for the whole
+/// relay: a subscription costs every connection a channel).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay_until(
     conn: Connection,
     tcp: TcpStream,
@@ -96,6 +121,7 @@ pub(crate) async fn relay_until(
     counts: &Counts,
     totals: Option<&Counts>,
     stop: impl std::future::Future<Output = ()>,
+    history: Option<&mut Vec<ConnectionEvent>>,
 ) -> Option<Ending> {
     let monitor = conn.monitor();
     let (mut br, mut bw) = conn.into_split();
@@ -158,6 +184,9 @@ pub(crate) async fn relay_until(
             }
         }
     };
+    if let Some(h) = history {
+        *h = bw.event_history();
+    }
     // `None`: both directions finished; `Some(None)`: stopped; `Some(Some(_))`: failed.
     match failure {
         None => Some(Ending::Finished),
@@ -171,5 +200,58 @@ pub(crate) async fn relay_until(
             drop(tr);
             ending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that hands out what it holds in reads of the sizes given, in turn (so the
+    /// pump sees small and full reads in any order), then end of stream.
+    struct Chunked {
+        data: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+    }
+
+    impl AsyncRead for Chunked {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let size = self.sizes[self.turn % self.sizes.len()];
+            self.turn += 1;
+            let n = size.min(buf.remaining()).min(self.data.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.data[at..at + n]);
+            self.at += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn pump_copies_everything_in_order_whatever_the_read_sizes() {
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        // Small reads, reads that fill the small buffer exactly (the copy buffer comes),
+        // large ones, and small again (it goes).
+        let sizes = vec![1, 300, SMALL_READ, 5000, 64 * 1024, 17, SMALL_READ, SMALL_READ, 3];
+        let mut r = Chunked {
+            data: data.clone(),
+            at: 0,
+            sizes,
+            turn: 0,
+        };
+        let mut out = Vec::new();
+        let count = AtomicU64::new(0);
+        let total = AtomicU64::new(0);
+        let res = pump(&mut r, &mut out, 16 * 1024, &count, Some(&total)).await;
+        assert!(res.is_ok());
+        assert_eq!(out.len(), data.len());
+        assert!(out == data, "bytes differ");
+        assert_eq!(count.load(Ordering::Relaxed), data.len() as u64);
+        assert_eq!(total.load(Ordering::Relaxed), data.len() as u64);
     }
 }
