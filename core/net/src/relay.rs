@@ -237,7 +237,17 @@ mod tests {
         let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
         // Small reads, reads that fill the small buffer exactly (the copy buffer comes),
         // large ones, and small again (it goes).
-        let sizes = vec![1, 300, SMALL_READ, 5000, 64 * 1024, 17, SMALL_READ, SMALL_READ, 3];
+        let sizes = vec![
+            1,
+            300,
+            SMALL_READ,
+            5000,
+            64 * 1024,
+            17,
+            SMALL_READ,
+            SMALL_READ,
+            3,
+        ];
         let mut r = Chunked {
             data: data.clone(),
             at: 0,
