@@ -75,7 +75,7 @@ impl Subflow {
     /// size does not cut the stream into short segments for good, each costing as much to
     /// build, send, receive and acknowledge as a full one (issue 20). The congestion window
     /// is overshot by less than one segment; the peer's window never is.
-    pub fn segment_room(&self, full: u64) -> u64 {
+    pub(crate) fn segment_room(&self, full: u64) -> u64 {
         if !self.accepts_new_data() {
             return 0;
         }
