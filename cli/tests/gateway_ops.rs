@@ -382,42 +382,10 @@ fn joins_on_the_wrong_worker_are_refused_and_counted() {
         &["--workers", "2", "--metrics", "127.0.0.1:0"],
     );
     let at = metrics_addr(&gw);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let gw_addr = gw.addr;
-    let subflows = rt.block_on(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // Two paths from two loopback addresses: the join comes from another 4-tuple.
-        let client = braid::Client::builder()
-            .service(braid::ServiceType::Aggregate)
-            .interface(
-                braid::Interface::new(braid::InterfaceKind::Wifi)
-                    .with_local_addr([127, 0, 0, 1].into()),
-            )
-            .interface(
-                braid::Interface::new(braid::InterfaceKind::Cellular)
-                    .with_local_addr([127, 0, 0, 2].into()),
-            )
-            .build()
-            .unwrap();
-        let mut held = Vec::new();
-        for i in 0..12u8 {
-            let mut conn = client
-                .connect_via(gw_addr, &echo.to_string())
-                .await
-                .unwrap();
-            conn.write_all(&[i; 100]).await.unwrap();
-            let mut back = [0u8; 100];
-            conn.read_exact(&mut back).await.unwrap();
-            assert_eq!(back, [i; 100], "connection {i}: echo differs");
-            held.push(conn);
-        }
-        // Joins are answered (or refused) within a few round trips on loopback.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        held.iter().map(|c| c.stats().paths.len()).sum::<usize>()
-    });
+    let subflows: usize = echoed_two_path_connections(gw.addr, echo)
+        .iter()
+        .map(|c| c.paths.len())
+        .sum();
     let body = scrape_raw(at, "GET /metrics HTTP/1.1").1;
     let refused = value(&body, "braid_gateway_joins_refused_total");
     // 12 joins, each refused with probability 1/2: none refused is 1 in 4096.
@@ -455,50 +423,17 @@ fn with_announce_joins_from_every_path_reach_the_announced_port_and_none_is_refu
         ],
     );
     let at = metrics_addr(&gw);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let gw_addr = gw.addr;
-    let remotes = rt.block_on(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let client = braid::Client::builder()
-            .service(braid::ServiceType::Aggregate)
-            .interface(
-                braid::Interface::new(braid::InterfaceKind::Wifi)
-                    .with_local_addr([127, 0, 0, 1].into()),
-            )
-            .interface(
-                braid::Interface::new(braid::InterfaceKind::Cellular)
-                    .with_local_addr([127, 0, 0, 2].into()),
-            )
-            .build()
-            .unwrap();
-        let mut held = Vec::new();
-        for i in 0..12u8 {
-            let mut conn = client
-                .connect_via(gw_addr, &echo.to_string())
-                .await
-                .unwrap();
-            conn.write_all(&[i; 100]).await.unwrap();
-            let mut back = [0u8; 100];
-            conn.read_exact(&mut back).await.unwrap();
-            assert_eq!(back, [i; 100], "connection {i}: echo differs");
-            held.push(conn);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        held.iter()
-            .map(|c| {
-                let st = c.stats();
-                st.paths
-                    .iter()
-                    .map(|p| (p.local.unwrap(), p.remote.unwrap()))
-                    .collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>()
-    });
+    let remotes: Vec<Vec<_>> = echoed_two_path_connections(gw.addr, echo)
+        .iter()
+        .map(|st| {
+            st.paths
+                .iter()
+                .map(|p| (p.local.unwrap(), p.remote.unwrap()))
+                .collect()
+        })
+        .collect();
     for (i, paths) in remotes.iter().enumerate() {
-        let joins: Vec<_> = paths.iter().filter(|(_, r)| *r != gw_addr).collect();
+        let joins: Vec<_> = paths.iter().filter(|(_, r)| *r != gw.addr).collect();
         assert_eq!(joins.len(), 2, "connection {i}: {paths:?}");
         let port = joins[0].1.port();
         assert!(own.contains(&port), "connection {i}: {paths:?}");
@@ -523,4 +458,40 @@ fn with_announce_joins_from_every_path_reach_the_announced_port_and_none_is_refu
         value(&body, "braid_gateway_joins_refused_shared_total"),
         0.0
     );
+}
+
+/// Twelve connections through the gateway from a client with two paths on two loopback
+/// addresses (so a join comes from another 4-tuple), each checked with an echo; their stats
+/// once joins were answered (or refused: a few round trips on loopback).
+fn echoed_two_path_connections(gw: SocketAddr, echo: SocketAddr) -> Vec<braid::ConnectionStats> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let client = braid::Client::builder()
+            .service(braid::ServiceType::Aggregate)
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Wifi)
+                    .with_local_addr([127, 0, 0, 1].into()),
+            )
+            .interface(
+                braid::Interface::new(braid::InterfaceKind::Cellular)
+                    .with_local_addr([127, 0, 0, 2].into()),
+            )
+            .build()
+            .unwrap();
+        let mut held = Vec::new();
+        for i in 0..12u8 {
+            let mut conn = client.connect_via(gw, &echo.to_string()).await.unwrap();
+            conn.write_all(&[i; 100]).await.unwrap();
+            let mut back = [0u8; 100];
+            conn.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, [i; 100], "connection {i}: echo differs");
+            held.push(conn);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        held.iter().map(|c| c.stats()).collect()
+    })
 }

@@ -74,12 +74,7 @@ fn kernel_mptcp_client_joins_the_announced_address_of_a_raw_gateway() {
         .spawn_in(Side::Phone, move || {
             let mut s = kernel::mptcp_connect(None, gw)?;
             s.set_read_timeout(Some(TIMEOUT))?;
-            std::io::Write::write_all(&mut s, &braid::convert::encode_connect(target))?;
-            let mut header = [0u8; braid::convert::HEADER_LEN];
-            std::io::Read::read_exact(&mut s, &mut header)?;
-            let len = braid::convert::message_len(&header).map_err(std::io::Error::other)?;
-            let mut rest = vec![0u8; len - header.len()];
-            std::io::Read::read_exact(&mut s, &mut rest)?;
+            convert_handshake(&mut s, target)?;
             kernel_exchange(s, BYTES, TIMEOUT, |_| {})
         })
         .unwrap();

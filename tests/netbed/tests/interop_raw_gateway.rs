@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -22,18 +21,6 @@ const BYTES: u64 = 20_000_000;
 const GATEWAY_PORT: u16 = 5210;
 const TARGET: &str = "127.0.0.1:6010";
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Sends the Convert Connect message and reads the gateway's answer: Ok or its error code.
-fn convert_handshake(s: &mut TcpStream, target: SocketAddr) -> std::io::Result<convert::Message> {
-    s.write_all(&convert::encode_connect(target))?;
-    let mut header = [0u8; convert::HEADER_LEN];
-    s.read_exact(&mut header)?;
-    let len = convert::message_len(&header).map_err(std::io::Error::other)?;
-    let mut msg = header.to_vec();
-    msg.resize(len, 0);
-    s.read_exact(&mut msg[convert::HEADER_LEN..])?;
-    convert::decode(&msg).map_err(std::io::Error::other)
-}
 
 #[test]
 fn kernel_mptcp_client_through_the_raw_gateway() {

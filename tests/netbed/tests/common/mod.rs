@@ -403,3 +403,18 @@ impl LinkSamples {
         [b[0] - a[0], b[1] - a[1]]
     }
 }
+
+/// Sends the Convert Connect message and reads the gateway's answer: Ok or its error code.
+pub fn convert_handshake(
+    s: &mut TcpStream,
+    target: SocketAddr,
+) -> io::Result<braid::convert::Message> {
+    s.write_all(&braid::convert::encode_connect(target))?;
+    let mut header = [0u8; braid::convert::HEADER_LEN];
+    s.read_exact(&mut header)?;
+    let len = braid::convert::message_len(&header).map_err(io::Error::other)?;
+    let mut msg = header.to_vec();
+    msg.resize(len, 0);
+    s.read_exact(&mut msg[braid::convert::HEADER_LEN..])?;
+    braid::convert::decode(&msg).map_err(io::Error::other)
+}
