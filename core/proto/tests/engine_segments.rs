@@ -677,6 +677,11 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// A client established against the kernel's keys, ready to receive signalling.
 fn client_established() -> (Peer, ConnectionHandle, u32, u32) {
+    client_established_with(MpCapableFlags::H)
+}
+
+/// A client established against the kernel's keys, the server's SYN/ACK carrying `flags`.
+fn client_established_with(flags: MpCapableFlags) -> (Peer, ConnectionHandle, u32, u32) {
     let mut c = Peer::client(&[CLIENT_KEY, 999]);
     let h = c.ep.connect(
         c.now,
@@ -693,8 +698,12 @@ fn client_established() -> (Peer, ConnectionHandle, u32, u32) {
     sa_.ack = SeqNum(1000);
     sa_.options.mptcp.clear();
     sa_.options
-        .push_mptcp(mpc(MpCapableKeys::SynAck {
-            sender_key: SERVER_KEY,
+        .push_mptcp(MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            flags,
+            keys: MpCapableKeys::SynAck {
+                sender_key: SERVER_KEY,
+            },
         }))
         .unwrap();
     c.send(SERVER, CLIENT, &sa_, &[]);
@@ -1127,33 +1136,8 @@ fn a_join_behind_a_nat_arrives_at_its_announced_port() {
 
 /// A client whose server set C, established, with a cellular path as well.
 fn client_under_c() -> (Peer, ConnectionHandle, u32, u32) {
-    let mut c = Peer::client(&[CLIENT_KEY, 999]);
-    let h = c.ep.connect(
-        c.now,
-        None,
-        PathSpec::new(PathId::new(1), InterfaceKind::Wifi, sa(CLIENT)),
-        sa(SERVER),
-    );
-    let _syn = c.recv_one();
-    let mut sa_ = syn_template();
-    sa_.src_port = 5499;
-    sa_.dst_port = 54258;
-    sa_.flags = TcpFlags::SYN | TcpFlags::ACK;
-    sa_.seq = SeqNum(5555);
-    sa_.ack = SeqNum(1000);
-    sa_.options.mptcp.clear();
-    sa_.options
-        .push_mptcp(MptcpOption::MpCapable(MpCapable {
-            version: 1,
-            flags: MpCapableFlags::H | MpCapableFlags::C,
-            keys: MpCapableKeys::SynAck {
-                sender_key: SERVER_KEY,
-            },
-        }))
-        .unwrap();
-    c.send(SERVER, CLIENT, &sa_, &[]);
-    let _third = c.recv_one();
-    c.send(SERVER, CLIENT, &server_ack(5556, 1000), &[]);
+    let (mut c, h, seq, ack) = client_established_with(MpCapableFlags::H | MpCapableFlags::C);
+    c.send(SERVER, CLIENT, &server_ack(seq, ack), &[]);
     let _ = c.recv();
     let now = c.now;
     c.ep.add_path(
@@ -1162,7 +1146,7 @@ fn client_under_c() -> (Peer, ConnectionHandle, u32, u32) {
         PathSpec::new(PathId::new(2), InterfaceKind::Cellular, sa(CLIENT_CELL)),
     );
     c.events();
-    (c, h, 5556, 1000)
+    (c, h, seq, ack)
 }
 
 #[test]
